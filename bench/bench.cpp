@@ -1,0 +1,135 @@
+#include "bench/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <random>
+
+#include "bench/peers.h"
+#include "lmk/error.h"
+#include "lmk/half.h"
+#ifdef LMK_WITH_CUDA
+#include <cuda_runtime.h>
+#include "cuda/check.h"
+#endif
+
+namespace lmk::bench {
+
+std::vector<BenchCase>& bench_cases() {
+  static std::vector<BenchCase> cases;
+  return cases;
+}
+
+Context::Context(Device d, bool q) : device(d), quick(q) {
+  device_name = d.is_cpu() ? "cpu" : device_properties(d).name;
+  if (d.is_cuda()) {
+    stream = Stream::create(d);
+    int64_t l2 = device_properties(d).l2_bytes;
+    flush_ = Buffer(std::max<int64_t>(2 * l2, 1 << 20), d);
+  }
+  // Ceiling: a large device-to-device copy (host memcpy on the CPU), bytes read + written.
+  const int64_t bytes = d.is_cuda() ? (int64_t(1) << 30) : (int64_t(64) << 20);
+  Buffer a(bytes, d), b(bytes, d);
+  fill_random(a.view(DType::u32, {bytes / 4}), 99, 0, 4e9);
+  double us = time_us([&] { copy_bytes(b.data(), d, a.data(), d, bytes, stream); }, false);
+  copy_gbps = 2.0 * double(bytes) / (us * 1e3);
+}
+
+Context::~Context() = default;
+
+void Context::flush_l2() {
+#ifdef LMK_WITH_CUDA
+  if (device.is_cuda())
+    LMK_CUDA_CHECK(cudaMemsetAsync(flush_.data(), int(seed_++ & 0xff), size_t(flush_.bytes()),
+                                   static_cast<cudaStream_t>(stream.handle())));
+#endif
+}
+
+double Context::time_us(const std::function<void()>& fn, bool flush) {
+  const int warmup = 3, runs = quick ? 20 : 50;
+  std::vector<double> t;
+  if (device.is_cpu()) {
+    for (int i = 0; i < 1; ++i) fn();
+    for (int i = 0; i < (quick ? 5 : 20); ++i) {
+      auto t0 = std::chrono::steady_clock::now();
+      fn();
+      t.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+    }
+  } else {
+#ifdef LMK_WITH_CUDA
+    auto s = static_cast<cudaStream_t>(stream.handle());
+    cudaEvent_t e0, e1;
+    LMK_CUDA_CHECK(cudaEventCreate(&e0));
+    LMK_CUDA_CHECK(cudaEventCreate(&e1));
+    for (int i = 0; i < warmup; ++i) fn();
+    for (int i = 0; i < runs; ++i) {
+      if (flush) flush_l2();
+      LMK_CUDA_CHECK(cudaEventRecord(e0, s));
+      fn();
+      LMK_CUDA_CHECK(cudaEventRecord(e1, s));
+      LMK_CUDA_CHECK(cudaEventSynchronize(e1));
+      float ms = 0;
+      LMK_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+      t.push_back(ms * 1e3);
+    }
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+#endif
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+void Context::record(const std::string& op, const std::string& name, double us, double bytes, double flops,
+                     const char* peer_key) {
+  Measurement m;
+  m.op = op;
+  m.name = name;
+  m.us = us;
+  m.bytes = bytes;
+  m.flops = flops;
+  m.gbps = bytes / (us * 1e3);
+  m.tflops = flops / (us * 1e6);
+  m.pct_ceiling = flops > 0 ? 0 : 100.0 * m.gbps / copy_gbps;
+  std::string key = peer_key ? std::string(peer_key) : op + "/" + name;
+  if (device.is_cuda())
+    if (const Peer* p = find_peer(key)) {
+      m.peer_us = p->us;
+      m.peer = std::string(p->source);
+    }
+  results.push_back(m);
+}
+
+Buffer Context::empty(DType t, std::vector<int64_t> shape) { return Buffer(t, shape, device); }
+
+Buffer Context::random(DType t, std::vector<int64_t> shape, double lo, double hi) {
+  Buffer b(t, shape, device);
+  fill_random(b.tensor(), seed_++, lo, hi);
+  return b;
+}
+
+#ifndef LMK_WITH_CUDA
+void fill_random_cuda(const Tensor&, uint64_t, double, double) {}
+#else
+void fill_random_cuda(const Tensor& t, uint64_t seed, double lo, double hi);
+#endif
+
+void fill_random(const Tensor& t, uint64_t seed, double lo, double hi) {
+  if (t.device().is_cuda()) return fill_random_cuda(t, seed, lo, hi);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> dist(lo, hi);
+  const int64_t n = t.numel();
+  switch (t.dtype()) {
+    case DType::f32: for (int64_t i = 0; i < n; ++i) t.data_as<float>()[i] = float(dist(rng)); break;
+    case DType::f16: for (int64_t i = 0; i < n; ++i) t.data_as<uint16_t>()[i] = f32_to_f16_bits(float(dist(rng))); break;
+    case DType::bf16: for (int64_t i = 0; i < n; ++i) t.data_as<uint16_t>()[i] = f32_to_bf16_bits(float(dist(rng))); break;
+    case DType::i32: for (int64_t i = 0; i < n; ++i) t.data_as<int32_t>()[i] = int32_t(dist(rng)); break;
+    case DType::u32: for (int64_t i = 0; i < n; ++i) t.data_as<uint32_t>()[i] = uint32_t(dist(rng)); break;
+    default: {
+      auto* p = static_cast<unsigned char*>(t.data());
+      for (int64_t i = 0, nb = t.nbytes(); i < nb; ++i) p[i] = uint8_t(rng());
+    }
+  }
+}
+
+}  // namespace lmk::bench

@@ -1,0 +1,72 @@
+// Benchmark harness for `lmk bench`: device-event timing (warm-up, median of >= 20 runs, L2
+// flushed before each run), the copy-bandwidth ceiling measured in the same run, and each
+// case's ratio to the peer figure from ../shared/peers.md where one exists.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lmk/buffer.h"
+#include "lmk/device.h"
+
+namespace lmk::bench {
+
+struct Measurement {
+  std::string op, name;
+  double us = 0;          // median time
+  double bytes = 0;       // compulsory bytes moved (each input read once, each output written once)
+  double flops = 0;
+  double gbps = 0, tflops = 0;
+  double pct_ceiling = 0; // of copy bandwidth (memory-bound) or of the GEMM rate (compute-bound)
+  double peer_us = 0;     // 0 when no peer
+  std::string peer;       // which peer and where the figure came from
+};
+
+class Context {
+ public:
+  Context(Device d, bool quick);
+  ~Context();
+  Device device;
+  bool quick;
+  Stream stream;             // a created stream on CUDA; unused on CPU
+  double copy_gbps = 0;      // measured device copy bandwidth (read + write bytes)
+  std::string device_name;
+
+  // Median microseconds of fn over >= 20 timed runs after warm-up, L2 flushed before each.
+  double time_us(const std::function<void()>& fn, bool flush_l2 = true);
+  // Records a memory-bound (flops == 0) or compute-bound result; peer_key looks up peers.h.
+  void record(const std::string& op, const std::string& name, double us, double bytes, double flops = 0,
+              const char* peer_key = nullptr);
+  // Device buffer of random values (uniform in [lo, hi)) of the given dtype and shape.
+  Buffer random(DType t, std::vector<int64_t> shape, double lo = -1, double hi = 1);
+  Buffer empty(DType t, std::vector<int64_t> shape);
+  std::vector<Measurement> results;
+
+ private:
+  void flush_l2();
+  Buffer flush_;
+  uint64_t seed_ = 1234;
+};
+
+struct BenchCase {
+  std::string op;
+  std::string name;
+  bool quick = false;   // part of --quick
+  bool cpu = false;     // also run on the CPU backend (small shapes)
+  std::function<void(Context&)> run;
+};
+std::vector<BenchCase>& bench_cases();
+
+struct BenchRegistrar {
+  explicit BenchRegistrar(void (*add)(std::vector<BenchCase>&)) { add(bench_cases()); }
+};
+#define LMK_BENCHES(tag)                                                  \
+  static void lmk_benches_##tag(std::vector<::lmk::bench::BenchCase>&);    \
+  static ::lmk::bench::BenchRegistrar lmk_bench_registrar_##tag(&lmk_benches_##tag); \
+  static void lmk_benches_##tag(std::vector<::lmk::bench::BenchCase>& cases)
+
+// Fill a device tensor with uniform random values (CUDA kernel; host loop for the CPU).
+void fill_random(const Tensor& t, uint64_t seed, double lo, double hi);
+
+}  // namespace lmk::bench

@@ -1,0 +1,11 @@
+// Umbrella header: the whole public API.
+#pragma once
+#include "lmk/buffer.h"
+#include "lmk/device.h"
+#include "lmk/dtype.h"
+#include "lmk/elementwise.h"
+#include "lmk/error.h"
+#include "lmk/graph.h"
+#include "lmk/half.h"
+#include "lmk/registry.h"
+#include "lmk/tensor.h"

@@ -1,0 +1,65 @@
+// Shared CUDA helpers: float type mapping, 16-byte vector access, launch geometry.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "core/dispatch.h"
+#include "cuda/check.h"
+#include "lmk/device.h"
+
+namespace lmk::cuda {
+
+inline cudaStream_t stream_of(const Stream& s) { return static_cast<cudaStream_t>(s.handle()); }
+
+// Every float op runs through this: dtype -> float / __half / __nv_bfloat16.
+template <typename Fn>
+decltype(auto) dispatch_float(const char* op, DType t, Fn&& fn) {
+  return detail::dispatch_float<float, __half, __nv_bfloat16>(op, t, static_cast<Fn&&>(fn));
+}
+
+// Conversions in and out of the f32 compute type; stores round to nearest even.
+__device__ __forceinline__ float to_f32(float x) { return x; }
+__device__ __forceinline__ float to_f32(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 x) { return __bfloat162float(x); }
+template <typename T> __device__ __forceinline__ T from_f32(float x);
+template <> __device__ __forceinline__ float from_f32<float>(float x) { return x; }
+template <> __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half_rn(x); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+
+// N elements of T moved as one aligned vector access (N * sizeof(T) = 16 or 32 bytes).
+template <typename T, int N>
+struct alignas(sizeof(T) * N) Packed {
+  T v[N];
+};
+
+template <typename T, int N>
+__device__ __forceinline__ Packed<T, N> load_packed(const T* p) {
+  return *reinterpret_cast<const Packed<T, N>*>(p);
+}
+// Streaming load that bypasses L1 allocation (data read once).
+template <typename T, int N>
+__device__ __forceinline__ Packed<T, N> load_packed_stream(const T* p) {
+  static_assert(sizeof(Packed<T, N>) % 16 == 0);
+  Packed<T, N> r;
+  const int4* src = reinterpret_cast<const int4*>(p);
+  int4* dst = reinterpret_cast<int4*>(&r);
+#pragma unroll
+  for (int i = 0; i < int(sizeof(r) / 16); ++i) dst[i] = __ldcs(src + i);
+  return r;
+}
+template <typename T, int N>
+__device__ __forceinline__ void store_packed(T* p, const Packed<T, N>& v) {
+  *reinterpret_cast<Packed<T, N>*>(p) = v;
+}
+
+inline bool is_aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Number of SMs of the current device (cached).
+int sm_count();
+
+}  // namespace lmk::cuda
