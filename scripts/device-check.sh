@@ -10,7 +10,7 @@ BENCH_ARGS=${BENCH_ARGS:-}
 SANITIZE=${SANITIZE:-1}
 PEERS=${PEERS:-0}
 TESTS=${TESTS:-1}
-SAN_FILTER=${SAN_FILTER:-*}
+SAN_FILTER=${SAN_FILTER:-*_cuda_*}
 mkdir -p "$OUT"
 declare -a summary
 step() {  # step NAME LOG COMMAND...
@@ -33,9 +33,9 @@ if [ "$TESTS" = 1 ]; then
   grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -30
   if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer >/dev/null; then
     step memcheck memcheck.log compute-sanitizer --tool memcheck --error-exitcode 9 \
-      "$BUILD/tests/test_checks" --gtest_filter="*_cuda_*:${SAN_FILTER}" --gtest_brief=1
+      "$BUILD/tests/test_checks" --gtest_filter="${SAN_FILTER}" --gtest_brief=1
     step racecheck racecheck.log compute-sanitizer --tool racecheck --error-exitcode 9 \
-      "$BUILD/tests/test_checks" --gtest_filter="*_cuda_*:${SAN_FILTER}" --gtest_brief=1
+      "$BUILD/tests/test_checks" --gtest_filter="${SAN_FILTER}" --gtest_brief=1
     for t in "$BUILD"/tests/test_*; do
       [ -x "$t" ] && [ "$(basename "$t")" != test_checks ] || continue
       step "memcheck $(basename "$t")" "memcheck_$(basename "$t").log" compute-sanitizer --tool memcheck \
