@@ -5,6 +5,7 @@
 #   env: BUILD=build-gpu  BENCH_ARGS=""  SANITIZE=1  PEERS=0  TESTS=1  SAN_FILTER='*'
 set -uo pipefail
 OUT=${OUT:-$PWD/out}
+LOGS=$(mktemp -d)   # all logs; packed into $OUT/logs.tgz at the end (few files come back)
 BUILD=${BUILD:-build-gpu}
 BENCH_ARGS=${BENCH_ARGS:-}
 SANITIZE=${SANITIZE:-1}
@@ -12,25 +13,26 @@ PEERS=${PEERS:-0}
 TESTS=${TESTS:-1}
 SAN_FILTER=${SAN_FILTER:-*_cuda_*}
 mkdir -p "$OUT"
+trap 'tar czf "$OUT/logs.tgz" -C "$LOGS" . 2>/dev/null' EXIT
 declare -a summary
 step() {  # step NAME LOG COMMAND...
   local name=$1 log=$2; shift 2
   local t0=$SECONDS
-  "$@" >"$OUT/$log" 2>&1
+  "$@" >"$LOGS/$log" 2>&1
   local rc=$?
   summary+=("$(printf '%-22s %-6s %5ss  %s' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL:$rc)" $((SECONDS - t0)) "$log")")
   return $rc
 }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv >"$OUT/gpu.txt" 2>&1
-cat "$OUT/gpu.txt"
-step configure configure.log cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release || { tail -30 "$OUT/configure.log"; exit 1; }
-step build build.log cmake --build "$BUILD" -j "$(nproc)" || { grep -E "error|FAILED" -A5 "$OUT/build.log" | head -80; exit 1; }
-grep -E "spill|stack frame" "$OUT/build.log" | grep -v " 0 bytes spill" | sort | uniq | head -20 >"$OUT/spills.txt"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv >"$LOGS/gpu.txt" 2>&1
+cat "$LOGS/gpu.txt"
+step configure configure.log cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release || { tail -30 "$LOGS/configure.log"; exit 1; }
+step build build.log cmake --build "$BUILD" -j "$(nproc)" || { grep -E "error|FAILED" -A5 "$LOGS/build.log" | head -80; exit 1; }
+grep -E "spill|stack frame" "$LOGS/build.log" | grep -v " 0 bytes spill" | sort | uniq | head -20 >"$LOGS/spills.txt"
 
 if [ "$TESTS" = 1 ]; then
   step ctest ctest.log bash -c "cd $BUILD && ctest --output-on-failure -j 4 --timeout 600"
-  grep -E "tests passed|tests failed|Failed|\*\*\*" "$OUT/ctest.log" | head -30
+  grep -E "tests passed|tests failed|Failed|\*\*\*" "$LOGS/ctest.log" | head -30
   if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer >/dev/null; then
     step memcheck memcheck.log compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$BUILD/tests/test_checks" --gtest_filter="${SAN_FILTER}" --gtest_brief=1
@@ -38,21 +40,22 @@ if [ "$TESTS" = 1 ]; then
       "$BUILD/tests/test_checks" --gtest_filter="${SAN_FILTER}" --gtest_brief=1
     for t in "$BUILD"/tests/test_*; do
       [ -x "$t" ] && [ "$(basename "$t")" != test_checks ] || continue
+      "$t" --gtest_list_tests --gtest_filter='*Gpu*' | grep -q '^ ' || continue  # no GPU tests
       step "memcheck $(basename "$t")" "memcheck_$(basename "$t").log" compute-sanitizer --tool memcheck \
         --error-exitcode 9 "$t" --gtest_filter='*Gpu*' --gtest_brief=1
     done
-    tail -3 "$OUT"/memcheck.log "$OUT"/racecheck.log
+    for f in "$LOGS"/memcheck*.log "$LOGS"/racecheck.log; do echo "$(basename "$f"): $(grep -E "ERROR SUMMARY|RACECHECK SUMMARY" "$f" | tail -1)"; done
   fi
   step "lmk check" check.log "$BUILD/lmk" check --all
-  grep -E "FAIL|passed" "$OUT/check.log" | tail -20
+  grep -E "FAIL|passed" "$LOGS/check.log" | tail -20
 fi
 
 step "lmk bench" bench.log "$BUILD/lmk" bench --json "$OUT/bench.json" --tsv "$OUT/perf-latest.tsv" $BENCH_ARGS
-cat "$OUT/bench.log"
+cat "$LOGS/bench.log"
 if [ "$PEERS" = 1 ] && [ -f .peers/core_ops_peers.py ]; then
-  step "torch peers" peers.log env PYTHONUNBUFFERED=1 python3 .peers/core_ops_peers.py
-  cat "$OUT/peers.log"
+  step "torch peers" peers.log env PYTHONUNBUFFERED=1 OUT="$OUT" python3 .peers/core_ops_peers.py
+  cat "$LOGS/peers.log"
 fi
 echo
-echo "==== summary ($(head -2 "$OUT/gpu.txt" | tail -1)) ===="
+echo "==== summary ($(head -2 "$LOGS/gpu.txt" | tail -1)) ===="
 printf '%s\n' "${summary[@]}"
