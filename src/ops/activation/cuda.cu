@@ -1,0 +1,130 @@
+#include "cuda/map.cuh"
+#include "ops/activation/backend.h"
+
+namespace lmk::cuda {
+
+namespace {
+// f32 scalar forms (IEEE expf/tanhf and division: no fast-math intrinsics, spec core-ops §0).
+__device__ __forceinline__ float silu_f32(float g) { return g / (1.0f + expf(-g)); }
+
+__device__ __forceinline__ float gelu_f32(float x) {
+  float u = 0.7978845608028654f * (x + 0.044715f * (x * x * x));
+  u = fminf(fmaxf(u, -15.0f), 15.0f);
+  return 0.5f * x * (1.0f + tanhf(u));
+}
+
+template <typename T>
+struct SiluMulFn {  // (gate, up)
+  __device__ __forceinline__ T operator()(T g, T u) const { return from_f32<T>(silu_f32(to_f32(g)) * to_f32(u)); }
+};
+
+template <typename T>
+struct SigmoidMulFn {  // (x, gate)
+  __device__ __forceinline__ T operator()(T x, T g) const {
+    return from_f32<T>(to_f32(x) / (1.0f + expf(-to_f32(g))));
+  }
+};
+
+template <typename T, ActUnaryOp Op>
+struct UnaryFn {
+  __device__ __forceinline__ T operator()(T x) const {
+    if constexpr (Op == ActUnaryOp::silu) return from_f32<T>(silu_f32(to_f32(x)));
+    else return from_f32<T>(gelu_f32(to_f32(x)));
+  }
+};
+
+template <typename T>
+struct SoftcapFn {
+  float cap;
+  __device__ __forceinline__ T operator()(T x) const { return from_f32<T>(tanhf(to_f32(x) / cap) * cap); }
+};
+
+template <typename T>
+struct AddFn {
+  __device__ __forceinline__ T operator()(T a, T b) const { return from_f32<T>(to_f32(a) + to_f32(b)); }
+};
+
+// out[i, j] = lhs[i] * rhs[j]. Threads of a block form a (tx, ty) tile: x walks the row in vectors
+// of V floats (one 16-byte store each when V = 4), y walks rows, looping when the grid's y extent
+// (capped at 65535 blocks) does not cover every row. The rhs vector stays in registers across rows.
+template <int V>
+__global__ void __launch_bounds__(256)
+    outer_product_kernel(const float* __restrict__ lhs, const float* __restrict__ rhs, float* __restrict__ out,
+                         int64_t n, int64_t m) {
+  const int64_t j = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * V;
+  if (j >= m) return;
+  const Packed<float, V> r = load_packed<float, V>(rhs + j);
+  const int64_t row_step = int64_t(gridDim.y) * blockDim.y;
+  for (int64_t i = int64_t(blockIdx.y) * blockDim.y + threadIdx.y; i < n; i += row_step) {
+    const float l = lhs[i];
+    Packed<float, V> o;
+#pragma unroll
+    for (int k = 0; k < V; ++k) o.v[k] = l * r.v[k];
+    store_packed<float, V>(out + i * m + j, o);
+  }
+}
+
+template <int V>
+void launch_outer(const float* lhs, const float* rhs, float* out, int64_t n, int64_t m, cudaStream_t stream) {
+  constexpr int kThreads = 256;
+  const int64_t vecs = m / V;  // V divides m (checked by the caller)
+  int tx = 1;
+  while (tx < kThreads && tx < vecs) tx *= 2;
+  const int ty = kThreads / tx;
+  const dim3 block(unsigned(tx), unsigned(ty));
+  const dim3 grid(unsigned(ceil_div(vecs, tx)), unsigned(std::min<int64_t>(ceil_div(n, ty), 65535)));
+  outer_product_kernel<V><<<grid, block, 0, stream>>>(lhs, rhs, out, n, m);
+  LMK_LAUNCH_CHECK(outer_product_kernel);
+}
+}  // namespace
+
+void gated(ActGatedOp op, const Tensor& a, const Tensor& b, const Tensor& out, Stream& s) {
+  dispatch_float("activation", a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    Src<T> sa{a.data_as<T>()}, sb{b.data_as<T>()};
+    auto run = [&](auto fn) { launch_map(fn, out.data_as<T>(), a.numel(), stream_of(s), sa, sb); };
+    switch (op) {
+      case ActGatedOp::silu_mul: run(SiluMulFn<T>{}); break;
+      case ActGatedOp::sigmoid_mul: run(SigmoidMulFn<T>{}); break;
+    }
+  });
+}
+
+void unary(ActUnaryOp op, const Tensor& x, const Tensor& out, Stream& s) {
+  dispatch_float("activation", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    Src<T> sx{x.data_as<T>()};
+    auto run = [&](auto fn) { launch_map(fn, out.data_as<T>(), x.numel(), stream_of(s), sx); };
+    switch (op) {
+      case ActUnaryOp::silu: run(UnaryFn<T, ActUnaryOp::silu>{}); break;
+      case ActUnaryOp::gelu: run(UnaryFn<T, ActUnaryOp::gelu>{}); break;
+    }
+  });
+}
+
+void softcap(const Tensor& x, const Tensor& out, float cap, Stream& s) {
+  dispatch_float("softcap", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_map(SoftcapFn<T>{cap}, out.data_as<T>(), x.numel(), stream_of(s), Src<T>{x.data_as<T>()});
+  });
+}
+
+void add_bias_row_2d(const Tensor& a, const Tensor& bias, const Tensor& out, int64_t cols, Stream& s) {
+  dispatch_float("add_bias_row_2d", a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    launch_map(AddFn<T>{}, out.data_as<T>(), a.numel(), stream_of(s), Src<T>{a.data_as<T>()},
+               Src<T>{bias.data_as<T>(), cols});
+  });
+}
+
+void outer_product(const Tensor& lhs, const Tensor& rhs, const Tensor& out, Stream& s) {
+  const int64_t n = lhs.numel(), m = rhs.numel();
+  const float* pl = lhs.data_as<float>();
+  const float* pr = rhs.data_as<float>();
+  float* po = out.data_as<float>();
+  // 16-byte rows need m % 4 == 0 and 16-byte aligned rhs/out; anything else writes scalars.
+  if (m % 4 == 0 && is_aligned(pr, 16) && is_aligned(po, 16)) launch_outer<4>(pl, pr, po, n, m, stream_of(s));
+  else launch_outer<1>(pl, pr, po, n, m, stream_of(s));
+}
+
+}  // namespace lmk::cuda

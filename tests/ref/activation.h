@@ -1,0 +1,54 @@
+// fp64 references for the activation family, written from core-ops.md §3 and
+// training-and-vision.md §8 (outer_product) / §9 (add_bias_row_2d), independent of src/.
+#pragma once
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+namespace lmk::ref {
+
+inline double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
+
+// silu_mul: g / (1 + exp(-g)) * up.
+inline double silu_mul(double g, double up) { return g / (1.0 + std::exp(-g)) * up; }
+// sigmoid_mul: x * 1 / (1 + exp(-gate)).
+inline double sigmoid_mul(double x, double gate) { return x * sigmoid(gate); }
+// silu: x * 1 / (1 + exp(-x)).
+inline double silu(double x) { return x * sigmoid(x); }
+
+// gelu, tanh form with the tanh argument clamped to ±15 (u = NaN stays NaN).
+inline double gelu(double x) {
+  double u = 0.7978845608028654 * (x + 0.044715 * (x * x * x));
+  if (u > 15) u = 15;
+  if (u < -15) u = -15;
+  return 0.5 * x * (1.0 + std::tanh(u));
+}
+
+inline double softcap(double x, double cap) { return std::tanh(x / cap) * cap; }
+
+// Elementwise over two same-length vectors.
+template <typename F>
+std::vector<double> zip(const std::vector<double>& a, const std::vector<double>& b, F f) {
+  std::vector<double> y(a.size());
+  for (size_t i = 0; i < a.size(); ++i) y[i] = f(a[i], b[i]);
+  return y;
+}
+
+// out[i, j] = a[i, j] + bias[j] over a row-major [rows, cols].
+inline std::vector<double> add_bias_row_2d(const std::vector<double>& a, const std::vector<double>& bias) {
+  const size_t cols = bias.size();
+  std::vector<double> y(a.size());
+  for (size_t i = 0; i < a.size(); ++i) y[i] = a[i] + bias[i % cols];
+  return y;
+}
+
+// y[i, j] = lhs[i] * rhs[j], row-major [N, M].
+inline std::vector<double> outer_product(const std::vector<double>& lhs, const std::vector<double>& rhs) {
+  std::vector<double> y(lhs.size() * rhs.size());
+  for (size_t i = 0; i < lhs.size(); ++i)
+    for (size_t j = 0; j < rhs.size(); ++j) y[i * rhs.size() + j] = lhs[i] * rhs[j];
+  return y;
+}
+
+}  // namespace lmk::ref
