@@ -1,6 +1,6 @@
 // Elementwise map: out[i] = f(src0[i], src1[i], ...) over n elements, each input either the
-// same length as out or a row vector broadcast along rows (Src::cols). Each thread moves one
-// 16-byte vector of the narrowest type; unaligned views fall back to scalar access.
+// same length as out (Src) or a row vector broadcast along rows (RowSrc). Threads move 16-byte
+// vectors of the narrowest type; unaligned views fall back to scalar access.
 #pragma once
 #include <algorithm>
 
@@ -8,44 +8,77 @@
 
 namespace lmk::cuda {
 
+// An input indexed like the output.
 template <typename T>
 struct Src {
+  using type = T;
   const T* p;
-  int64_t cols = 0;  // 0: indexed like out; > 0: a [cols] row repeated over the rows of out
+  static constexpr bool kRow = false;
   template <int N>
-  __device__ __forceinline__ Packed<T, N> load(int64_t i) const {
-    return load_packed<T, N>(p + (cols ? i % cols : i));
-  }
-  __device__ __forceinline__ T at(int64_t i) const { return p[cols ? i % cols : i]; }
+  __device__ __forceinline__ Packed<T, N> load(int64_t i) const { return load_packed<T, N>(p + i); }
+  __device__ __forceinline__ T at(int64_t i) const { return p[i]; }
 };
 
-template <int N, typename F, typename Out, typename... In>
-__global__ void __launch_bounds__(256) map_kernel(F f, Out* __restrict__ out, int64_t n, Src<In>... src) {
-  const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * N;
-  if (i >= n) return;
-  if (i + N <= n) {
-    Packed<Out, N> o;
-    [&](auto... packs) {
+// A [cols] row repeated over the rows of the output (bias, residual row). Kept a separate type
+// so same-shape maps carry no 64-bit modulo.
+template <typename T>
+struct RowSrc {
+  using type = T;
+  const T* p;
+  int64_t cols;
+  static constexpr bool kRow = true;
+  template <int N>
+  __device__ __forceinline__ Packed<T, N> load(int64_t i) const { return load_packed<T, N>(p + i % cols); }
+  __device__ __forceinline__ T at(int64_t i) const { return p[i % cols]; }
+};
+
+template <typename S>
+int64_t row_cols(const S& s) {
+  if constexpr (S::kRow) return s.cols;
+  else return 0;
+}
+
+// Each thread handles kUnroll vectors spaced a block apart (coalesced), all loads issued
+// before the first store so several 16-byte requests are in flight per thread.
+constexpr int kMapThreads = 256;
+constexpr int kMapUnroll = 2;
+
+template <int N, typename F, typename Out, typename... S>
+__global__ void __launch_bounds__(kMapThreads) map_kernel(F f, Out* __restrict__ out, int64_t n, S... src) {
+  const int64_t base = int64_t(blockIdx.x) * kMapThreads * kMapUnroll * N + int64_t(threadIdx.x) * N;
+  if (base + int64_t(kMapUnroll - 1) * kMapThreads * N + N <= n) {  // every vector of this thread is whole
+    auto compute = [&](int64_t i) {
+      Packed<Out, N> r;
+      [&](auto... packs) {
 #pragma unroll
-      for (int k = 0; k < N; ++k) o.v[k] = f(packs.v[k]...);
-    }(src.template load<N>(i)...);
-    store_packed<Out, N>(out + i, o);
-  } else {
-    for (int64_t j = i; j < n; ++j) out[j] = f(src.at(j)...);
+        for (int k = 0; k < N; ++k) r.v[k] = f(packs.v[k]...);
+      }(src.template load<N>(i)...);
+      return r;
+    };
+    Packed<Out, N> o[kMapUnroll];
+#pragma unroll
+    for (int u = 0; u < kMapUnroll; ++u) o[u] = compute(base + int64_t(u) * kMapThreads * N);
+#pragma unroll
+    for (int u = 0; u < kMapUnroll; ++u) store_packed<Out, N>(out + base + int64_t(u) * kMapThreads * N, o[u]);
+    return;
+  }
+  for (int u = 0; u < kMapUnroll; ++u) {  // tail block: element by element
+    const int64_t i = base + int64_t(u) * kMapThreads * N;
+    for (int64_t j = i; j < i + N && j < n; ++j) out[j] = f(src.at(j)...);
   }
 }
 
-template <typename F, typename Out, typename... In>
-void launch_map(F f, Out* out, int64_t n, cudaStream_t stream, Src<In>... src) {
-  constexpr size_t narrowest = std::min({sizeof(Out), sizeof(In)...});
+template <typename F, typename Out, typename... S>
+void launch_map(F f, Out* out, int64_t n, cudaStream_t stream, S... src) {
+  constexpr size_t narrowest = std::min({sizeof(Out), sizeof(typename S::type)...});
   constexpr int N = int(16 / narrowest);
-  const bool vec = is_aligned(out, N * sizeof(Out)) && (... && is_aligned(src.p, N * sizeof(In))) &&
-                   (... && (src.cols % N == 0));
-  constexpr int kThreads = 256;
+  const bool vec = is_aligned(out, N * sizeof(Out)) && (... && is_aligned(src.p, N * sizeof(typename S::type))) &&
+                   (... && (row_cols(src) % N == 0));
+  const int64_t per_block = int64_t(kMapThreads) * kMapUnroll;
   if (vec) {
-    map_kernel<N><<<unsigned(ceil_div(ceil_div(n, N), kThreads)), kThreads, 0, stream>>>(f, out, n, src...);
+    map_kernel<N><<<unsigned(ceil_div(n, per_block * N)), kMapThreads, 0, stream>>>(f, out, n, src...);
   } else {
-    map_kernel<1><<<unsigned(ceil_div(n, kThreads)), kThreads, 0, stream>>>(f, out, n, src...);
+    map_kernel<1><<<unsigned(ceil_div(n, per_block)), kMapThreads, 0, stream>>>(f, out, n, src...);
   }
   LMK_LAUNCH_CHECK(map_kernel);
 }

@@ -38,8 +38,11 @@ struct CastFn {
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out, int64_t b_cols, Stream& s) {
   dispatch_float("elementwise", a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    Src<T> sa{a.data_as<T>()}, sb{b.data_as<T>(), b_cols};
-    auto run = [&](auto fn) { launch_map(fn, out.data_as<T>(), a.numel(), stream_of(s), sa, sb); };
+    Src<T> sa{a.data_as<T>()};
+    auto run = [&](auto fn) {
+      if (b_cols) launch_map(fn, out.data_as<T>(), a.numel(), stream_of(s), sa, RowSrc<T>{b.data_as<T>(), b_cols});
+      else launch_map(fn, out.data_as<T>(), a.numel(), stream_of(s), sa, Src<T>{b.data_as<T>()});
+    };
     switch (op) {
       case BinaryOp::add: run(BinaryFn<T, BinaryOp::add>{}); break;
       case BinaryOp::mul: run(BinaryFn<T, BinaryOp::mul>{}); break;
