@@ -7,5 +7,6 @@
 #include "lmk/error.h"
 #include "lmk/graph.h"
 #include "lmk/half.h"
+#include "lmk/norm.h"
 #include "lmk/registry.h"
 #include "lmk/tensor.h"

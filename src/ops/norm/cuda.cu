@@ -1,0 +1,304 @@
+// Row norms on CUDA. Two kernel templates share the per-element code (load_row / store_row):
+//  - norm_cached<G>: the row stays in registers (up to kVecs 16-byte vectors per thread), read
+//    once, reduced, then normalized and written from registers. G > 0: G lanes per row and
+//    kGroupThreads / G rows per CTA, warp-shuffle reduction only (short rows). G == 0: one CTA
+//    per row, warp shuffles + one small shared array.
+//  - norm_two_pass<N>: rows longer than the register cache (N = vector width) and views that
+//    are not 16-byte aligned or have D % vector width != 0 (N = 1): pass 1 reduces, pass 2
+//    re-reads the row and writes it.
+// Every element is read again (if at all) only by the thread that writes it, and only after the
+// whole row has been reduced, so outputs may alias the row inputs exactly.
+#include <algorithm>
+#include <climits>
+
+#include "cuda/common.cuh"
+#include "ops/norm/backend.h"
+
+namespace lmk::cuda {
+
+namespace {
+
+constexpr int kVecs = 4;            // register cache: 16-byte vectors per thread
+constexpr int kGroupThreads = 256;  // CTA size of the lanes-per-row kernels
+constexpr int kMaxThreads = 1024;   // CTA size limit of the one-CTA-per-row kernels
+constexpr int kPrefetchRows = 64;   // calls with at most this many rows prefetch the weight
+
+template <typename T> struct WeightOf { using type = float; };
+template <> struct WeightOf<__nv_bfloat16> { using type = __nv_bfloat16; };
+
+template <typename T>
+struct Args {
+  using W = typename WeightOf<T>::type;
+  const T* x;
+  const T* res;
+  const T* scale;
+  const W* w;
+  const float* scalar;
+  bool scalar_per_col;
+  bool mean;
+  T* out;
+  T* sum_out;
+  int64_t rows, dim;
+  float eps;
+};
+
+// Cache hint of a 16-byte load: row data read once (streaming), tensors that no thread writes
+// (weight, scalar: read-only path), anything else (default).
+enum class Hint : uint8_t { normal, streaming, readonly };
+
+template <Hint H>
+__device__ __forceinline__ int4 load16(const void* p) {
+  const int4* q = static_cast<const int4*>(p);
+  if constexpr (H == Hint::streaming) return __ldcs(q);
+  else if constexpr (H == Hint::readonly) return __ldg(q);
+  else return __ldca(q);
+}
+
+// N consecutive elements at p widened to f32: whole 16-byte vectors where N elements fill them
+// (the launcher checked the alignment), single elements otherwise.
+template <int N, Hint H = Hint::normal, typename E>
+__device__ __forceinline__ void load_f32(const E* p, float (&v)[N]) {
+  constexpr int kPer = int(16 / sizeof(E));
+  if constexpr (N % kPer == 0) {
+#pragma unroll
+    for (int c = 0; c < N / kPer; ++c) {
+      const int4 raw = load16<H>(p + c * kPer);
+      E e[kPer];
+      memcpy(e, &raw, 16);
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) v[c * kPer + j] = to_f32(e[j]);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = to_f32(p[j]);
+  }
+}
+
+// Rounds N f32 values to E and stores them (16-byte vectors where they fill them). The vector
+// store is explicit (st.global.wb.v4) so that it is never split into element stores.
+template <int N, typename E>
+__device__ __forceinline__ void store_f32(E* p, const float (&y)[N]) {
+  constexpr int kPer = int(16 / sizeof(E));
+  if constexpr (N % kPer == 0) {
+#pragma unroll
+    for (int c = 0; c < N / kPer; ++c) {
+      E e[kPer];
+#pragma unroll
+      for (int j = 0; j < kPer; ++j) e[j] = from_f32<E>(y[c * kPer + j]);
+      int4 raw;
+      memcpy(&raw, e, 16);
+      __stwb(reinterpret_cast<int4*>(p + c * kPer), raw);
+    }
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) p[j] = from_f32<E>(y[j]);
+  }
+}
+
+// Asks L2 for the line holding p (no register, no wait): lets the weight of a decode-sized call
+// arrive while the row is being loaded and reduced.
+__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
+
+// The reduced values of the N elements at offset off: x, or residual + input (f32).
+template <NormKind K, int N, Hint H, typename T>
+__device__ __forceinline__ void load_row(const Args<T>& a, int64_t off, float (&v)[N]) {
+  load_f32<N, H>(a.x + off, v);
+  if constexpr (K == NormKind::residual) {
+    float r[N];
+    load_f32<N, H>(a.res + off, r);
+#pragma unroll
+    for (int j = 0; j < N; ++j) v[j] = r[j] + v[j];
+  }
+}
+
+// Writes the outputs of the N elements at offset off (column col) from their values v.
+template <NormKind K, int N, typename T>
+__device__ __forceinline__ void store_row(const Args<T>& a, int64_t off, int64_t col, const float (&v)[N], float r) {
+  float w[N], y[N];
+  if (a.w) {
+    load_f32<N, Hint::readonly>(a.w + col, w);
+  } else {
+#pragma unroll
+    for (int j = 0; j < N; ++j) w[j] = 1.0f;  // exact: x·r·1 == x·r
+  }
+#pragma unroll
+  for (int j = 0; j < N; ++j) y[j] = v[j] * r * w[j];
+  if constexpr (K == NormKind::mul) {
+    float m[N];
+    load_f32<N>(a.scale + off, m);
+#pragma unroll
+    for (int j = 0; j < N; ++j) y[j] = y[j] * m[j];
+  }
+  if constexpr (K == NormKind::add) {
+    float rs[N];
+    load_f32<N>(a.res + off, rs);
+#pragma unroll
+    for (int j = 0; j < N; ++j) y[j] = rs[j] + y[j];
+  }
+  if constexpr (K == NormKind::add || K == NormKind::residual) {
+    if (a.scalar) {
+      float s[N];
+      if (a.scalar_per_col) {
+        load_f32<N, Hint::readonly>(a.scalar + col, s);
+      } else {
+#pragma unroll
+        for (int j = 0; j < N; ++j) s[j] = a.scalar[0];
+      }
+#pragma unroll
+      for (int j = 0; j < N; ++j) y[j] = y[j] * s[j];
+    }
+  }
+  store_f32<N>(a.out + off, y);
+  if constexpr (K == NormKind::residual) {
+    if (a.sum_out) store_f32<N>(a.sum_out + off, v);
+  }
+}
+
+// Sum over aligned groups of G lanes (G a power of two <= 32); every lane of a group gets the
+// same bits (the xor butterfly adds the same pairs in every lane). All 32 lanes must call it.
+template <int G>
+__device__ __forceinline__ float group_sum(float v) {
+#pragma unroll
+  for (int o = G / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+// Sum over the CTA (blockDim.x a multiple of 32); every thread gets the same total. The shared
+// array is written once, so a kernel may call this only once.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[32];
+  v = group_sum<32>(v);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  float total = 0;
+  for (int i = 0; i < int(blockDim.x / 32); ++i) total += partial[i];
+  return total;
+}
+
+template <typename T>
+__device__ __forceinline__ float inv_rms(const Args<T>& a, float sum_sq) {
+  return rsqrtf((a.mean ? sum_sq / float(a.dim) : sum_sq) + a.eps);
+}
+
+// Row in registers. Requires dim % N == 0, 16-byte aligned row pointers and
+// dim / N <= kVecs * (G ? G : blockDim.x). Lane l holds vectors l, l + lanes, l + 2·lanes, ...
+template <NormKind K, typename T, int G>
+__global__ void __launch_bounds__(G ? kGroupThreads : kMaxThreads) norm_cached(Args<T> a) {
+  constexpr int N = int(16 / sizeof(T));
+  const int lanes = G ? G : int(blockDim.x);
+  const int lane = G ? int(threadIdx.x) % G : int(threadIdx.x);
+  const int64_t row = G ? int64_t(blockIdx.x) * (kGroupThreads / G) + threadIdx.x / G : int64_t(blockIdx.x);
+  const bool live = row < a.rows;  // G > 0: the last CTA may hold fewer rows; its idle lanes still shuffle
+  const int64_t nvec = a.dim / N, base = row * a.dim;
+  const bool prefetch_w = G == 0 && a.w != nullptr && a.rows <= kPrefetchRows;  // decode-sized calls
+  float v[kVecs][N];
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int64_t i = lane + int64_t(k) * lanes;
+    if (live && i < nvec) {
+      if (prefetch_w) prefetch_l2(a.w + i * N);
+      load_row<K, N, Hint::streaming>(a, base + i * N, v[k]);
+    } else {
+#pragma unroll
+      for (int j = 0; j < N; ++j) v[k][j] = 0.0f;
+    }
+  }
+  float ss = 0.0f;
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k)
+#pragma unroll
+    for (int j = 0; j < N; ++j) ss += v[k][j] * v[k][j];
+  if constexpr (G > 0) ss = group_sum<G>(ss);
+  else ss = block_sum(ss);
+  const float r = inv_rms(a, ss);
+#pragma unroll
+  for (int k = 0; k < kVecs; ++k) {
+    const int64_t i = lane + int64_t(k) * lanes;
+    if (live && i < nvec) store_row<K, N>(a, base + i * N, i * N, v[k], r);
+  }
+}
+
+// One CTA per row, two passes over the row in units of N elements (N = 1: scalar access).
+template <NormKind K, typename T, int N>
+__global__ void __launch_bounds__(kMaxThreads) norm_two_pass(Args<T> a) {
+  const int64_t base = int64_t(blockIdx.x) * a.dim, units = a.dim / N;
+  float ss = 0.0f;
+#pragma unroll 4
+  for (int64_t i = threadIdx.x; i < units; i += blockDim.x) {
+    float v[N];
+    load_row<K, N, Hint::normal>(a, base + i * N, v);
+#pragma unroll
+    for (int j = 0; j < N; ++j) ss += v[j] * v[j];
+  }
+  const float r = inv_rms(a, block_sum(ss));
+#pragma unroll 4
+  for (int64_t i = threadIdx.x; i < units; i += blockDim.x) {
+    float v[N];
+    load_row<K, N, Hint::normal>(a, base + i * N, v);
+    store_row<K, N>(a, base + i * N, i * N, v, r);
+  }
+}
+
+bool aligned16(const void* p) { return p == nullptr || is_aligned(p, 16); }
+
+unsigned grid_of(int64_t blocks) {
+  if (blocks > INT_MAX) LMK_THROW(Unsupported, "norm: ", blocks, " CTAs exceed the CUDA grid limit");
+  return unsigned(blocks);
+}
+
+int64_t round_up_warp(int64_t n) { return ceil_div(n, 32) * 32; }
+
+template <NormKind K, typename T>
+void launch(const Args<T>& a, cudaStream_t st) {
+  constexpr int N = int(16 / sizeof(T));
+  const bool vec = a.dim % N == 0 && aligned16(a.x) && aligned16(a.res) && aligned16(a.scale) && aligned16(a.w) &&
+                   aligned16(a.out) && aligned16(a.sum_out) && (!a.scalar_per_col || aligned16(a.scalar));
+  const int64_t nvec = a.dim / N;
+  if (vec && nvec <= 4 * kVecs) {
+    norm_cached<K, T, 4><<<grid_of(ceil_div(a.rows, kGroupThreads / 4)), kGroupThreads, 0, st>>>(a);
+    LMK_LAUNCH_CHECK(norm_cached);
+  } else if (vec && nvec <= 16 * kVecs) {
+    norm_cached<K, T, 16><<<grid_of(ceil_div(a.rows, kGroupThreads / 16)), kGroupThreads, 0, st>>>(a);
+    LMK_LAUNCH_CHECK(norm_cached);
+  } else if (vec && nvec <= int64_t(kMaxThreads) * kVecs) {
+    const int threads = int(round_up_warp(ceil_div(nvec, kVecs)));
+    norm_cached<K, T, 0><<<grid_of(a.rows), threads, 0, st>>>(a);
+    LMK_LAUNCH_CHECK(norm_cached);
+  } else if (vec) {
+    const int threads = int(std::min<int64_t>(kMaxThreads, round_up_warp(ceil_div(nvec, 4))));
+    norm_two_pass<K, T, N><<<grid_of(a.rows), threads, 0, st>>>(a);
+    LMK_LAUNCH_CHECK(norm_two_pass);
+  } else {
+    const int threads = int(std::min<int64_t>(kMaxThreads, round_up_warp(ceil_div(a.dim, 4))));
+    norm_two_pass<K, T, 1><<<grid_of(a.rows), threads, 0, st>>>(a);
+    LMK_LAUNCH_CHECK(norm_two_pass);
+  }
+}
+
+}  // namespace
+
+void norm(const NormCall& c, Stream& s) {
+  dispatch_float("norm", c.dtype, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    Args<T> a{static_cast<const T*>(c.x),
+              static_cast<const T*>(c.residual),
+              static_cast<const T*>(c.scale),
+              static_cast<const typename Args<T>::W*>(c.weight),
+              c.scalar,
+              c.scalar_per_col,
+              c.mean,
+              static_cast<T*>(c.out),
+              static_cast<T*>(c.sum_out),
+              c.rows,
+              c.dim,
+              c.eps};
+    switch (c.kind) {
+      case NormKind::plain: launch<NormKind::plain>(a, stream_of(s)); break;
+      case NormKind::mul: launch<NormKind::mul>(a, stream_of(s)); break;
+      case NormKind::add: launch<NormKind::add>(a, stream_of(s)); break;
+      case NormKind::residual: launch<NormKind::residual>(a, stream_of(s)); break;
+    }
+  });
+}
+
+}  // namespace lmk::cuda
