@@ -8,5 +8,7 @@
 #include "lmk/graph.h"
 #include "lmk/half.h"
 #include "lmk/norm.h"
+#include "lmk/reduce.h"
+#include "lmk/softmax.h"
 #include "lmk/registry.h"
 #include "lmk/tensor.h"

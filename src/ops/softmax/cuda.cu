@@ -1,0 +1,372 @@
+// Softmax kernels. Two shapes of work:
+// - rows of up to 32768 elements (8192 on the scalar path for unaligned views): one block per
+//   row, the row held in registers (VPT vectors per thread): one read, two block reductions
+//   (max, sum), one write;
+// - longer rows, or long rows when there are fewer rows than SMs: a thread-block cluster of up
+//   to 16 blocks per row. Each block keeps its chunk in shared memory while it accumulates an
+//   online (max, sum-of-exp) pair, the pairs meet through distributed shared memory, then each
+//   block writes its chunk. When a chunk does not fit shared memory, it is read again instead.
+// Edge semantics (spec §4) come out of the arithmetic: max with fmaxf, e = expf(x - max).
+#include <cooperative_groups.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "cuda/block_reduce.cuh"
+#include "ops/softmax/backend.h"
+
+namespace lmk::cuda {
+
+namespace {
+namespace cg = cooperative_groups;
+
+constexpr float kNegInf = -INFINITY;
+constexpr int kMaxRowFloats = 32;  // row elements one thread keeps in registers (16-byte vectors)
+constexpr int kMaxRowScalars = 8;  // the same for scalar access (more address registers)
+// Longest row of the one-block-per-row kernel (1024 threads).
+template <int N>
+constexpr int64_t kRowKernelMaxCols = int64_t(N == 1 ? kMaxRowScalars : kMaxRowFloats) * 1024;
+template <int N>
+constexpr int kMaxVpt = (N == 1 ? kMaxRowScalars : kMaxRowFloats) / N;
+constexpr int kClusterThreads = 512;
+// 16-byte vectors in flight per thread in the cluster kernel (fewer for 16-bit types, whose
+// eight exp() per vector need more registers).
+template <int N>
+constexpr int kUnroll = N == 8 ? 2 : 4;
+constexpr int64_t kPreferredChunkBytes = 64 << 10;
+constexpr int64_t kMaxGridRows = 1 << 20;
+
+// ---- row access policies ---------------------------------------------------------------------
+// A policy yields, per row, loads of N consecutive values as `Cache` elements (what the
+// cluster kernel keeps in shared memory) and stores of N f32 results.
+
+template <typename T>
+struct PlainRows {
+  using Cache = T;
+  static constexpr bool kMasked = false;
+  static constexpr int kVec = int(16 / sizeof(T));
+  const T* x;
+  T* y;
+  int64_t cols;
+
+  struct Row {
+    const T* x;
+    T* y;
+    template <int N, bool Streaming>
+    __device__ __forceinline__ Packed<T, N> load(int64_t c) const {
+      return load_vec<T, N, Streaming>(x + c);
+    }
+    template <int N>
+    __device__ __forceinline__ void store(int64_t c, const float (&o)[N]) const {
+      Packed<T, N> p;
+#pragma unroll
+      for (int e = 0; e < N; ++e) p.v[e] = from_f32<T>(o[e]);
+      store_packed<T, N>(y + c, p);
+    }
+  };
+  __device__ __forceinline__ Row row(int64_t r) const { return {x + r * cols, y + r * cols}; }
+};
+
+// t = scores * scale + f32(mask[row mod seq_q]); cached as f32.
+struct MaskedRows {
+  using Cache = float;
+  static constexpr bool kMasked = true;
+  static constexpr int kVec = 4;
+  const float* s;
+  const __nv_bfloat16* mask;
+  float* y;
+  int64_t cols, seq_q;
+  float scale;
+
+  struct Row {
+    const float* s;
+    const __nv_bfloat16* mask;
+    float* y;
+    float scale;
+    template <int N, bool Streaming>
+    __device__ __forceinline__ Packed<float, N> load(int64_t c) const {
+      Packed<float, N> a = load_vec<float, N, Streaming>(s + c);
+      const Packed<__nv_bfloat16, N> b = load_packed<__nv_bfloat16, N>(mask + c);
+#pragma unroll
+      for (int e = 0; e < N; ++e) a.v[e] = a.v[e] * scale + __bfloat162float(b.v[e]);
+      return a;
+    }
+    template <int N>
+    __device__ __forceinline__ void store(int64_t c, const float (&o)[N]) const {
+      Packed<float, N> p;
+#pragma unroll
+      for (int e = 0; e < N; ++e) p.v[e] = o[e];
+      store_packed<float, N>(y + c, p);
+    }
+  };
+  __device__ __forceinline__ Row row(int64_t r) const {
+    return {s + r * cols, mask + (r % seq_q) * cols, y + r * cols, scale};
+  }
+};
+
+// ---- one block per row, row in registers -------------------------------------------------------
+
+template <class P, int N, int VPT>
+__global__ void __launch_bounds__(1024) softmax_rows_kernel(P p, int64_t rows) {
+  static_assert(VPT <= kMaxVpt<N>);
+  __shared__ float red_max[32], red_sum[32];
+  const int tid = threadIdx.x, nthr = blockDim.x;
+  const int64_t nvec = p.cols / N;
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const auto row = p.row(r);
+    float v[VPT][N];
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int64_t i = int64_t(k) * nthr + tid;
+      if (i < nvec) {
+        const auto raw = row.template load<N, true>(i * N);
+#pragma unroll
+        for (int e = 0; e < N; ++e) v[k][e] = to_f32(raw.v[e]);
+      } else {
+#pragma unroll
+        for (int e = 0; e < N; ++e) v[k][e] = kNegInf;
+      }
+    }
+    float m = kNegInf;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k)
+#pragma unroll
+      for (int e = 0; e < N; ++e) m = fmaxf(m, v[k][e]);
+    m = block_allreduce(m, red_max, MaxOp{}, kNegInf);
+    const bool zero = P::kMasked && m == kNegInf;  // fully masked row -> zeros
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      if (int64_t(k) * nthr + tid < nvec) {
+#pragma unroll
+        for (int e = 0; e < N; ++e) {
+          v[k][e] = zero ? 0.f : expf(v[k][e] - m);
+          s += v[k][e];
+        }
+      }
+    }
+    s = block_allreduce(s, red_sum, SumOp{}, 0.f);
+    const float inv = P::kMasked ? (s > 0.f ? 1.f / s : 0.f) : 1.f / s;
+#pragma unroll
+    for (int k = 0; k < VPT; ++k) {
+      const int64_t i = int64_t(k) * nthr + tid;
+      if (i < nvec) {
+        float o[N];
+#pragma unroll
+        for (int e = 0; e < N; ++e) o[e] = v[k][e] * inv;
+        row.template store<N>(i * N, o);
+      }
+    }
+    __syncthreads();  // red_max / red_sum are rewritten by the next row
+  }
+}
+
+// ---- online (max, sum) pairs ---------------------------------------------------------------------
+// A pair (m, s) stands for sum_j exp(x_j - m) over the values seen, with m their fmaxf. While
+// m is -inf every value seen is -inf (or NaN) and s counts 0 (NaN) for each, so merging never
+// forms -inf - -inf; the final pass still evaluates exp(x - M) exactly as the spec does.
+
+__device__ __forceinline__ float rescale(float s, float m, float to) { return m == to ? s : s * expf(m - to); }
+
+// Commutative bit for bit, so butterfly merges leave every lane with the same pair.
+__device__ __forceinline__ void merge(float& m, float& s, float m2, float s2) {
+  const float to = fmaxf(m, m2);
+  s = rescale(s, m, to) + rescale(s2, m2, to);
+  m = to;
+}
+
+__device__ __forceinline__ void warp_merge(float& m, float& s) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) {
+    const float m2 = __shfl_xor_sync(0xffffffffu, m, o), s2 = __shfl_xor_sync(0xffffffffu, s, o);
+    merge(m, s, m2, s2);
+  }
+}
+
+template <int N>
+__device__ __forceinline__ void online_add(float& m, float& s, const float (&v)[N]) {
+  float vm = v[0];
+#pragma unroll
+  for (int e = 1; e < N; ++e) vm = fmaxf(vm, v[e]);
+  if (vm > m) {
+    s *= expf(m - vm);
+    m = vm;
+  }
+  const float base = m == kNegInf ? 0.f : m;
+#pragma unroll
+  for (int e = 0; e < N; ++e) s += expf(v[e] - base);
+}
+
+// ---- a cluster of blocks per row -----------------------------------------------------------------
+// Block `rank` of the cluster owns columns [rank * chunk, (rank + 1) * chunk) of its row (chunk
+// a multiple of N). Cached: the chunk stays in dynamic shared memory between the two passes.
+
+template <class P, int N, bool Cached>
+__global__ void __launch_bounds__(kClusterThreads, 2) softmax_cluster_kernel(P p, int64_t rows, int64_t chunk) {
+  using C = typename P::Cache;
+  extern __shared__ __align__(16) unsigned char smem[];
+  Packed<C, N>* cache = reinterpret_cast<Packed<C, N>*>(smem);
+  __shared__ float red_m[32], red_s[32];
+  __shared__ float2 part;
+  cg::cluster_group cluster = cg::this_cluster();
+  const int cs = int(cluster.num_blocks()), rank = int(cluster.block_rank());
+  const int tid = threadIdx.x, nthr = blockDim.x, lane = tid & 31, warp = tid >> 5, nwarps = nthr >> 5;
+  const int64_t begin = std::min(p.cols, rank * chunk), end = std::min(p.cols, begin + chunk);
+  const int64_t vbeg = begin / N, vend = end / N;
+  const int64_t step = int64_t(kUnroll<N>) * nthr;
+
+  for (int64_t r = blockIdx.x / cs; r < rows; r += gridDim.x / cs) {
+    const auto row = p.row(r);
+    // Pass 1: online (max, sum) over this block's chunk.
+    float m = kNegInf, s = 0.f;
+    for (int64_t i0 = vbeg + tid; i0 < vend; i0 += step) {
+      Packed<C, N> raw[kUnroll<N>];
+#pragma unroll
+      for (int u = 0; u < kUnroll<N>; ++u) {
+        const int64_t i = i0 + int64_t(u) * nthr;
+        if (i < vend) raw[u] = row.template load<N, Cached>(i * N);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll<N>; ++u) {
+        const int64_t i = i0 + int64_t(u) * nthr;
+        if (i < vend) {
+          if constexpr (Cached) cache[i - vbeg] = raw[u];
+          float v[N];
+#pragma unroll
+          for (int e = 0; e < N; ++e) v[e] = to_f32(raw[u].v[e]);
+          online_add(m, s, v);
+        }
+      }
+    }
+    warp_merge(m, s);
+    if (lane == 0) {
+      red_m[warp] = m;
+      red_s[warp] = s;
+    }
+    __syncthreads();
+    m = lane < nwarps ? red_m[lane] : kNegInf;
+    s = lane < nwarps ? red_s[lane] : 0.f;
+    warp_merge(m, s);
+    if (tid == 0) part = make_float2(m, s);
+    cluster.sync();  // every block's pair is visible cluster-wide
+
+    // Row totals: each warp merges the cluster's pairs (lane i reads block i's).
+    float rm = kNegInf, rs = 0.f;
+    if (lane < cs) {
+      const float2 q = *cluster.map_shared_rank(&part, lane);
+      rm = q.x;
+      rs = q.y;
+    }
+    warp_merge(rm, rs);
+    const bool zero = P::kMasked && rm == kNegInf;
+    const float inv = P::kMasked ? (rs > 0.f ? 1.f / rs : 0.f) : 1.f / rs;
+
+    // Pass 2: y = exp(x - max) * (1 / sum).
+    for (int64_t i0 = vbeg + tid; i0 < vend; i0 += step) {
+      Packed<C, N> raw[kUnroll<N>];
+#pragma unroll
+      for (int u = 0; u < kUnroll<N>; ++u) {  // all loads before any store (out may alias x)
+        const int64_t i = i0 + int64_t(u) * nthr;
+        if (i < vend) {
+          if constexpr (Cached) raw[u] = cache[i - vbeg];
+          else raw[u] = row.template load<N, false>(i * N);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll<N>; ++u) {
+        const int64_t i = i0 + int64_t(u) * nthr;
+        if (i < vend) {
+          float o[N];
+#pragma unroll
+          for (int e = 0; e < N; ++e) o[e] = (zero ? 0.f : expf(to_f32(raw[u].v[e]) - rm)) * inv;
+          row.template store<N>(i * N, o);
+        }
+      }
+    }
+    // No block may leave (or overwrite part / the cache for the next row) while a peer still
+    // reads its pair.
+    cluster.sync();
+  }
+}
+
+// ---- launchers ------------------------------------------------------------------------------------
+
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+template <class P, int N, int VPT>
+void launch_rows_vpt(const P& p, int64_t rows, int vpt, int threads, cudaStream_t st) {
+  if constexpr (VPT < kMaxVpt<N>) {
+    if (vpt > VPT) return launch_rows_vpt<P, N, VPT * 2>(p, rows, vpt, threads, st);
+  }
+  const unsigned grid = unsigned(std::min(rows, kMaxGridRows));
+  softmax_rows_kernel<P, N, VPT><<<grid, threads, 0, st>>>(p, rows);
+  LMK_LAUNCH_CHECK(softmax_rows_kernel);
+}
+
+// Smallest power-of-two VPT that needs <= 256 threads, else the largest VPT (<= 1024 threads).
+template <class P, int N>
+void launch_rows(const P& p, int64_t rows, cudaStream_t st) {
+  const int64_t nvec = p.cols / N;
+  auto threads_for = [&](int vpt) { return int(round_up(ceil_div(nvec, vpt), 32)); };
+  int vpt = 1;
+  while (vpt < kMaxVpt<N> && threads_for(vpt) > 256) vpt *= 2;
+  launch_rows_vpt<P, N, 1>(p, rows, vpt, threads_for(vpt), st);
+}
+
+template <class P, int N>
+void launch_cluster(const P& p, int64_t rows, cudaStream_t st) {
+  using C = typename P::Cache;
+  auto* cached = softmax_cluster_kernel<P, N, true>;
+  const ClusterLimits lim = cluster_limits(reinterpret_cast<const void*>(cached), kClusterThreads, true);
+  const int64_t sms = sm_count();
+  auto chunk_for = [&](int cs) { return round_up(ceil_div(p.cols, cs), N); };
+  int cs = 1;
+  while (cs < lim.max_cluster &&
+         (rows * cs < 2 * sms || chunk_for(cs) * int64_t(sizeof(C)) > kPreferredChunkBytes))
+    cs *= 2;
+  const int64_t grid_rows = std::min(rows, kMaxGridRows);
+  const int64_t bytes = chunk_for(cs) * int64_t(sizeof(C));
+  if (bytes <= lim.max_smem) {
+    launch_clustered(cached, unsigned(grid_rows * cs), kClusterThreads, cs, size_t(bytes), st, p, rows,
+                     chunk_for(cs));
+    return;
+  }
+  // The row is too long for the cluster's shared memory: read it twice.
+  auto* streamed = softmax_cluster_kernel<P, N, false>;
+  const ClusterLimits lim2 = cluster_limits(reinterpret_cast<const void*>(streamed), kClusterThreads, false);
+  cs = lim2.max_cluster;
+  launch_clustered(streamed, unsigned(grid_rows * cs), kClusterThreads, cs, 0, st, p, rows, chunk_for(cs));
+}
+
+template <class P, int N>
+void run_n(const P& p, int64_t rows, cudaStream_t st) {
+  const bool long_rows = p.cols > kRowKernelMaxCols<N> || (rows < sm_count() && p.cols >= 8192);
+  if (long_rows) launch_cluster<P, N>(p, rows, st);
+  else launch_rows<P, N>(p, rows, st);
+}
+
+template <class P>
+void run(const P& p, int64_t rows, bool vec, cudaStream_t st) {
+  if (vec) run_n<P, P::kVec>(p, rows, st);
+  else run_n<P, 1>(p, rows, st);
+}
+
+}  // namespace
+
+void softmax(const Tensor& x, const Tensor& out, int64_t rows, int64_t cols, Stream& s) {
+  dispatch_float("softmax", x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const PlainRows<T> p{x.data_as<T>(), out.data_as<T>(), cols};
+    const bool vec = cols % PlainRows<T>::kVec == 0 && is_aligned(p.x, 16) && is_aligned(p.y, 16);
+    run(p, rows, vec, stream_of(s));
+  });
+}
+
+void scale_mask_softmax(const Tensor& scores, const Tensor& mask, const Tensor& out, int64_t rows, int64_t cols,
+                        int64_t seq_q, float scale, Stream& s) {
+  const MaskedRows p{scores.data_as<float>(), mask.data_as<__nv_bfloat16>(), out.data_as<float>(), cols, seq_q, scale};
+  const bool vec = cols % MaskedRows::kVec == 0 && is_aligned(p.s, 16) && is_aligned(p.y, 16) && is_aligned(p.mask, 8);
+  run(p, rows, vec, stream_of(s));
+}
+
+}  // namespace lmk::cuda
