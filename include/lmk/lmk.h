@@ -7,6 +7,7 @@
 #include "lmk/error.h"
 #include "lmk/graph.h"
 #include "lmk/half.h"
+#include "lmk/layout.h"
 #include "lmk/norm.h"
 #include "lmk/reduce.h"
 #include "lmk/softmax.h"

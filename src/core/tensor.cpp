@@ -74,7 +74,7 @@ bool Tensor::is_contiguous() const {
     if (shape_[d] != 1 && strides_[d] != s) return false;
     int64_t ext = shape_[d];
     if (d == rank_ - 1 && is_quantized(dtype_)) ext = (ext + dtype_info(dtype_).block_elems - 1) / dtype_info(dtype_).block_elems;
-    s *= ext;
+    s *= std::max<int64_t>(ext, 1);
   }
   return true;
 }
