@@ -9,6 +9,7 @@
 // Every element is read again (if at all) only by the thread that writes it, and only after the
 // whole row has been reduced, so outputs may alias the row inputs exactly.
 #include <algorithm>
+#include <type_traits>
 #include <climits>
 
 #include "cuda/common.cuh"
@@ -180,6 +181,20 @@ __device__ __forceinline__ float inv_rms(const Args<T>& a, float sum_sq) {
   return rsqrtf((a.mean ? sum_sq / float(a.dim) : sum_sq) + a.eps);
 }
 
+// Cached row data as f32: raw 16-byte vectors are unpacked, f32 arrays copied.
+template <int N, typename T>
+__device__ __forceinline__ void widen(const int4& raw, float (&v)[N]) {
+  T e[N];
+  memcpy(e, &raw, 16);
+#pragma unroll
+  for (int j = 0; j < N; ++j) v[j] = to_f32(e[j]);
+}
+template <int N, typename T>
+__device__ __forceinline__ void widen(const float (&c)[N], float (&v)[N]) {
+#pragma unroll
+  for (int j = 0; j < N; ++j) v[j] = c[j];
+}
+
 // Row in registers. Requires dim % N == 0, 16-byte aligned row pointers and
 // dim / N <= kVecs * (G ? G : blockDim.x). Lane l holds vectors l, l + lanes, l + 2·lanes, ...
 template <NormKind K, typename T, int G>
@@ -191,30 +206,44 @@ __global__ void __launch_bounds__(G ? kGroupThreads : kMaxThreads) norm_cached(A
   const bool live = row < a.rows;  // G > 0: the last CTA may hold fewer rows; its idle lanes still shuffle
   const int64_t nvec = a.dim / N, base = row * a.dim;
   const bool prefetch_w = G == 0 && a.w != nullptr && a.rows <= kPrefetchRows;  // decode-sized calls
-  float v[kVecs][N];
+  // 16-bit rows without a residual stay in registers as raw 16-byte vectors (half the registers
+  // of f32, so more rows are in flight per SM) and are widened again when written.
+  constexpr bool kRaw = sizeof(T) == 2 && K != NormKind::residual;
+  using Cached = std::conditional_t<kRaw, int4, float[N]>;
+  Cached c[kVecs];
+  float ss = 0.0f;
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) {
     const int64_t i = lane + int64_t(k) * lanes;
     if (live && i < nvec) {
       if (prefetch_w) prefetch_l2(a.w + i * N);
-      load_row<K, N, Hint::streaming>(a, base + i * N, v[k]);
+      if constexpr (kRaw) c[k] = load16<Hint::streaming>(a.x + base + i * N);
+      else load_row<K, N, Hint::streaming>(a, base + i * N, c[k]);
     } else {
+      if constexpr (kRaw) c[k] = make_int4(0, 0, 0, 0);
+      else
 #pragma unroll
-      for (int j = 0; j < N; ++j) v[k][j] = 0.0f;
+        for (int j = 0; j < N; ++j) c[k][j] = 0.0f;
     }
   }
-  float ss = 0.0f;
 #pragma unroll
-  for (int k = 0; k < kVecs; ++k)
+  for (int k = 0; k < kVecs; ++k) {
+    float v[N];
+    widen<N, T>(c[k], v);
 #pragma unroll
-    for (int j = 0; j < N; ++j) ss += v[k][j] * v[k][j];
+    for (int j = 0; j < N; ++j) ss += v[j] * v[j];
+  }
   if constexpr (G > 0) ss = group_sum<G>(ss);
   else ss = block_sum(ss);
   const float r = inv_rms(a, ss);
 #pragma unroll
   for (int k = 0; k < kVecs; ++k) {
     const int64_t i = lane + int64_t(k) * lanes;
-    if (live && i < nvec) store_row<K, N>(a, base + i * N, i * N, v[k], r);
+    if (live && i < nvec) {
+      float v[N];
+      widen<N, T>(c[k], v);
+      store_row<K, N>(a, base + i * N, i * N, v, r);
+    }
   }
 }
 
