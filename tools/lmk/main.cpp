@@ -23,9 +23,9 @@ int usage() {
       "usage: lmk <command> [options]\n"
       "  --version                      version and compiled CUDA architectures\n"
       "  ops [--markdown] [--perf FILE] the op registry (markdown: docs/ops.md; FILE: perf TSV for figures)\n"
-      "  check [--op NAME] [--all] [--device cpu|cuda]\n"
+      "  check [--op NAME[,NAME]] [--all] [--device cpu|cuda]\n"
       "                                 run the ops against the fp64 reference (quick cases unless --all)\n"
-      "  bench [--op NAME] [--quick] [--json FILE] [--tsv FILE] [--device cpu|cuda]\n"
+      "  bench [--op NAME[,NAME]] [--quick] [--json FILE] [--tsv FILE] [--device cpu|cuda]\n"
       "                                 time the ops; % of the copy bandwidth measured in the same run");
   return 2;
 }
@@ -39,6 +39,15 @@ struct Args {
     return def;
   }
 };
+
+// "--op a,b" -> {a, b}; empty: every op.
+std::set<std::string> split_ops(const std::string& list) {
+  std::set<std::string> ops;
+  std::stringstream ss(list);
+  for (std::string op; std::getline(ss, op, ',');)
+    if (!op.empty()) ops.insert(op);
+  return ops;
+}
 
 Device pick_device(const Args& a) {
   std::string d = a.opt("--device");
@@ -92,7 +101,7 @@ int cmd_ops(const Args& a) {
 
 int cmd_check(const Args& a) {
   Device dev = pick_device(a);
-  std::string only = a.opt("--op");
+  const auto only = split_ops(a.opt("--op"));
   bool all = a.flag("--all") || !only.empty();
   std::printf("lmk check on %s (%s), seed %llu\n", dev.str().c_str(),
               dev.is_cpu() ? "cpu" : device_properties(dev).name.c_str(), (unsigned long long)test::base_seed());
@@ -100,7 +109,7 @@ int cmd_check(const Args& a) {
   int pass = 0, fail = 0;
   std::set<std::string> covered;
   for (const auto& c : test::check_cases()) {
-    if (!only.empty() && c.op != only) continue;
+    if (!only.empty() && !only.count(c.op)) continue;
     if (!all && !c.quick) continue;
     const OpInfo* info = find_op(c.op);
     if (info && dev.is_cuda() && !info->cuda) continue;
@@ -117,7 +126,7 @@ int cmd_check(const Args& a) {
                 r.ok ? "ok" : ("FAIL: " + r.message).c_str());
   }
   for (const auto& o : registered_ops()) {
-    if (!only.empty() && o.name != only) continue;
+    if (!only.empty() && !only.count(o.name)) continue;
     if (!covered.count(o.name)) {
       std::printf("%-26s %-40s %-11s %-11s %s\n", o.name.c_str(), "-", "-", "-", "FAIL: no check case");
       fail++;
@@ -143,7 +152,7 @@ void write_json(const std::string& path, const bench::Context& c) {
 int cmd_bench(const Args& a) {
   Device dev = pick_device(a);
   bool quick = a.flag("--quick");
-  std::string only = a.opt("--op");
+  const auto only = split_ops(a.opt("--op"));
   bench::Context ctx(dev, quick);
   std::printf("lmk bench on %s (%s): copy bandwidth %.0f GB/s (read + write, measured now)%s\n", dev.str().c_str(),
               ctx.device_name.c_str(), ctx.copy_gbps,
@@ -152,7 +161,7 @@ int cmd_bench(const Args& a) {
   std::printf("%-20s %-36s %10s %9s %8s %7s %10s %7s\n", "op", "case", "time_us", "GB/s", "TFLOP/s", "%copy", "peer_us",
               "speedup");
   for (const auto& bc : bench::bench_cases()) {
-    if (!only.empty() && bc.op != only) continue;
+    if (!only.empty() && !only.count(bc.op)) continue;
     if (quick && !bc.quick) continue;
     if (dev.is_cpu() && !bc.cpu) continue;
     size_t before = ctx.results.size();
