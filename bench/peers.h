@@ -26,7 +26,7 @@ inline constexpr Peer kPeers[] = {
     {"softmax/f32 1x262144", 7.6, "llama.cpp CUDA (peers.md)"},
     {"softmax/bf16 1x151936", 42.7, "PyTorch eager (peers.md)"},
     {"softmax/f32 1x151936", 50.4, "PyTorch eager (peers.md)"},
-    {"silu_mul/f32 8192x14336", 0, ""},
+    {"silu_mul/bf16 8192x14336", 236, "torch.compile (peers.md)"},
     {"sigmoid_mul/bf16 8192x14336", 236, "torch.compile (peers.md)"},
     {"gelu/bf16 8192x14336", 160, "torch.compile softcap-class unary (peers.md)"},
     {"softcap/bf16 8192x14336", 160, "torch.compile (peers.md)"},

@@ -12,7 +12,9 @@ namespace lmk {
 
 // SwiGLU gate: out = g / (1 + exp(-g)) * up with g = gate[i]. gate, up, out: same numel and dtype.
 // The spec names f32 only; lmk also accepts f16 and bf16 (all three the same dtype), computed in
-// f32 with one rounding. out may alias gate or up. For finite g -> -inf the result is ±0, never NaN.
+// f32 with one rounding. out may alias gate or up. For finite g -> -inf the result underflows to
+// ±0, never NaN; g = -inf gives NaN (-inf * 0), g = +inf gives +inf * up. The same holds for silu
+// and for the sigmoid of sigmoid_mul (gate -> -inf: ±0).
 void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out, Stream& stream = default_stream());
 
 // Attention output gate: out = x * sigmoid(gate) = x / (1 + exp(-gate)). f32 or bf16 (spec), and
@@ -31,7 +33,8 @@ void gelu(const Tensor& x, const Tensor& out, Stream& stream = default_stream())
 
 // Logit soft-capping: out = tanh(x / cap) * cap, so |out| <= cap. f32, f16, bf16; same numel and
 // dtype; out may alias x. cap must be finite and > 0 (else InvalidArgument). In f16/bf16 the
-// result may round to exactly cap (or past it when cap itself is not representable).
+// result may round to exactly cap (or past it when cap itself is not representable). The CUDA
+// backend forms x / cap as x * (1 / cap) (within 1 ulp) unless 1 / cap is not a normal f32.
 void softcap(const Tensor& x, const Tensor& out, float cap, Stream& stream = default_stream());
 
 // out[i, j] = a[i, j] + bias[j]. a has rank 2, shape [M, N]; bias has N elements; out has M*N

@@ -1,5 +1,6 @@
 // Umbrella header: the whole public API.
 #pragma once
+#include "lmk/activation.h"
 #include "lmk/buffer.h"
 #include "lmk/device.h"
 #include "lmk/dtype.h"

@@ -1,11 +1,34 @@
+#include <cmath>
+
 #include "cuda/map.cuh"
 #include "ops/activation/backend.h"
 
 namespace lmk::cuda {
 
 namespace {
-// f32 scalar forms (IEEE expf/tanhf and division: no fast-math intrinsics, spec core-ops §0).
-__device__ __forceinline__ float silu_f32(float g) { return g / (1.0f + expf(-g)); }
+// f32 scalar forms. expf/tanhf are the accurate library functions (no fast-math intrinsics,
+// core-ops §0). The sigmoid avoids IEEE division, whose out-of-line slow path makes ptxas spill
+// in these unrolled maps: its denominator is kept in [1, 2], where one Newton step on the
+// hardware reciprocal is within 1 ulp.
+
+// 1 / d for d in [1, 2] (NaN stays NaN).
+__device__ __forceinline__ float rcp_1_2(float d) {
+  float r;
+  asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(d));
+  return fmaf(r, fmaf(-d, r, 1.0f), r);
+}
+
+// sigmoid(g) = 1 / (1 + exp(-g)) through t = exp(-|g|) in [0, 1]: g >= 0 gives 1 / (1 + t), g < 0
+// gives t / (1 + t). +inf -> 1, -inf -> 0, NaN -> NaN; large negative g underflows to +0.
+__device__ __forceinline__ float sigmoid_f32(float g) {
+  const float t = expf(-fabsf(g));
+  const float r = rcp_1_2(1.0f + t);
+  return g >= 0.0f ? r : t * r;
+}
+
+// silu(g) = g * sigmoid(g): -inf -> NaN (-inf * 0, as the spec's g / (1 + exp(-g))), +inf -> +inf,
+// large negative finite g -> -0.
+__device__ __forceinline__ float silu_f32(float g) { return g * sigmoid_f32(g); }
 
 __device__ __forceinline__ float gelu_f32(float x) {
   float u = 0.7978845608028654f * (x + 0.044715f * (x * x * x));
@@ -20,9 +43,7 @@ struct SiluMulFn {  // (gate, up)
 
 template <typename T>
 struct SigmoidMulFn {  // (x, gate)
-  __device__ __forceinline__ T operator()(T x, T g) const {
-    return from_f32<T>(to_f32(x) / (1.0f + expf(-to_f32(g))));
-  }
+  __device__ __forceinline__ T operator()(T x, T g) const { return from_f32<T>(to_f32(x) * sigmoid_f32(to_f32(g))); }
 };
 
 template <typename T, ActUnaryOp Op>
@@ -33,10 +54,16 @@ struct UnaryFn {
   }
 };
 
-template <typename T>
+// tanh(x / cap) * cap. kRecip: x / cap as x * (1 / cap) (the f32 reciprocal, within 1 ulp of the
+// quotient), used whenever 1 / cap is a normal f32, i.e. for every cap outside the subnormal and
+// > 2^126 extremes; those keep the IEEE division.
+template <typename T, bool kRecip>
 struct SoftcapFn {
-  float cap;
-  __device__ __forceinline__ T operator()(T x) const { return from_f32<T>(tanhf(to_f32(x) / cap) * cap); }
+  float cap, inv_cap;
+  __device__ __forceinline__ T operator()(T x) const {
+    const float v = kRecip ? to_f32(x) * inv_cap : to_f32(x) / cap;
+    return from_f32<T>(tanhf(v) * cap);
+  }
 };
 
 template <typename T>
@@ -71,8 +98,8 @@ void launch_outer(const float* lhs, const float* rhs, float* out, int64_t n, int
   int tx = 1;
   while (tx < kThreads && tx < vecs) tx *= 2;
   const int ty = kThreads / tx;
-  const dim3 block(unsigned(tx), unsigned(ty));
-  const dim3 grid(unsigned(ceil_div(vecs, tx)), unsigned(std::min<int64_t>(ceil_div(n, ty), 65535)));
+  const dim3 block{unsigned(tx), unsigned(ty)};
+  const dim3 grid{unsigned(ceil_div(vecs, tx)), unsigned(std::min<int64_t>(ceil_div(n, ty), 65535))};
   outer_product_kernel<V><<<grid, block, 0, stream>>>(lhs, rhs, out, n, m);
   LMK_LAUNCH_CHECK(outer_product_kernel);
 }
@@ -105,7 +132,10 @@ void unary(ActUnaryOp op, const Tensor& x, const Tensor& out, Stream& s) {
 void softcap(const Tensor& x, const Tensor& out, float cap, Stream& s) {
   dispatch_float("softcap", x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    launch_map(SoftcapFn<T>{cap}, out.data_as<T>(), x.numel(), stream_of(s), Src<T>{x.data_as<T>()});
+    const float inv = 1.0f / cap;
+    Src<T> sx{x.data_as<T>()};
+    if (std::isnormal(inv)) launch_map(SoftcapFn<T, true>{cap, inv}, out.data_as<T>(), x.numel(), stream_of(s), sx);
+    else launch_map(SoftcapFn<T, false>{cap, inv}, out.data_as<T>(), x.numel(), stream_of(s), sx);
   });
 }
 
@@ -113,7 +143,7 @@ void add_bias_row_2d(const Tensor& a, const Tensor& bias, const Tensor& out, int
   dispatch_float("add_bias_row_2d", a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     launch_map(AddFn<T>{}, out.data_as<T>(), a.numel(), stream_of(s), Src<T>{a.data_as<T>()},
-               Src<T>{bias.data_as<T>(), cols});
+               RowSrc<T>{bias.data_as<T>(), cols});
   });
 }
 

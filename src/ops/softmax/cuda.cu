@@ -244,7 +244,7 @@ __global__ void __launch_bounds__(kClusterThreads, 2) softmax_cluster_kernel(P p
   const int64_t step = int64_t(kUnroll<N>) * nthr;
   // Plain rows with a cached chunk arrive by one bulk copy (the copy engine keeps the whole chunk
   // in flight at once); masked rows are transformed while loaded, so they use vector loads.
-  constexpr bool kBulk = Cached && !P::kMasked;
+  constexpr bool kBulk = Cached && !P::kMasked && sizeof(Packed<C, N>) % 16 == 0;
   __shared__ uint64_t bar;
   uint32_t parity = 0;
   if constexpr (kBulk) {
@@ -362,13 +362,12 @@ void launch_rows_vpt(const P& p, int64_t rows, int vpt, int threads, cudaStream_
   LMK_LAUNCH_CHECK(softmax_rows_kernel);
 }
 
-// Smallest power-of-two VPT that needs <= target threads, else the largest VPT (<= 1024
-// threads). Rows under 16 KB get 128-thread blocks so that each block still keeps >= 8 KB in
-// flight (measured on H200: 256 threads left bf16 16384x4096 at 73% of copy).
+// Smallest power-of-two VPT that needs <= 256 threads, else the largest VPT (<= 1024 threads).
+// (128-thread blocks for rows under 16 KB measured slower on H200: bf16 16384x4096 87 -> 99 us.)
 template <class P, int N>
 void launch_rows(const P& p, int64_t rows, cudaStream_t st) {
   const int64_t nvec = p.cols / N;
-  const int target = p.cols * int64_t(sizeof(typename P::Cache)) >= (16 << 10) ? 256 : 128;
+  const int target = 256;
   auto threads_for = [&](int vpt) { return int(round_up(ceil_div(nvec, vpt), 32)); };
   int vpt = 1;
   while (vpt < kMaxVpt<N> && threads_for(vpt) > target) vpt *= 2;
