@@ -83,7 +83,11 @@ int64_t Tensor::span_bytes() const {
   if (numel() == 0) return 0;
   if (is_contiguous()) return nbytes();
   int64_t last = 0;
-  for (int d = 0; d < rank_; ++d) last += (shape_[d] - 1) * (strides_[d] > 0 ? strides_[d] : 0);
+  for (int d = 0; d < rank_; ++d) {
+    int64_t ext = shape_[d];  // the innermost dim of a block type counts values, strides count blocks
+    if (d == rank_ - 1 && is_quantized(dtype_)) ext = (ext + dtype_info(dtype_).block_elems - 1) / dtype_info(dtype_).block_elems;
+    last += (ext - 1) * (strides_[d] > 0 ? strides_[d] : 0);
+  }
   return (last + 1) * dtype_info(dtype_).block_bytes;
 }
 

@@ -129,6 +129,21 @@ LMK_HD float round_away(float x) {
 #endif
 }
 
+// Order-independent min/max for reductions: NaN ignored (unless both are NaN), -0 < +0, so a
+// sequential scan and any reduction tree give the same bits.
+LMK_HD float min_total(float a, float b) {
+  if (a != a) return b;
+  if (b != b) return a;
+  if (a == b) return (f32_to_bits(a) >> 31) ? a : b;
+  return a < b ? a : b;
+}
+LMK_HD float max_total(float a, float b) {
+  if (a != a) return b;
+  if (b != b) return a;
+  if (a == b) return (f32_to_bits(a) >> 31) ? b : a;
+  return a > b ? a : b;
+}
+
 // Little-endian loads from possibly unaligned bytes.
 LMK_HD uint32_t load_u16_le(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8; }
 LMK_HD uint32_t load_u24_le(const uint8_t* p) { return uint32_t(p[0]) | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16; }

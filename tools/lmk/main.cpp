@@ -14,6 +14,8 @@
 #include "check/check.h"
 #include "lmk/lmk.h"
 
+int lmk_gguf_command(const std::vector<std::string>& args);  // tools/lmk/gguf_cmd.cpp
+
 namespace {
 
 using namespace lmk;
@@ -26,7 +28,8 @@ int usage() {
       "  check [--op NAME[,NAME]] [--all] [--device cpu|cuda]\n"
       "                                 run the ops against the fp64 reference (quick cases unless --all)\n"
       "  bench [--op NAME[,NAME]] [--quick] [--json FILE] [--tsv FILE] [--device cpu|cuda]\n"
-      "                                 time the ops; % of the copy bandwidth measured in the same run");
+      "                                 time the ops; % of the copy bandwidth measured in the same run\n"
+      "  gguf FILE [--all]              metadata and tensor table of a GGUF file");
   return 2;
 }
 
@@ -216,6 +219,7 @@ int main(int argc, char** argv) {
     if (cmd == "ops") return cmd_ops(a);
     if (cmd == "check") return cmd_check(a);
     if (cmd == "bench") return cmd_bench(a);
+    if (cmd == "gguf") return lmk_gguf_command(std::vector<std::string>(a.v.begin() + 1, a.v.end()));
     return usage();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "lmk: %s\n", e.what());

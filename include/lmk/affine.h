@@ -1,0 +1,79 @@
+// MLX affine quantized matmuls (spec: matmul-moe-sampling.md §1.4, §2; quant-formats.md §5).
+//
+// Weight format (quant-formats §5): a logical W [N, K] (N = output features, K = input
+// features) stored as packed codes q in [0, 2^bits) plus per-group scales and biases,
+//   W[n, k] = scales[n, k/gs] * q(n, k) + biases[n, k/gs].
+// A packed row is a little-endian bit stream (code k at bits k*bits ...): 4-bit and 8-bit rows
+// are MLX's u32 words (8 or 4 codes each), 6-bit rows are byte triplets (4 codes in 3 bytes).
+// Row bytes: K/2 (4-bit), 3K/4 (6-bit), K (8-bit). The packed tensor may be u32 [N, K*bits/32]
+// (as MLX's safetensors store it) or u8 [N, row_bytes]; either way its last dim must hold
+// exactly one row. bits in {4, 6, 8}, group_size (gs) in {32, 64, 128}, K % gs == 0.
+// scales and biases share one dtype: f32, f16 or bf16 (MLX checkpoints use the model's dtype).
+//
+// Every op computes y[r, n] = Σ_k x[r', k] * W[n, k] with the weights never materialised.
+// All tensors are contiguous, dims > 0; outputs must not overlap any input.
+//
+// Precision (spec §0 error metric e = |y - y_ref| / Σ_k |x_k| (|s q_k| + |b|)):
+//  * CPU: weights dequantized in f32 (s*q, then + b), products summed in f64, one rounding to
+//    y's dtype. e <= 1e-6.
+//  * CUDA, mat-vec path — quantized_matmul with M <= 8, quantized_matmul_id with
+//    M*top_k <= 4*E (at most 4 routed rows per expert on average): codes exact, activations
+//    carried as two bf16 terms (hi + lo, 16 significant bits), tensor-core products summed in
+//    f32, scale and bias applied per group in f32 (y += s * Σ q x + b * Σ x, Σ x in f64).
+//    e <= 1e-5. (Views whose x/w pointers are not 16-byte aligned — 8 for 6-bit w — take an
+//    f32 CUDA-core kernel at every size instead: same bound, slower.)
+//  * CUDA, tiled path (more rows than above): activations rounded to bf16, each weight computed
+//    in f32 and rounded once to bf16, tensor-core products summed in f32: the spec's bf16 row,
+//    e <= 1.6e-2 (typically ~1e-3).
+//  * bf16/f16 outputs add one rounding (2^-8 / 2^-11 relative).
+// The path depends only on shapes and alignment (never on the data). On one path, a row of
+// quantized_matmul_id is bit-identical to quantized_matmul on the selected expert slice, and
+// results are deterministic run to run.
+//
+// CUDA scratch: quantized_matmul_id with more than 8 routed rows builds per-expert row lists
+// in stream-ordered scratch (cudaMallocFromPoolAsync from a library-owned pool, freed on the
+// same stream after the kernels; capturable in a CUDA graph). No other op allocates.
+#pragma once
+#include "lmk/device.h"
+#include "lmk/tensor.h"
+
+namespace lmk {
+
+// y[m, n] = Σ_k x[m, k] * (scales[n, k/gs] * q(n, k) + biases[n, k/gs])
+//   x:        [M, K] f32, f16 or bf16
+//   w:        packed codes of W [N, K]: u32 [N, K*bits/32] or u8 [N, row_bytes]
+//   scales:   [N, K/gs], biases: same shape and dtype (f32, f16, bf16)
+//   y:        [M, N], f32 or the dtype of x (f32 output avoids f16 overflow at large K)
+// Errors: bits not in {4,6,8}, a positive gs not in {32,64,128}, a dtype outside the lists
+// above -> Unsupported; gs <= 0, K % gs != 0, any shape disagreeing with (bits, gs, K, N),
+// scales/biases of different dtypes, zero sizes, overlap of y with an input -> InvalidArgument.
+void quantized_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, const Tensor& biases,
+                      const Tensor& y, int bits, int group_size, Stream& stream = default_stream());
+
+// Expert-routed variant (spec §2.2): for token m and slot s, e = ids[m, s],
+//   y[m, s, n] = Σ_k x[m, k] * W_e[n, k]
+//   x:        [M, K] (every slot of a token reads the same row; for a down projection whose
+//             input differs per slot pass M' = M*top_k rows, ids [M*top_k, 1])
+//   w:        [E, N, row] packed (u32 or u8 as above), experts back to back
+//   scales:   [E, N, K/gs], biases: same shape and dtype
+//   ids:      [M, top_k] u32 or i32, each in [0, E)
+//   y:        [M, top_k, N], f32 or the dtype of x
+// Invalid ids (>= E, or negative i32): the CPU throws InvalidArgument "quantized_matmul_id:
+// invalid expert id <id> at row <r> (n_experts=<E>)" (r = m*top_k + s) before writing anything.
+// CUDA never reads out of bounds: such a row is written as zeros and, when `error_flag`
+// (u32 [1] on the same device, zeroed by the caller) is given, it is set to 1; with the
+// environment variable LMK_DEBUG_CHECKS=1 the call synchronizes and throws the CPU's error.
+// Rows of valid ids are correct in every case. Limits: M*top_k < 2^31.
+void quantized_matmul_id(const Tensor& x, const Tensor& w, const Tensor& scales, const Tensor& biases,
+                         const Tensor& ids, const Tensor& y, int bits, int group_size,
+                         Stream& stream = default_stream(), const Tensor& error_flag = Tensor());
+
+// Unpacked-codes variant for DWQ-trained weights (spec §1.4):
+//   y[m, n] = Σ_k x[m, k] * (q[n, k] * scales[n, k/gs] + biases[n, k/gs])
+//   x f32 [M, K], q u8 [N, K] (codes 0..255), scales/biases f32 [N, K/gs], y f32 [M, N].
+//   group_size: a power of two in [2, 1024] with K % group_size == 0 (else InvalidArgument).
+// f32 throughout on both backends (e <= 1e-5). CUDA: an f32 CUDA-core tiled kernel.
+void qmm_affine(const Tensor& x, const Tensor& q, const Tensor& scales, const Tensor& biases, const Tensor& y,
+                int group_size, Stream& stream = default_stream());
+
+}  // namespace lmk

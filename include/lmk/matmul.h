@@ -1,0 +1,110 @@
+// Matmuls (spec: matmul-moe-sampling.md §0, §3, §5): GGML block-format weights (plain and
+// expert-routed) and dense weights. Conventions of §0 everywhere: tensors dense row-major,
+// weights stored [N, K] ("out x in"), every op computes y[m, n] = Σ_k x[m, k] · W[n, k].
+// Outputs are passed in and never alias an input. Zero sizes are rejected.
+//
+// Precision (§0 table; the tests use e = |y - y_ref| / Σ_k |x_k|·|w_k|, with
+// |w_k| := |scale·q_k| + |offset| for formats with a min term):
+//   * quantized mat-vec path (M <= 8 by default): f32 activations times the exact f32 dequantized
+//     weight, f32 accumulation (e <= 1e-5). Formats with a min/offset term (Q5_1, Q4_K, Q5_K,
+//     Q2_K) are evaluated in the factored form scale·Σx·q + offset·Σx that §0 allows. On CUDA,
+//     M = 1 runs f32 FMAs; 2..8 rows run on tensor cores without losing f32 accuracy: integer
+//     codes are exact in bf16, each activation is split into three bf16 pieces that sum to it
+//     exactly, products are exact and summed in f32, scales applied in f32 per 16 values.
+//   * quantized mat-mat path (M > 8): tensor cores on bf16 operands — activations rounded to bf16
+//     (RNE), each weight dequantized in f32 and rounded once to bf16 — f32 accumulation
+//     (bf16 row of the table, e <= 1.6e-2).
+//   * dense_mm: bf16 / f16 weights: the activations are rounded to bf16 / f16 first (spec §5.3);
+//     f32 weights: true f32 products, never TF32 (e <= 1e-5).
+//
+// CUDA scratch (no allocation in the steady state): the CUDA backend keeps one workspace per
+// (device, stream) — a cuBLASLt handle (per device), a 32 MiB cuBLASLt workspace and a growable
+// scratch for converted activations and expert-routing lists. It is created on the first call
+// and grows (cudaMalloc, after synchronizing that stream) only when a call needs more than it
+// holds; call matmul_workspace_reserve() with the largest shapes first to keep later calls —
+// and CUDA graph capture — allocation-free. One workspace serves one stream, so calls on the
+// same stream from several host threads at once are not supported (calls on different streams
+// are). Scratch needs: quantized mat-mat path 2·M·K bytes (bf16 activations); expert-routed
+// 16·(E + 1) + 4·R + 12·(min(E, R) + R) bytes plus 2·(rows of x)·K for its mat-mat path
+// (R = T·top_k); dense_mm with bf16/f16 weights and M > 8: 2·B1·M·K bytes.
+#pragma once
+#include <cstdint>
+
+#include "lmk/device.h"
+#include "lmk/tensor.h"
+
+namespace lmk {
+
+// Which kernel family the quantized matmuls use. `automatic` picks by size (mat-vec for at most
+// 8 rows per weight, else the tensor-core mat-mat); the others force a path (the test hook the
+// spec asks for). Results agree within the tolerance of the path taken.
+enum class MatmulPath : uint8_t { automatic, matvec, matmat };
+
+// ---- §3.1 quantized_matmul_ggml -------------------------------------------------------------------
+// y[m, n] = Σ_k x[m, k] · dequant(w)[n, k].
+// x: f32 [M, K]; w: [N, K] of q4_0, q5_0, q5_1, q8_0, iq4_nl, q2_K, q4_K, q5_K, q6_K or iq4_xs
+// (raw GGUF block bytes, row-major, K % block_elems == 0: 32 for the legacy formats, 256 for
+// K-quants and iq4_xs); y: f32 [M, N]. Every format runs on both paths and both backends.
+// The CUDA kernels read the raw blocks in place: 16-byte aligned weights whose rows are a
+// multiple of 16 bytes take the vectorised path, any other (2-byte aligned) layout a slower one.
+void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, Stream& stream = default_stream(),
+                           MatmulPath path = MatmulPath::automatic);
+
+// ---- §3.2 mul_mv_ext --------------------------------------------------------------------------------
+// Small-batch mat-vec: y[b, m, n] = Σ_k x[b, m, k] · dequant(w)[n, k], the same weight for every
+// batch index b (the weight is broadcast across the batch; mlx-native's kernel reads past it).
+// w: [N, K] of any format of quantized_matmul_ggml; x: f32 [batch, M, K] (or [M, K] for batch 1);
+// y: f32 of x's leading dims and N. M (the second-to-last dim) must be in [2, 8]. The weight is
+// read once for all batch·M rows when batch·M <= 8. Same precision as the mat-vec path.
+void mul_mv_ext(const Tensor& w, const Tensor& x, const Tensor& y, Stream& stream = default_stream());
+
+// ---- §3.3 quantized_matmul_id_ggml ------------------------------------------------------------------
+// Expert-routed matmul: for row r = t·top_k + s, e = ids[r],
+//   y[r, n] = Σ_k xin(r)[k] · dequant(w[e])[n, k],  xin(r) = input_per_slot ? x[r] : x[t].
+// x: f32 [T, K] (or [T·top_k, K] with input_per_slot); w: [E, N, K] of a quantized_matmul_ggml
+// format, expert e at w.stride(0) blocks from expert 0 (rows within an expert contiguous; a
+// strided view expresses an expert stride larger than N·K/QK blocks); ids: u32 or i32 [T·top_k]
+// or [T, top_k]; y: f32 [T·top_k, N] or [T, top_k, N], written in (token, slot) order. Any top_k,
+// repeated experts within a token allowed (each row is computed on its own).
+// Invalid ids (>= E, or negative i32): the CPU throws InvalidArgument
+// "invalid expert id <id> at row <r> (n_experts=<E>)" before writing anything. CUDA cannot check
+// device-resident ids without a sync: it never reads out of bounds, writes such rows as 0.0 and,
+// when error_flag (u32 [1] on the device, zeroed by the caller) is given, sets it to 1; with the
+// environment variable LMK_DEBUG_CHECKS=1 it synchronizes and throws the CPU's error.
+// Grouping (CUDA, no host sync): few rows are computed per row; otherwise a device-side pass counts
+// the rows of each expert, builds per-expert row lists and runs the mat-vec kernel (<= 8 rows per
+// expert piece) or the tensor-core mat-mat kernel on each expert's rows.
+void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& ids, const Tensor& y, int64_t top_k,
+                              bool input_per_slot = false, Stream& stream = default_stream(),
+                              const Tensor& error_flag = Tensor(), MatmulPath path = MatmulPath::automatic);
+
+// ---- §5.3 dense_mm (bf16 / f16 / f32 weights) -------------------------------------------------------
+// dst[b, m, n] = Σ_k src1[b, m, k] · src0[b / r, n, k], r = B1 / B0 (GQA-style broadcast).
+// src0: bf16, f16 or f32 [N, K] or [B0, N, K]; src1: f32 [M, K] or [B1, M, K]; dst: f32 with
+// src1's leading dims and N. B1 % B0 == 0. Any K >= 1. src1 is rounded to src0's dtype (bf16 / f16,
+// RNE; |x| >= 65520 becomes ±inf in f16) before multiplying; f32 weights use true f32 products
+// (cuBLASLt CUBLAS_COMPUTE_32F, no TF32). CUDA: up to 8 rows per weight slice run our mat-vec
+// kernel, more run cuBLASLt (activations converted into the workspace scratch).
+void dense_mm(const Tensor& src0, const Tensor& src1, const Tensor& dst, Stream& stream = default_stream());
+
+// ---- §5.1 dense_gemm (lm_head) / dense_matvec -------------------------------------------------------
+// c[m, n] = Σ_k a[m, k] · b[n, k] with f32 accumulation, rounded once (RNE) to c's dtype
+// (f16 overflow gives ±inf). a: [M, K], b: [N, K], c: [M, N], all f16 (spec) or all bf16.
+void dense_gemm(const Tensor& a, const Tensor& b, const Tensor& c, Stream& stream = default_stream());
+// c[0, n] = Σ_k a[0, k] · b[n, k]: a f32 [1, K] (or [K]), b f16, bf16 or f32 [N, K], c f32 [1, N]
+// (or [N]). Activations stay f32, weights widen exactly, f32 accumulation (the spec's
+// dense_matvec_f16w_f32io / _bf16w_f32io / _f32).
+void dense_matvec(const Tensor& a, const Tensor& b, const Tensor& c, Stream& stream = default_stream());
+
+// ---- §5.2 dense_gemv_bf16 ---------------------------------------------------------------------------
+// Shapes and broadcast as dense_mm with bf16 src0, but activations stay f32 (weights widen
+// exactly, f32 accumulation). Built for M = 1 decode (one pass over the weights, 16-byte loads),
+// correct for any M.
+void dense_gemv_bf16(const Tensor& src0, const Tensor& src1, const Tensor& dst, Stream& stream = default_stream());
+
+// Makes the CUDA workspace of `stream` hold at least scratch_bytes of scratch (plus the cuBLASLt
+// handle and workspace), allocating now so later calls on this stream allocate nothing.
+// No-op for a CPU stream argument of a build without CUDA.
+void matmul_workspace_reserve(Stream& stream, int64_t scratch_bytes);
+
+}  // namespace lmk

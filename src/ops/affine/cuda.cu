@@ -1,0 +1,259 @@
+// CUDA backend of the affine family: picks a kernel per problem, builds work items (routing
+// lists for quantized_matmul_id), checks invalid ids in debug mode.
+//
+// Paths (shapes only, never data):
+//   mv   gs 32/64/128, aligned operands, at most 8 rows (dense) or at most 4 routed rows per
+//        expert on average (routed): tensor-core mat-vec, f32-accurate.
+//   mm   the same formats with more rows: bf16 tiled GEMM.
+//   simt everything else (unaligned views, qmm_affine): f32 tiled.
+// Routed rows: at most 8 -> one item per row ("direct", no scratch); otherwise a one-block
+// routing kernel groups rows by expert into items of <= T rows (T = the kernel's tile rows) in
+// stream-ordered scratch.
+#include <cub/block/block_scan.cuh>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "ops/affine/backend.h"
+#include "ops/affine/kernels.cuh"
+
+namespace lmk::cuda {
+namespace {
+
+using namespace affine;
+
+constexpr int kRouteThreads = 1024;
+
+struct RouteArgs {
+  const void* ids = nullptr;
+  int ids_signed = 0;
+  int P = 0, E = 0, T = 1;
+  int* counts = nullptr;     // [E]
+  int* offs = nullptr;       // [E + 1]
+  int* item_offs = nullptr;  // [E + 1]
+  int* pairs = nullptr;      // [P]
+  int* info = nullptr;       // [3 * max_items]
+  int* n_items = nullptr;    // [1]
+  void* y = nullptr;
+  DType y_dtype = DType::f32;
+  int N = 0;
+  uint32_t* error_flag = nullptr;
+};
+
+// One block: count rows per expert, prefix sums, scatter row indices into per-expert lists,
+// cut each list into items of <= T rows. Rows with an out-of-range id are zeroed and flagged.
+__global__ void __launch_bounds__(kRouteThreads) affine_route_kernel(const RouteArgs a) {
+  using Scan = cub::BlockScan<int, kRouteThreads>;
+  __shared__ typename Scan::TempStorage scan_tmp;
+  const int tid = int(threadIdx.x);
+  auto id_of = [&](int r) -> uint32_t {
+    return a.ids_signed ? uint32_t(static_cast<const int32_t*>(a.ids)[r]) : static_cast<const uint32_t*>(a.ids)[r];
+  };
+  for (int e = tid; e < a.E; e += kRouteThreads) a.counts[e] = 0;
+  __syncthreads();
+  for (int r = tid; r < a.P; r += kRouteThreads) {
+    const uint32_t e = id_of(r);
+    if (e < uint32_t(a.E)) {
+      atomicAdd(&a.counts[e], 1);
+    } else {
+      for (int n = 0; n < a.N; ++n) store_f(a.y, int64_t(r) * a.N + n, 0.0f, a.y_dtype);
+      if (a.error_flag) *a.error_flag = 1u;
+    }
+  }
+  __syncthreads();
+  // Exclusive scans over experts: each thread owns a contiguous run of experts.
+  const int per = (a.E + kRouteThreads - 1) / kRouteThreads;
+  const int e0 = min(tid * per, a.E), e1 = min(e0 + per, a.E);
+  int rows = 0, items = 0;
+  for (int e = e0; e < e1; ++e) {
+    const int c = a.counts[e];
+    rows += c;
+    items += (c + a.T - 1) / a.T;
+  }
+  int row_pre = 0, item_pre = 0, row_total = 0, item_total = 0;
+  Scan(scan_tmp).ExclusiveSum(rows, row_pre, row_total);
+  __syncthreads();
+  Scan(scan_tmp).ExclusiveSum(items, item_pre, item_total);
+  for (int e = e0; e < e1; ++e) {
+    const int c = a.counts[e];
+    a.offs[e] = row_pre;
+    a.item_offs[e] = item_pre;
+    row_pre += c;
+    item_pre += (c + a.T - 1) / a.T;
+  }
+  if (tid == 0) {
+    a.offs[a.E] = row_total;
+    a.item_offs[a.E] = item_total;
+    *a.n_items = item_total;
+  }
+  __syncthreads();
+  for (int e = tid; e < a.E; e += kRouteThreads) a.counts[e] = a.offs[e];  // cursors
+  __syncthreads();
+  for (int r = tid; r < a.P; r += kRouteThreads) {
+    const uint32_t e = id_of(r);
+    if (e < uint32_t(a.E)) a.pairs[atomicAdd(&a.counts[e], 1)] = r;
+  }
+  for (int e = tid; e < a.E; e += kRouteThreads) {
+    const int c = a.offs[e + 1] - a.offs[e];
+    for (int j = 0, base = a.item_offs[e]; j * a.T < c; ++j) {
+      a.info[3 * (base + j)] = e;
+      a.info[3 * (base + j) + 1] = a.offs[e] + j * a.T;
+      a.info[3 * (base + j) + 2] = min(a.T, c - j * a.T);
+    }
+  }
+}
+
+// Stream-ordered scratch from a library-owned pool per device (kept, never trimmed).
+cudaMemPool_t scratch_pool() {
+  static std::mutex mu;
+  static std::unordered_map<int, cudaMemPool_t> pools;
+  int dev = 0;
+  LMK_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = pools.find(dev);
+  if (it != pools.end()) return it->second;
+  cudaMemPoolProps props = {};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.handleTypes = cudaMemHandleTypeNone;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = dev;
+  cudaMemPool_t pool = nullptr;
+  LMK_CUDA_CHECK(cudaMemPoolCreate(&pool, &props));
+  uint64_t keep = UINT64_MAX;
+  LMK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  pools.emplace(dev, pool);
+  return pool;
+}
+
+struct Scratch {
+  void* ptr = nullptr;
+  cudaStream_t stream = nullptr;
+  Scratch(size_t bytes, cudaStream_t s) : stream(s) {
+    LMK_CUDA_CHECK(cudaMallocFromPoolAsync(&ptr, bytes, scratch_pool(), s));
+  }
+  ~Scratch() {
+    if (ptr) (void)cudaFreeAsync(ptr, stream);
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+};
+
+// Debug mode: wait for the launch and raise the CPU backend's error for the first invalid id.
+void raise_invalid_ids(const AffineProblem& p, cudaStream_t s) {
+  cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+  LMK_CUDA_CHECK(cudaStreamIsCapturing(s, &cap));
+  if (cap != cudaStreamCaptureStatusNone) return;  // cannot wait inside a capture
+  LMK_CUDA_CHECK(cudaStreamSynchronize(s));
+  const int64_t P = p.rows();
+  std::vector<uint32_t> ids(static_cast<size_t>(P));
+  LMK_CUDA_CHECK(cudaMemcpy(ids.data(), p.ids, size_t(P) * 4, cudaMemcpyDeviceToHost));
+  for (int64_t r = 0; r < P; ++r) {
+    const int64_t e = p.ids_dtype == DType::u32 ? int64_t(ids[size_t(r)]) : int64_t(int32_t(ids[size_t(r)]));
+    if (e < 0 || e >= p.E)
+      LMK_THROW(InvalidArgument, p.op, ": invalid expert id ", e, " at row ", r, " (n_experts=", p.E, ")");
+  }
+}
+
+enum class Path { mv, mm, simt };
+
+}  // namespace
+
+void affine_matmul(const AffineProblem& p, Stream& stream) {
+  const cudaStream_t s = stream_of(stream);
+  const bool routed = p.ids != nullptr;
+  const bool formats_ok = !p.unpacked && (p.gs == 32 || p.gs == 64 || p.gs == 128);
+  const bool aligned = is_aligned(p.x, 16) && is_aligned(p.w, p.bits == 6 ? 8 : 16);
+  const int64_t P = p.rows();
+
+  Path path = Path::simt;
+  if (formats_ok && aligned) {
+    const bool small = routed ? P <= 4 * p.E : p.M <= mv::kMaxRows;
+    if (!small) path = Path::mm;
+    else if (ceil_div(p.N, mv::kRowsPerBlock) <= 65535) path = Path::mv;
+  }
+
+  Operands o;
+  o.x = p.x;
+  o.x_dtype = p.x_dtype;
+  o.K = int(p.K);
+  o.w = static_cast<const uint8_t*>(p.w);
+  o.row_bytes = p.row_bytes;
+  o.expert_bytes = p.N * p.row_bytes;
+  o.scales = p.scales;
+  o.biases = p.biases;
+  o.s_dtype = p.s_dtype;
+  o.groups = p.groups();
+  o.expert_groups = p.N * p.groups();
+  o.N = int(p.N);
+  o.bits = p.bits;
+  o.gs = p.gs;
+  o.y = p.y;
+  o.y_dtype = p.y_dtype;
+
+  const int bm = path == Path::mm ? (routed || P <= 64 ? 64 : 128) : 0;
+  const int tile = path == Path::mv ? mv::kMaxRows : path == Path::mm ? bm : simt::kBM;
+
+  Items items;
+  items.top_k = int(p.top_k);
+  items.error_flag = p.error_flag;
+  int n_items = 0;
+  std::unique_ptr<Scratch> scratch;
+  int cmax = tile;
+  if (!routed) {
+    items.mode = kDense;
+    items.rows = int(p.M);
+    items.tile = tile;
+    n_items = int(ceil_div(p.M, tile));
+    cmax = int(std::min<int64_t>(p.M, tile));
+  } else if (P <= 8) {
+    items.mode = kDirect;
+    items.rows = int(P);
+    items.ids = p.ids;
+    items.ids_signed = p.ids_dtype == DType::i32;
+    items.n_experts = int(p.E);
+    n_items = int(P);
+    cmax = 1;
+  } else {
+    const int E = int(p.E);  // < 2^31 (validated)
+    const int64_t max_items = std::min<int64_t>(P, ceil_div(P, tile) + p.E);
+    const int64_t ints = int64_t(E) + 2 * (int64_t(E) + 1) + P + 3 * max_items + 1;
+    scratch = std::make_unique<Scratch>(size_t(ints) * 4, s);
+    int* base = static_cast<int*>(scratch->ptr);
+    RouteArgs a;
+    a.ids = p.ids;
+    a.ids_signed = p.ids_dtype == DType::i32;
+    a.P = int(P);
+    a.E = E;
+    a.T = tile;
+    a.counts = base;
+    a.offs = a.counts + E;
+    a.item_offs = a.offs + E + 1;
+    a.pairs = a.item_offs + E + 1;
+    a.info = a.pairs + P;
+    a.n_items = a.info + 3 * max_items;
+    a.y = p.y;
+    a.y_dtype = p.y_dtype;
+    a.N = int(p.N);
+    a.error_flag = p.error_flag;
+    affine_route_kernel<<<1, kRouteThreads, 0, s>>>(a);
+    LMK_LAUNCH_CHECK(affine_route_kernel);
+    items.mode = kGrouped;
+    items.info = a.info;
+    items.pairs = a.pairs;
+    items.n_items = a.n_items;
+    n_items = int(max_items);
+  }
+
+  switch (path) {
+    case Path::mv: launch_mv(o, mv_plan(o, cmax), items, n_items, s); break;
+    case Path::mm: launch_mm(o, bm, items, n_items, s); break;
+    case Path::simt: launch_simt(o, items, n_items, s); break;
+  }
+  scratch.reset();  // freed in stream order after the kernels
+  if (routed && p.debug) raise_invalid_ids(p, s);
+}
+
+}  // namespace lmk::cuda

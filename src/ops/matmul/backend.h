@@ -1,0 +1,73 @@
+// Backend entry points of the matmul family; arguments are already validated (api.cpp).
+#pragma once
+#include <cstdint>
+
+#include "lmk/device.h"
+#include "lmk/dtype.h"
+#include "lmk/matmul.h"
+
+namespace lmk {
+
+// A GGML block-format weight: n_experts matrices [n, k], expert e at byte e * expert_stride.
+struct QWeight {
+  const void* data = nullptr;
+  DType type = DType::q4_0;
+  int64_t n = 0, k = 0;
+  int64_t row_bytes = 0;       // (k / qk) * block_bytes
+  int64_t expert_stride = 0;   // bytes between experts (>= n * row_bytes); 0 for a single matrix
+  int64_t n_experts = 1;
+};
+
+// y[m, :] = x[m, :] · Wᵀ for m < rows (x: rows x k f32, y: rows x n f32).
+struct QmmArgs {
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t rows = 0;
+  QWeight w;
+};
+
+// Expert-routed: row r (< rows = T·top_k) uses expert ids[r] and input row
+// (input_per_slot ? r : r / top_k) of x.
+struct QmmIdArgs {
+  const float* x = nullptr;
+  int64_t x_rows = 0;
+  const void* ids = nullptr;   // u32 or i32
+  bool ids_i32 = false;
+  float* y = nullptr;
+  int64_t rows = 0;
+  int64_t top_k = 1;
+  bool input_per_slot = false;
+  QWeight w;
+};
+
+// Dense: y[b, m, :] = round_x(x[b, m, :]) · w[b / (b1 / b0)]ᵀ with f32 accumulation, stored in yt.
+// wt in {bf16, f16, f32}; xt in {f32, wt}; yt in {f32, wt}; xround: f32 (keep x) or wt.
+struct DenseArgs {
+  const void* w = nullptr;
+  DType wt = DType::bf16;
+  const void* x = nullptr;
+  DType xt = DType::f32;
+  void* y = nullptr;
+  DType yt = DType::f32;
+  DType xround = DType::f32;
+  int64_t b0 = 1, b1 = 1, m = 0, n = 0, k = 0;
+  bool own_kernel = false;  // always the mat-vec kernel (dense_gemv_bf16, dense_matvec)
+};
+
+namespace cpu {
+void quantized_matmul(const QmmArgs& a);
+// ids were checked (< n_experts) by the caller.
+void quantized_matmul_id(const QmmIdArgs& a);
+void dense(const DenseArgs& a);
+}  // namespace cpu
+
+namespace cuda {
+void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s);
+// error_flag (device u32, may be null) is set to 1 when an id is out of range; with debug the
+// call synchronizes and throws the CPU's error.
+void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_flag, bool debug, Stream& s);
+void dense(const DenseArgs& a, Stream& s);
+void workspace_reserve(Stream& s, int64_t scratch_bytes);
+}  // namespace cuda
+
+}  // namespace lmk

@@ -1,0 +1,114 @@
+// CPU backend of the matmul family: weights dequantized with the exact f32 formulas of
+// quant-formats.md (formats/blocks.h), products and sums in double (more accurate than the f32
+// accumulation the spec allows), one rounding when storing.
+#include <cstring>
+#include <vector>
+
+#include "cpu/common.h"
+#include "formats/blocks.h"
+#include "ops/matmul/backend.h"
+
+namespace lmk::cpu {
+
+namespace {
+
+// Row n of a block-format matrix, dequantized to f32 (k values).
+void dequant_row(DType t, const uint8_t* row, int64_t k, float* out) {
+  const bool ok = blocks::visit_block_format(t, [&](auto tag) {
+    using F = typename decltype(tag)::type;
+    const int64_t nb = k / F::qk;
+    typename F::block blk;
+    for (int64_t b = 0; b < nb; ++b) {
+      std::memcpy(&blk, row + b * F::block_bytes, F::block_bytes);
+      F::dequant(blk, out + b * F::qk);
+    }
+  });
+  if (!ok) LMK_THROW(Unsupported, "matmul: dtype ", name(t), " is not a GGML block format");
+}
+
+double dot(const float* x, const float* w, int64_t k) {
+  double acc = 0;
+  for (int64_t i = 0; i < k; ++i) acc += double(x[i]) * double(w[i]);
+  return acc;
+}
+
+float load_as_f32(const void* p, DType t, int64_t i) {
+  switch (t) {
+    case DType::f32: return static_cast<const float*>(p)[i];
+    case DType::f16: return float(static_cast<const f16_t*>(p)[i]);
+    case DType::bf16: return float(static_cast<const bf16_t*>(p)[i]);
+    default: LMK_THROW(Unsupported, "matmul: dtype ", name(t), " not supported");
+  }
+}
+
+// Rounds an f32 value to t and back (t = f32 keeps it).
+float round_through(float v, DType t) {
+  if (t == DType::f16) return float(f16_t(v));
+  if (t == DType::bf16) return float(bf16_t(v));
+  return v;
+}
+
+void store_from_f64(void* p, DType t, int64_t i, double v) {
+  const float f = float(v);
+  switch (t) {
+    case DType::f32: static_cast<float*>(p)[i] = f; break;
+    case DType::f16: static_cast<f16_t*>(p)[i] = f16_t(f); break;
+    case DType::bf16: static_cast<bf16_t*>(p)[i] = bf16_t(f); break;
+    default: LMK_THROW(Unsupported, "matmul: output dtype ", name(t), " not supported");
+  }
+}
+
+}  // namespace
+
+void quantized_matmul(const QmmArgs& a) {
+  const QWeight& w = a.w;
+  std::vector<float> row(static_cast<size_t>(w.k));
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t n = 0; n < w.n; ++n) {
+    dequant_row(w.type, base + n * w.row_bytes, w.k, row.data());
+    for (int64_t m = 0; m < a.rows; ++m) a.y[m * w.n + n] = float(dot(a.x + m * w.k, row.data(), w.k));
+  }
+}
+
+void quantized_matmul_id(const QmmIdArgs& a) {
+  const QWeight& w = a.w;
+  auto id_of = [&](int64_t r) -> int64_t {
+    return a.ids_i32 ? int64_t(static_cast<const int32_t*>(a.ids)[r]) : int64_t(static_cast<const uint32_t*>(a.ids)[r]);
+  };
+  // Rows of each expert (ids were validated), so every weight row is dequantized once per expert.
+  std::vector<std::vector<int64_t>> by_expert(size_t(w.n_experts));
+  for (int64_t r = 0; r < a.rows; ++r) by_expert[size_t(id_of(r))].push_back(r);
+  std::vector<float> row(static_cast<size_t>(w.k));
+  const auto* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t e = 0; e < w.n_experts; ++e) {
+    const auto& rows = by_expert[size_t(e)];
+    if (rows.empty()) continue;
+    const uint8_t* we = base + e * w.expert_stride;
+    for (int64_t n = 0; n < w.n; ++n) {
+      dequant_row(w.type, we + n * w.row_bytes, w.k, row.data());
+      for (int64_t r : rows) {
+        const int64_t xr = a.input_per_slot ? r : r / a.top_k;
+        a.y[r * w.n + n] = float(dot(a.x + xr * w.k, row.data(), w.k));
+      }
+    }
+  }
+}
+
+void dense(const DenseArgs& a) {
+  const int64_t r = a.b1 / a.b0;
+  std::vector<float> wrow(static_cast<size_t>(a.k));
+  for (int64_t b = 0; b < a.b1; ++b) {
+    const int64_t wb = b / r;
+    // Widen this batch's weight rows one at a time; rows of x are rounded once up front.
+    std::vector<float> xs(static_cast<size_t>(a.m * a.k));
+    for (int64_t i = 0; i < a.m * a.k; ++i)
+      xs[size_t(i)] = round_through(load_as_f32(a.x, a.xt, b * a.m * a.k + i), a.xround);
+    for (int64_t n = 0; n < a.n; ++n) {
+      for (int64_t i = 0; i < a.k; ++i) wrow[size_t(i)] = load_as_f32(a.w, a.wt, (wb * a.n + n) * a.k + i);
+      for (int64_t m = 0; m < a.m; ++m)
+        store_from_f64(a.y, a.yt, (b * a.m + m) * a.n + n, dot(xs.data() + m * a.k, wrow.data(), a.k));
+    }
+  }
+}
+
+}  // namespace lmk::cpu

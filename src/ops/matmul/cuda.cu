@@ -1,0 +1,667 @@
+// CUDA backend of the matmul family: path selection, the expert-routing pre-pass, activation
+// conversion, cuBLASLt for large dense GEMMs, and the per-(device, stream) workspace.
+#include <cublasLt.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <type_traits>
+
+#include "lmk/buffer.h"
+#include "ops/matmul/formats.cuh"
+#include "ops/matmul/launch.h"
+#include "ops/matmul/qmm.cuh"
+#include "ops/matmul/qmv.cuh"
+#include "ops/matmul/qmv_tc.cuh"
+
+namespace lmk::cuda {
+
+namespace mm {
+
+// ---- occupancy --------------------------------------------------------------------------------------
+int max_active_blocks(const void* kernel, int threads) {
+  static std::mutex mu;
+  static std::map<std::pair<const void*, int>, int> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache.find({kernel, threads});
+  if (it != cache.end()) return it->second;
+  int n = 0;
+  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, 0));
+  n = std::max(n, 1);
+  cache[{kernel, threads}] = n;
+  return n;
+}
+
+// ---- workspace ----------------------------------------------------------------------------------
+namespace {
+
+constexpr int64_t kLtWorkspaceBytes = int64_t(32) << 20;
+
+struct WsEntry {
+  Buffer scratch, lt, flags, counters;
+  Workspace ws;
+};
+
+int current_device() {
+  int d = 0;
+  LMK_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+}  // namespace
+
+Workspace& workspace(Stream& s, int64_t scratch_bytes) {
+  static std::mutex mu;
+  static std::map<std::pair<int, void*>, std::unique_ptr<WsEntry>> table;
+  const Device dev = s.device();
+  std::lock_guard<std::mutex> lock(mu);
+  auto& e = table[{dev.index, s.handle()}];
+  bool created = false;
+  if (!e) {
+    e = std::make_unique<WsEntry>();
+    e->lt = Buffer(kLtWorkspaceBytes, dev);
+    e->flags = Buffer(256, dev);
+    e->counters = Buffer(kCounters * int64_t(sizeof(int)), dev);
+    e->ws.counters = static_cast<int*>(e->counters.data());
+    e->ws.lt_workspace = e->lt.data();
+    e->ws.lt_workspace_bytes = kLtWorkspaceBytes;
+    e->ws.flags = static_cast<uint32_t*>(e->flags.data());
+    created = true;
+  }
+  if (e->ws.scratch_bytes < scratch_bytes) {
+    // Work still queued on this stream may use the old scratch: wait for it before freeing.
+    if (e->scratch.data()) LMK_CUDA_CHECK(cudaStreamSynchronize(stream_of(s)));
+    const int64_t want = std::max<int64_t>(scratch_bytes + (scratch_bytes >> 3), int64_t(1) << 20);
+    e->scratch = Buffer();
+    e->scratch = Buffer(want, dev);
+    e->ws.scratch = e->scratch.data();
+    e->ws.scratch_bytes = want;
+    created = true;
+  }
+  // Buffers are zero-filled on the legacy stream; make that visible before any use on `s`.
+  if (created) LMK_CUDA_CHECK(cudaDeviceSynchronize());
+  return e->ws;
+}
+
+}  // namespace mm
+
+using namespace mm;
+
+namespace {
+
+// Sets the current device for the scope of a call (restores the previous one).
+struct DeviceGuard {
+  int prev = -1;
+  explicit DeviceGuard(Device d) {
+    prev = mm::current_device();
+    if (prev != d.index) LMK_CUDA_CHECK(cudaSetDevice(d.index));
+    else prev = -1;
+  }
+  ~DeviceGuard() {
+    if (prev >= 0) cudaSetDevice(prev);
+  }
+};
+
+int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
+
+// Tuning knobs (performance only, read once): LMK_MM_MATVEC_MAX_M (largest M on the mat-vec
+// path, default 8), LMK_MM_QMM_BM (mat-mat tile rows 64 / 128, 0 = by size), LMK_MM_DIRECT_ROWS
+// (routed rows computed one by one without the pre-pass, default 32), LMK_MM_MATMAT_PER_EXPERT
+// (average rows per expert above which routed pieces use the mat-mat kernel, default 16).
+int64_t tuning(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoll(v, nullptr, 10) : fallback;
+}
+const int64_t kMatvecMaxM = tuning("LMK_MM_MATVEC_MAX_M", 8);
+const int64_t kQmmBm = tuning("LMK_MM_QMM_BM", 0);
+
+// Bump allocator over the workspace scratch (256-byte aligned pieces).
+struct Carve {
+  char* base;
+  int64_t used = 0;
+  template <class T>
+  T* take(int64_t count) {
+    T* p = reinterpret_cast<T*>(base + used);
+    used += align_up(count * int64_t(sizeof(T)), 256);
+    return p;
+  }
+};
+
+// ---- activation conversion (f32 -> bf16 / f16, RNE) ---------------------------------------------------
+template <class T>
+__global__ void convert_kernel(const float* __restrict__ x, T* __restrict__ out, int64_t n, bool vec) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  if (vec) {
+    const int64_t n4 = n / 4;
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n4; i += stride) {
+      const float4 v = __ldcs(reinterpret_cast<const float4*>(x) + i);
+      uint2 o;
+      if constexpr (std::is_same_v<T, __half>) {
+        const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
+        o = make_uint2(*reinterpret_cast<const uint32_t*>(&a), *reinterpret_cast<const uint32_t*>(&b));
+      } else {
+        const __nv_bfloat162 a = __floats2bfloat162_rn(v.x, v.y), b = __floats2bfloat162_rn(v.z, v.w);
+        o = make_uint2(*reinterpret_cast<const uint32_t*>(&a), *reinterpret_cast<const uint32_t*>(&b));
+      }
+      *reinterpret_cast<uint2*>(out + 4 * i) = o;
+    }
+    for (int64_t i = 4 * n4 + blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
+      if constexpr (std::is_same_v<T, __half>) out[i] = __float2half_rn(x[i]);
+      else out[i] = __float2bfloat16_rn(x[i]);
+    }
+  } else {
+    for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += stride) {
+      if constexpr (std::is_same_v<T, __half>) out[i] = __float2half_rn(x[i]);
+      else out[i] = __float2bfloat16_rn(x[i]);
+    }
+  }
+}
+
+template <class T>
+void convert(const float* x, T* out, int64_t n, cudaStream_t s) {
+  const bool vec = is_aligned(x, 16) && is_aligned(out, 8);
+  const int64_t blocks = std::min<int64_t>(ceil_div(vec ? n / 4 + 1 : n, 256), int64_t(sm_count()) * 8);
+  convert_kernel<T><<<unsigned(std::max<int64_t>(blocks, 1)), 256, 0, s>>>(x, out, n, vec);
+  LMK_LAUNCH_CHECK(convert_kernel);
+}
+
+// ---- expert routing pre-pass ------------------------------------------------------------------------
+// One CTA: count the rows of each expert, exclusive scans of the row counts and of the item counts
+// (ceil(count / tile)), per-expert row lists, and the item list {expert, start, count <= tile}.
+// Rows with an out-of-range id are zeroed here and flagged; they appear in no list.
+struct RouteParams {
+  const void* ids;
+  bool ids_i32;
+  int rows;
+  int64_t n_experts;
+  int tile;
+  int* counts;     // [E]
+  int* fill;       // [E]
+  int* offsets;    // [E]
+  int* item_off;   // [E]
+  int* row_list;   // [rows]
+  int* items;      // [max_items][3]
+  int* n_items;    // [1]
+  float* y;        // zeroed rows of invalid ids
+  int64_t n;
+  uint32_t* user_flag;
+  uint32_t* debug_flags;
+};
+
+__device__ __forceinline__ int64_t route_id(const RouteParams& q, int r) {
+  return q.ids_i32 ? int64_t(static_cast<const int32_t*>(q.ids)[r]) : int64_t(static_cast<const uint32_t*>(q.ids)[r]);
+}
+
+__global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
+  __shared__ int warp_rows[32], warp_items[32];
+  const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
+  const int64_t E = q.n_experts;
+  for (int64_t e = tid; e < E; e += nt) {
+    q.counts[e] = 0;
+    q.fill[e] = 0;
+  }
+  __syncthreads();
+  for (int r = tid; r < q.rows; r += nt) {
+    const int64_t id = route_id(q, r);
+    if (id >= 0 && id < E) {
+      atomicAdd(q.counts + id, 1);
+    } else {
+      for (int64_t j = 0; j < q.n; ++j) q.y[int64_t(r) * q.n + j] = 0.0f;
+      if (q.user_flag) atomicExch(q.user_flag, 1u);
+      if (q.debug_flags) {
+        atomicExch(q.debug_flags, 1u);
+        atomicMin(q.debug_flags + 1, uint32_t(r));
+      }
+    }
+  }
+  __syncthreads();
+  // Each thread scans a contiguous run of experts; block-wide exclusive scan of the run totals.
+  const int64_t per = (E + nt - 1) / nt, e0 = std::min<int64_t>(E, tid * per), e1 = std::min<int64_t>(E, e0 + per);
+  int rsum = 0, isum = 0;
+  for (int64_t e = e0; e < e1; ++e) {
+    const int c = q.counts[e];
+    rsum += c;
+    isum += (c + q.tile - 1) / q.tile;
+  }
+  int rinc = rsum, iinc = isum;
+#pragma unroll
+  for (int o = 1; o < 32; o *= 2) {
+    const int a = __shfl_up_sync(0xffffffffu, rinc, o), b = __shfl_up_sync(0xffffffffu, iinc, o);
+    if (lane >= o) {
+      rinc += a;
+      iinc += b;
+    }
+  }
+  if (lane == 31) {
+    warp_rows[warp] = rinc;
+    warp_items[warp] = iinc;
+  }
+  __syncthreads();
+  if (warp == 0) {  // inclusive scan of the warp totals
+    const int nw = nt / 32;
+    int a = lane < nw ? warp_rows[lane] : 0, b = lane < nw ? warp_items[lane] : 0;
+#pragma unroll
+    for (int o = 1; o < 32; o *= 2) {
+      const int ua = __shfl_up_sync(0xffffffffu, a, o), ub = __shfl_up_sync(0xffffffffu, b, o);
+      if (lane >= o) {
+        a += ua;
+        b += ub;
+      }
+    }
+    if (lane < nw) {
+      warp_rows[lane] = a;
+      warp_items[lane] = b;
+    }
+  }
+  __syncthreads();
+  int rbase = (warp > 0 ? warp_rows[warp - 1] : 0) + rinc - rsum;
+  int ibase = (warp > 0 ? warp_items[warp - 1] : 0) + iinc - isum;
+  for (int64_t e = e0; e < e1; ++e) {
+    const int c = q.counts[e];
+    q.offsets[e] = rbase;
+    q.item_off[e] = ibase;
+    rbase += c;
+    ibase += (c + q.tile - 1) / q.tile;
+  }
+  if (tid == nt - 1) *q.n_items = ibase;  // the last thread ends at the grand total
+  __syncthreads();
+  for (int r = tid; r < q.rows; r += nt) {
+    const int64_t id = route_id(q, r);
+    if (id >= 0 && id < E) q.row_list[q.offsets[id] + atomicAdd(q.fill + id, 1)] = r;
+  }
+  for (int64_t e = e0; e < e1; ++e) {
+    const int c = q.counts[e];
+    for (int j = 0, it = q.item_off[e]; j * q.tile < c; ++j, ++it) {
+      q.items[3 * it] = int(e);
+      q.items[3 * it + 1] = q.offsets[e] + j * q.tile;
+      q.items[3 * it + 2] = std::min(q.tile, c - j * q.tile);
+    }
+  }
+}
+
+// ---- quantized dispatch -------------------------------------------------------------------------------
+
+void run_qmv_fmt(DType t, const QmvParams& p, cudaStream_t s) {
+  visit_format(t, [&](auto f) { run_qmv<decltype(f)>(p, s); });
+}
+void run_qmv_tc_fmt(DType t, const QmvTcParams& p, cudaStream_t s) {
+  visit_format(t, [&](auto f) { run_qmv_tc<decltype(f)>(p, s); });
+}
+void run_qmm_fmt(DType t, const QmmParams& p, int bm, cudaStream_t s) {
+  if (p.rs.n_items > 65535)
+    LMK_THROW(Unsupported, "quantized matmul: ", p.rs.n_items, " row tiles exceed the grid limit (65535)");
+  visit_format(t, [&](auto f) { run_qmm<decltype(f)>(p, bm, s); });
+}
+
+// 4-byte aligned start and end of every expert: the fast word loads never leave the tensor.
+bool fast_weights(const QWeight& w) {
+  return is_aligned(w.data, 4) && (w.n * w.row_bytes) % 4 == 0 && w.expert_stride % 4 == 0;
+}
+
+// Scratch bytes of the tensor-core mat-vec's split-K partial sums.
+int64_t qmv_tc_scratch(int64_t items, int64_t n, int splits) {
+  return splits > 1 ? items * ceil_div(n, kTcRows) * splits * kTcRows * 8 * int64_t(sizeof(float)) : 0;
+}
+
+// Tensor-core mat-vec over `items` items of up to 8 rows; partials carved from `cv` if needed.
+template <class CarveT>
+QmvTcParams qmv_tc_params(const QmvParams& q, Workspace& ws, CarveT& cv) {
+  QmvTcParams tp;
+  tp.q = q;
+  tp.splits = qmv_tc_splits(q.rs.n_items, q.n, q.nsb);
+  const int64_t slots = q.rs.n_items * ceil_div(q.n, kTcRows);
+  if (tp.splits > 1 && slots > kCounters) tp.splits = 1;
+  if (tp.splits > 1) {
+    tp.partial = cv.template take<float>(slots * tp.splits * kTcRows * 8);
+    tp.counters = ws.counters;
+  }
+  return tp;
+}
+
+QmvParams qmv_params(const QWeight& w, const float* x, float* y) {
+  QmvParams p;
+  p.x = x;
+  p.k = w.k;
+  p.y = y;
+  p.n = w.n;
+  p.w = static_cast<const uint8_t*>(w.data);
+  p.row_bytes = w.row_bytes;
+  p.expert_stride = w.expert_stride;
+  p.nsb = w.k / 32;
+  p.fast = fast_weights(w);
+  p.xvec = is_aligned(x, 16);
+  return p;
+}
+
+QmmParams qmm_params(const QWeight& w, const __nv_bfloat16* xb, float* y) {
+  QmmParams p;
+  p.xb = xb;
+  p.k = w.k;
+  p.y = y;
+  p.n = w.n;
+  p.w = static_cast<const uint8_t*>(w.data);
+  p.row_bytes = w.row_bytes;
+  p.expert_stride = w.expert_stride;
+  p.nsb = w.k / 32;
+  p.fast = fast_weights(w);
+  return p;
+}
+
+// Tile rows of the mat-mat kernel: 128 when that still gives two CTAs per SM.
+int qmm_tile(int64_t m, int64_t n) {
+  if (kQmmBm == 64 || kQmmBm == 128) return int(kQmmBm);
+  const int64_t tiles128 = ceil_div(m, 128) * ceil_div(n, kQmmBN);
+  return tiles128 >= 2 * int64_t(sm_count()) ? 128 : 64;
+}
+
+// ---- cuBLASLt ---------------------------------------------------------------------------------------
+
+#define LMK_CUBLAS_CHECK(call)                                                                   \
+  do {                                                                                           \
+    cublasStatus_t st_ = (call);                                                                 \
+    if (st_ != CUBLAS_STATUS_SUCCESS) LMK_THROW(Cuda, #call, " failed: cuBLAS status ", int(st_)); \
+  } while (0)
+
+cublasLtHandle_t lt_handle(int dev) {
+  static std::mutex mu;
+  static std::map<int, cublasLtHandle_t> handles;  // one per device, kept for the process lifetime
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = handles.find(dev);
+  if (it != handles.end()) return it->second;
+  cublasLtHandle_t h = nullptr;
+  LMK_CUBLAS_CHECK(cublasLtCreate(&h));
+  handles[dev] = h;
+  return h;
+}
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::f32: return CUDA_R_32F;
+    case DType::f16: return CUDA_R_16F;
+    case DType::bf16: return CUDA_R_16BF;
+    default: LMK_THROW(Unsupported, "matmul: dtype ", name(t), " has no cuBLASLt type");
+  }
+}
+
+// Largest power of two (<= 256) dividing every byte quantity.
+uint32_t alignment_of(std::initializer_list<uint64_t> v) {
+  uint64_t a = 256;
+  for (uint64_t x : v)
+    while (a > 1 && x % a) a /= 2;
+  return uint32_t(a);
+}
+
+// A matmul plan: descriptors and the heuristic's algorithm, cached per shape (never freed: the
+// handles live for the process).
+struct LtPlan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  bool ok = false;
+};
+
+// D[N, M'] (col-major) = op(W)ᵀ·X per batch: W [N, K] row-major (col-major K x N, transposed),
+// X [M', K] row-major (col-major K x M'), D = y [M', N] row-major (col-major N x M').
+const LtPlan& lt_plan(int dev, cudaDataType_t wt, cudaDataType_t xt, cudaDataType_t yt, int64_t n, int64_t mp,
+                      int64_t k, int64_t batch, uint32_t al_w, uint32_t al_x, uint32_t al_y) {
+  using Key = std::tuple<int, int, int, int, int64_t, int64_t, int64_t, int64_t, uint32_t, uint32_t, uint32_t>;
+  static std::mutex mu;
+  static std::map<Key, LtPlan> plans;
+  std::lock_guard<std::mutex> lock(mu);
+  const Key key{dev, int(wt), int(xt), int(yt), n, mp, k, batch, al_w, al_x, al_y};
+  auto it = plans.find(key);
+  if (it != plans.end()) return it->second;
+  LtPlan& p = plans[key];
+  const cublasComputeType_t compute = CUBLAS_COMPUTE_32F;  // f32 accumulation; f32 operands: no TF32
+  LMK_CUBLAS_CHECK(cublasLtMatmulDescCreate(&p.desc, compute, CUDA_R_32F));
+  const cublasOperation_t ta = CUBLAS_OP_T, tb = CUBLAS_OP_N;
+  LMK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+  LMK_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(p.desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+  LMK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.a, wt, uint64_t(k), uint64_t(n), k));
+  LMK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.b, xt, uint64_t(k), uint64_t(mp), k));
+  LMK_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&p.c, yt, uint64_t(n), uint64_t(mp), n));
+  if (batch > 1) {
+    const int32_t bc = int32_t(batch);
+    const int64_t sa = n * k, sb = mp * k, sc = mp * n;
+    LMK_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p.a, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc)));
+    LMK_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p.b, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc)));
+    LMK_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p.c, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &bc, sizeof(bc)));
+    LMK_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p.a, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof(sa)));
+    LMK_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p.b, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof(sb)));
+    LMK_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(p.c, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof(sc)));
+  }
+  cublasLtMatmulPreference_t pref = nullptr;
+  LMK_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t wsb = uint64_t(kLtWorkspaceBytes);
+  LMK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &wsb, sizeof(wsb)));
+  LMK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &al_w, sizeof(al_w)));
+  LMK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &al_x, sizeof(al_x)));
+  LMK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &al_y, sizeof(al_y)));
+  LMK_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &al_y, sizeof(al_y)));
+  cublasLtMatmulHeuristicResult_t res{};
+  int found = 0;
+  const cublasStatus_t st =
+      cublasLtMatmulAlgoGetHeuristic(lt_handle(dev), p.desc, p.a, p.b, p.c, p.c, pref, 1, &res, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  if (st == CUBLAS_STATUS_SUCCESS && found > 0) {
+    p.algo = res.algo;
+    p.ok = true;
+  }
+  return p;
+}
+
+// Large dense GEMM through cuBLASLt; returns false when no algorithm fits (caller falls back).
+bool dense_cublas(const DenseArgs& a, Stream& s) {
+  const cudaStream_t st = stream_of(s);
+  const int dev = s.device().index;
+  const void* x = a.x;
+  DType xt = a.xt;
+  const int64_t rows = a.b1 * a.m;
+  if (a.xt == DType::f32 && a.xround != DType::f32) {  // dense_mm bf16 / f16: round activations once
+    Workspace& ws = workspace(s, rows * a.k * 2);
+    if (a.xround == DType::bf16) convert(static_cast<const float*>(a.x), static_cast<__nv_bfloat16*>(ws.scratch), rows * a.k, st);
+    else convert(static_cast<const float*>(a.x), static_cast<__half*>(ws.scratch), rows * a.k, st);
+    x = ws.scratch;
+    xt = a.xround;
+  }
+  const int64_t rep = a.b1 / a.b0, mp = rep * a.m;
+  const uint64_t ws_ = uint64_t(element_size(a.wt)), xs = uint64_t(element_size(xt)), ys = uint64_t(element_size(a.yt));
+  const uint32_t al_w = alignment_of({uint64_t(reinterpret_cast<uintptr_t>(a.w)), uint64_t(a.k) * ws_,
+                                      a.b0 > 1 ? uint64_t(a.n * a.k) * ws_ : 0});
+  const uint32_t al_x = alignment_of({uint64_t(reinterpret_cast<uintptr_t>(x)), uint64_t(a.k) * xs,
+                                      a.b0 > 1 ? uint64_t(mp * a.k) * xs : 0});
+  const uint32_t al_y = alignment_of({uint64_t(reinterpret_cast<uintptr_t>(a.y)), uint64_t(a.n) * ys,
+                                      a.b0 > 1 ? uint64_t(mp * a.n) * ys : 0});
+  const LtPlan& plan = lt_plan(dev, cuda_type(a.wt), cuda_type(xt), cuda_type(a.yt), a.n, mp, a.k, a.b0, al_w, al_x, al_y);
+  if (!plan.ok) return false;
+  Workspace& ws = workspace(s, 0);
+  const float alpha = 1.0f, beta = 0.0f;
+  LMK_CUBLAS_CHECK(cublasLtMatmul(lt_handle(dev), plan.desc, &alpha, a.w, plan.a, x, plan.b, &beta, a.y, plan.c, a.y,
+                                  plan.c, &plan.algo, ws.lt_workspace, size_t(ws.lt_workspace_bytes), st));
+  return true;
+}
+
+GemvParams gemv_params(const DenseArgs& a) {
+  GemvParams g;
+  g.w = a.w;
+  g.wt = a.wt;
+  g.x = a.x;
+  g.xt = a.xt;
+  g.y = a.y;
+  g.yt = a.yt;
+  g.xround = a.xround;
+  g.b0 = a.b0;
+  g.b1 = a.b1;
+  g.m = a.m;
+  g.n = a.n;
+  g.k = a.k;
+  return g;
+}
+
+[[noreturn]] void throw_invalid_id(const QmmIdArgs& a, uint32_t row) {
+  int64_t id = 0;
+  if (a.ids_i32) {
+    int32_t v = 0;
+    LMK_CUDA_CHECK(cudaMemcpy(&v, static_cast<const int32_t*>(a.ids) + row, 4, cudaMemcpyDeviceToHost));
+    id = v;
+  } else {
+    uint32_t v = 0;
+    LMK_CUDA_CHECK(cudaMemcpy(&v, static_cast<const uint32_t*>(a.ids) + row, 4, cudaMemcpyDeviceToHost));
+    id = v;
+  }
+  LMK_THROW(InvalidArgument, "quantized_matmul_id_ggml: invalid expert id ", id, " at row ", row,
+            " (n_experts=", a.w.n_experts, ")");
+}
+
+// Rows routed one by one (no pre-pass) up to this many (T·top_k); grouped beyond.
+const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 32);
+// Grouped: the tensor-core path once experts average more rows than this.
+const double kMatMatRowsPerExpert = double(tuning("LMK_MM_MATMAT_PER_EXPERT", 16));
+
+}  // namespace
+
+// ---- entry points -----------------------------------------------------------------------------------
+
+void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s) {
+  DeviceGuard guard(s.device());
+  const cudaStream_t st = stream_of(s);
+  const bool mat_mat = path == MatmulPath::matmat || (path == MatmulPath::automatic && a.rows > kMatvecMaxM);
+  if (!mat_mat) {
+    QmvParams p = qmv_params(a.w, a.x, a.y);
+    p.rs.mode = ItemMode::plain;
+    p.rs.m_rows = a.rows;
+    if (a.rows == 1) {
+      p.rs.per_item = 1;
+      p.rs.n_items = 1;
+      run_qmv_fmt(a.w.type, p, st);
+      return;
+    }
+    p.rs.per_item = 8;
+    p.rs.n_items = ceil_div(a.rows, 8);
+    const int splits = qmv_tc_splits(p.rs.n_items, a.w.n, p.nsb);
+    Workspace& ws = workspace(s, qmv_tc_scratch(p.rs.n_items, a.w.n, splits));
+    Carve cv{static_cast<char*>(ws.scratch)};
+    run_qmv_tc_fmt(a.w.type, qmv_tc_params(p, ws, cv), st);
+    return;
+  }
+  Workspace& ws = workspace(s, a.rows * a.w.k * 2);
+  auto* xb = static_cast<__nv_bfloat16*>(ws.scratch);
+  convert(a.x, xb, a.rows * a.w.k, st);
+  QmmParams p = qmm_params(a.w, xb, a.y);
+  const int bm = qmm_tile(a.rows, a.w.n);
+  p.rs.mode = ItemMode::plain;
+  p.rs.m_rows = a.rows;
+  p.rs.per_item = bm;
+  p.rs.n_items = ceil_div(a.rows, bm);
+  run_qmm_fmt(a.w.type, p, bm, st);
+}
+
+void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_flag, bool debug, Stream& s) {
+  DeviceGuard guard(s.device());
+  const cudaStream_t st = stream_of(s);
+  if (a.rows > int64_t(INT32_MAX) / 4)
+    LMK_THROW(Unsupported, "quantized_matmul_id_ggml: ", a.rows, " routed rows exceed the supported 2^29");
+  const int64_t E = a.w.n_experts, R = a.rows;
+  uint32_t* dbg = nullptr;
+
+  RowSource rs;
+  rs.ids = a.ids;
+  rs.ids_i32 = a.ids_i32;
+  rs.n_experts = E;
+  rs.top_k = a.top_k;
+  rs.per_slot = a.input_per_slot;
+  rs.user_flag = error_flag;
+
+  const bool direct = path != MatmulPath::matmat && R <= kDirectRows;
+  const double avg = double(R) / double(std::min(E, R));
+  const bool mat_mat = path == MatmulPath::matmat || (path == MatmulPath::automatic && !direct && avg > kMatMatRowsPerExpert);
+  // Mat-vec pieces: single rows on the FMA kernel when experts average one row, else up to 8
+  // rows per piece on the tensor-core mat-vec.
+  const int tile = mat_mat ? 64 : avg > 1.0 ? 8 : 1;
+  const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
+  const int64_t route_bytes = align_up(4 * E, 256) * 4 + align_up(4 * R, 256) + align_up(12 * max_items, 256) + 256;
+  const int64_t xb_bytes = mat_mat ? align_up(a.x_rows * a.w.k * 2, 256) : 0;
+  const int64_t tc_bytes =
+      !mat_mat && tile > 1 ? qmv_tc_scratch(max_items, a.w.n, qmv_tc_splits(max_items, a.w.n, a.w.k / 32)) : 0;
+  Workspace& ws = workspace(s, direct ? 0 : route_bytes + xb_bytes + align_up(tc_bytes, 256));
+  if (debug) {
+    dbg = ws.flags;
+    LMK_CUDA_CHECK(cudaMemsetAsync(dbg, 0, 4, st));
+    LMK_CUDA_CHECK(cudaMemsetAsync(dbg + 1, 0xFF, 4, st));
+  }
+  rs.debug_flags = dbg;
+
+  if (direct) {
+    QmvParams p = qmv_params(a.w, a.x, a.y);
+    rs.mode = ItemMode::direct;
+    rs.n_items = R;
+    p.rs = rs;
+    run_qmv_fmt(a.w.type, p, st);
+  } else {
+    Carve cv{static_cast<char*>(ws.scratch)};
+    RouteParams q;
+    q.ids = a.ids;
+    q.ids_i32 = a.ids_i32;
+    q.rows = int(R);
+    q.n_experts = E;
+    q.tile = tile;
+    q.counts = cv.take<int>(E);
+    q.fill = cv.take<int>(E);
+    q.offsets = cv.take<int>(E);
+    q.item_off = cv.take<int>(E);
+    q.row_list = cv.take<int>(R);
+    q.items = cv.take<int>(3 * max_items);
+    q.n_items = cv.take<int>(1);
+    q.y = a.y;
+    q.n = a.w.n;
+    q.user_flag = error_flag;
+    q.debug_flags = dbg;
+    route_kernel<<<1, 1024, 0, st>>>(q);
+    LMK_LAUNCH_CHECK(route_kernel);
+    rs.mode = ItemMode::grouped;
+    rs.per_item = tile;
+    rs.n_items = max_items;
+    rs.n_items_dev = q.n_items;
+    rs.items = q.items;
+    rs.row_list = q.row_list;
+    if (mat_mat) {
+      auto* xb = cv.take<__nv_bfloat16>(a.x_rows * a.w.k);
+      convert(a.x, xb, a.x_rows * a.w.k, st);
+      QmmParams p = qmm_params(a.w, xb, a.y);
+      p.rs = rs;
+      run_qmm_fmt(a.w.type, p, 64, st);
+    } else if (tile == 1) {
+      QmvParams p = qmv_params(a.w, a.x, a.y);
+      p.rs = rs;
+      run_qmv_fmt(a.w.type, p, st);
+    } else {
+      QmvParams p = qmv_params(a.w, a.x, a.y);
+      p.rs = rs;
+      run_qmv_tc_fmt(a.w.type, qmv_tc_params(p, ws, cv), st);
+    }
+  }
+
+  if (debug) {
+    uint32_t flags[2] = {0, 0};
+    LMK_CUDA_CHECK(cudaMemcpyAsync(flags, dbg, 8, cudaMemcpyDeviceToHost, st));
+    LMK_CUDA_CHECK(cudaStreamSynchronize(st));
+    if (flags[0]) throw_invalid_id(a, flags[1]);
+  }
+}
+
+void dense(const DenseArgs& a, Stream& s) {
+  DeviceGuard guard(s.device());
+  const cudaStream_t st = stream_of(s);
+  if (a.own_kernel || a.m <= 8 || !dense_cublas(a, s)) gemv(gemv_params(a), st);
+}
+
+void workspace_reserve(Stream& s, int64_t scratch_bytes) {
+  DeviceGuard guard(s.device());
+  (void)workspace(s, scratch_bytes);
+  (void)lt_handle(s.device().index);
+}
+
+}  // namespace lmk::cuda

@@ -1,0 +1,344 @@
+// Per-format decoders of the GGML block formats for the matmul kernels, reading the raw GGUF
+// blocks in place (quant-formats.md §2–§3).
+//
+// Every format is cut into 32-element sub-blocks (a whole block for the 32-element formats, one
+// eighth of a super-block for K-quants and IQ4_XS). Four lanes (c = 0..3) share a sub-block and
+// lane c takes elements 4c..4c+3 and 16+4c..16+4c+3, which is how the nibbles of the split-half
+// formats fall out of one 32-bit word of codes. For each format:
+//   Raw  load(row, sb, c, fast)   the words lane c needs from sub-block sb of a row (2-byte
+//                                 aligned fields, ld_u32_2a);
+//   void finish(raw, sb, Dec&)    integer codes as floats v[8] (v[0..3]: elements 4c..4c+3,
+//                                 v[4..7]: 16+4c..16+4c+3) and the scale / offset of each half,
+//                                 so that the weight is w = sc * v + off exactly as the spec's f32
+//                                 dequant (scales are exact f32 products; off = -min or +m).
+// Codes become floats with the 2^23 trick: bits 0x4B0000bb are the float 2^23 + bb, so one byte
+// permute and one exact subtraction give the integer (no int->float conversion instruction).
+#pragma once
+#include "ops/matmul/common.cuh"
+
+namespace lmk::cuda::mm {
+
+struct Dec {
+  float v[8];
+  float sc0, sc1;    // scale of v[0..3] and of v[4..7]
+  float off0, off1;  // offset (min term) of each half; 0 where the format has none
+};
+
+// 2^23 + byte B of w, as a float.
+template <int B>
+__device__ __forceinline__ float byte_f(uint32_t w) {
+  return __uint_as_float(__byte_perm(w, 0x4B000000u, 0x7440u | B));
+}
+// v[i] = byte i of w minus BIAS (exact).
+template <int BIAS>
+__device__ __forceinline__ void codes4(uint32_t w, float* v) {
+  constexpr float kMagic = 8388608.0f + float(BIAS);
+  v[0] = byte_f<0>(w) - kMagic;
+  v[1] = byte_f<1>(w) - kMagic;
+  v[2] = byte_f<2>(w) - kMagic;
+  v[3] = byte_f<3>(w) - kMagic;
+}
+
+__device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+
+// Four bits b0..b3 (bits 0..3 of h) moved to bit 4 of bytes 0..3.
+__device__ __forceinline__ uint32_t spread4_bit4(uint32_t h) { return ((h & 0xFu) * 0x00204081u & 0x01010101u) << 4; }
+
+// ---- IQ4 codebook lookup -----------------------------------------------------------------------
+// kvalues_iq4nl + 128 as unsigned bytes (entries 0..7 are < 128, entries 8..15 are >= 128).
+namespace iq4 {
+constexpr int kValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+constexpr uint32_t word(int i) {
+  return uint32_t(kValues[4 * i] + 128) | uint32_t(kValues[4 * i + 1] + 128) << 8 |
+         uint32_t(kValues[4 * i + 2] + 128) << 16 | uint32_t(kValues[4 * i + 3] + 128) << 24;
+}
+constexpr uint32_t kT0 = word(0), kT1 = word(1), kT2 = word(2), kT3 = word(3);
+}  // namespace iq4
+
+// The 8 nibbles of q (byte j: low nibble = element 4c+j, high nibble = element 16+4c+j) looked
+// up in the codebook; v in the canonical order. Each half-word's four nibbles serve as a byte
+// permute selector into the table (low 3 bits: entry within 0..7 / 8..15); bit 3 of each nibble
+// chooses between the two half tables through a sign-replicating permute of q << 4 (low nibbles)
+// and q (high nibbles).
+__device__ __forceinline__ void iq4_codes(uint32_t q, float* v) {
+  const uint32_t q4 = q << 4;
+  const uint32_t s0 = q & 0x7777u, s1 = (q >> 16) & 0x7777u;
+  const uint32_t a0 = prmt(iq4::kT0, iq4::kT1, s0), b0 = prmt(iq4::kT2, iq4::kT3, s0);
+  const uint32_t a1 = prmt(iq4::kT0, iq4::kT1, s1), b1 = prmt(iq4::kT2, iq4::kT3, s1);
+  const uint32_t m0 = prmt(q4, q, 0xD9C8u), m1 = prmt(q4, q, 0xFBEAu);
+  const uint32_t r0 = (a0 & ~m0) | (b0 & m0);  // [lo0, hi0, lo1, hi1]
+  const uint32_t r1 = (a1 & ~m1) | (b1 & m1);  // [lo2, hi2, lo3, hi3]
+  constexpr float kMagic = 8388608.0f + 128.0f;
+  v[0] = byte_f<0>(r0) - kMagic;
+  v[4] = byte_f<1>(r0) - kMagic;
+  v[1] = byte_f<2>(r0) - kMagic;
+  v[5] = byte_f<3>(r0) - kMagic;
+  v[2] = byte_f<0>(r1) - kMagic;
+  v[6] = byte_f<1>(r1) - kMagic;
+  v[3] = byte_f<2>(r1) - kMagic;
+  v[7] = byte_f<3>(r1) - kMagic;
+}
+
+__device__ __forceinline__ void same_scale(Dec& d, float sc) {
+  d.sc0 = d.sc1 = sc;
+  d.off0 = d.off1 = 0.0f;
+}
+
+// ---- 32-element formats -------------------------------------------------------------------------
+
+struct FQ4_0 {
+  static constexpr DType kType = DType::q4_0;
+  static constexpr bool kOffset = false;
+  static constexpr int kBytes = 18;
+  struct Raw {
+    uint32_t q, d;
+  };
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + sb * kBytes;
+    return {ld_u32_2a(b + 2 + 4 * c, fast), ld_u16(b)};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
+    codes4<8>(r.q & 0x0F0F0F0Fu, d.v);
+    codes4<8>((r.q >> 4) & 0x0F0F0F0Fu, d.v + 4);
+    same_scale(d, f16_lo(r.d));
+  }
+};
+
+struct FIQ4_NL {
+  static constexpr DType kType = DType::iq4_nl;
+  static constexpr bool kOffset = false;
+  static constexpr int kBytes = 18;
+  using Raw = FQ4_0::Raw;
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    return FQ4_0::load(row, sb, c, fast);
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
+    iq4_codes(r.q, d.v);
+    same_scale(d, f16_lo(r.d));
+  }
+};
+
+struct FQ8_0 {
+  static constexpr DType kType = DType::q8_0;
+  static constexpr bool kOffset = false;
+  static constexpr int kBytes = 34;
+  struct Raw {
+    uint32_t q0, q1, d;
+  };
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + sb * kBytes;
+    return {ld_u32_2a(b + 2 + 4 * c, fast), ld_u32_2a(b + 18 + 4 * c, fast), ld_u16(b)};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
+    codes4<128>(r.q0 ^ 0x80808080u, d.v);  // int8 -> unsigned q + 128
+    codes4<128>(r.q1 ^ 0x80808080u, d.v + 4);
+    same_scale(d, f16_lo(r.d));
+  }
+};
+
+struct FQ5_0 {
+  static constexpr DType kType = DType::q5_0;
+  static constexpr bool kOffset = false;
+  static constexpr int kBytes = 22;
+  struct Raw {
+    uint32_t q, qh, d;
+    int c;
+  };
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + sb * kBytes;
+    return {ld_u32_2a(b + 6 + 4 * c, fast), ld_u32_2a(b + 2, fast), ld_u16(b), c};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
+    const uint32_t lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
+    const uint32_t hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
+    codes4<16>(lo, d.v);
+    codes4<16>(hi, d.v + 4);
+    same_scale(d, f16_lo(r.d));
+  }
+};
+
+struct FQ5_1 {
+  static constexpr DType kType = DType::q5_1;
+  static constexpr bool kOffset = true;
+  static constexpr int kBytes = 24;
+  struct Raw {
+    uint32_t q, qh, dm;
+    int c;
+  };
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + sb * kBytes;
+    return {ld_u32_2a(b + 8 + 4 * c, fast), ld_u32_2a(b + 4, fast), ld_u32_2a(b, fast), c};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
+    const uint32_t lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
+    const uint32_t hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
+    codes4<0>(lo, d.v);
+    codes4<0>(hi, d.v + 4);
+    d.sc0 = d.sc1 = f16_lo(r.dm);
+    d.off0 = d.off1 = f16_hi(r.dm);
+  }
+};
+
+// ---- 256-element formats (sub-block sb: super-block sb / 8, part i = sb % 8) -------------------------
+
+// 6-bit scale and min of sub-block i from the 12 scale bytes s0 (0..3), s1 (4..7), s2 (8..11).
+__device__ __forceinline__ void kquant_sm(uint32_t s0, uint32_t s1, uint32_t s2, int i, int& sc, int& mn) {
+  const int j = i & 3, sh = 8 * j;
+  const int b0 = int(s0 >> sh) & 0xFF, b1 = int(s1 >> sh) & 0xFF, b2 = int(s2 >> sh) & 0xFF;
+  if (i < 4) {
+    sc = b0 & 63;
+    mn = b1 & 63;
+  } else {
+    sc = (b2 & 0x0F) | ((b0 >> 6) << 4);
+    mn = (b2 >> 4) | ((b1 >> 6) << 4);
+  }
+}
+
+struct FQ4_K {
+  static constexpr DType kType = DType::q4_K;
+  static constexpr bool kOffset = true;
+  static constexpr int kBytes = 144;
+  struct Raw {
+    uint32_t q0, q1, hdr, s0, s1, s2;
+  };
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + (sb >> 3) * kBytes;
+    const int p = int(sb & 7) >> 1;
+    const uint8_t* q = b + 16 + 32 * p + 4 * c;
+    return {ld_u32_2a(q, fast), ld_u32_2a(q + 16, fast), ld_u32_2a(b, fast),
+            ld_u32_2a(b + 4, fast), ld_u32_2a(b + 8, fast), ld_u32_2a(b + 12, fast)};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
+    const int i = int(sb & 7), sh = 4 * (i & 1);
+    codes4<0>((r.q0 >> sh) & 0x0F0F0F0Fu, d.v);
+    codes4<0>((r.q1 >> sh) & 0x0F0F0F0Fu, d.v + 4);
+    int sc, mn;
+    kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
+    d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
+    d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
+  }
+};
+
+struct FQ5_K {
+  static constexpr DType kType = DType::q5_K;
+  static constexpr bool kOffset = true;
+  static constexpr int kBytes = 176;
+  struct Raw {
+    uint32_t q0, q1, h0, h1, hdr, s0, s1, s2;
+  };
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + (sb >> 3) * kBytes;
+    const int p = int(sb & 7) >> 1;
+    const uint8_t* q = b + 48 + 32 * p + 4 * c;
+    const uint8_t* h = b + 16 + 4 * c;
+    return {ld_u32_2a(q, fast),     ld_u32_2a(q + 16, fast), ld_u32_2a(h, fast),     ld_u32_2a(h + 16, fast),
+            ld_u32_2a(b, fast),     ld_u32_2a(b + 4, fast),  ld_u32_2a(b + 8, fast), ld_u32_2a(b + 12, fast)};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
+    const int i = int(sb & 7), sh = 4 * (i & 1);
+    codes4<0>(((r.q0 >> sh) & 0x0F0F0F0Fu) | ((r.h0 >> i) & 0x01010101u) << 4, d.v);
+    codes4<0>(((r.q1 >> sh) & 0x0F0F0F0Fu) | ((r.h1 >> i) & 0x01010101u) << 4, d.v + 4);
+    int sc, mn;
+    kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
+    d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
+    d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
+  }
+};
+
+struct FQ6_K {
+  static constexpr DType kType = DType::q6_K;
+  static constexpr bool kOffset = false;
+  static constexpr int kBytes = 210;
+  struct Raw {
+    uint32_t l0, l1, h0, h1, sc, d;
+  };
+  // Sub-block i: half h = i / 4, quarter t = i % 4 (elements 128h + 32t .. +31).
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + (sb >> 3) * kBytes;
+    const int i = int(sb & 7), h = i >> 2, t = i & 3;
+    const uint8_t* l = b + 64 * h + 32 * (t & 1) + 4 * c;
+    const uint8_t* q = b + 128 + 32 * h + 4 * c;
+    return {ld_u32_2a(l, fast), ld_u32_2a(l + 16, fast), ld_u32_2a(q, fast), ld_u32_2a(q + 16, fast),
+            ld_u16(b + 192 + 8 * h + 2 * t), ld_u16(b + 208)};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
+    const int t = int(sb & 3), ns = 4 * (t >> 1), hs = 2 * t;
+    codes4<32>(((r.l0 >> ns) & 0x0F0F0F0Fu) | ((r.h0 >> hs) & 0x03030303u) << 4, d.v);
+    codes4<32>(((r.l1 >> ns) & 0x0F0F0F0Fu) | ((r.h1 >> hs) & 0x03030303u) << 4, d.v + 4);
+    const float dd = f16_lo(r.d);
+    d.sc0 = dd * float(int8_t(r.sc & 0xFF));         // elements 0..15 of the quarter: scales[2t]
+    d.sc1 = dd * float(int8_t((r.sc >> 8) & 0xFF));  // elements 16..31: scales[2t + 1]
+    d.off0 = d.off1 = 0.0f;
+  }
+};
+
+struct FQ2_K {
+  static constexpr DType kType = DType::q2_K;
+  static constexpr bool kOffset = true;
+  static constexpr int kBytes = 84;
+  struct Raw {
+    uint32_t q0, q1, sc, dd;
+  };
+  // Sub-block i = 16-element groups 2i, 2i+1: codes at qs[32 (i/4) + {0, 16} + l] >> 2 (i % 4).
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + (sb >> 3) * kBytes;
+    const int i = int(sb & 7);
+    const uint8_t* q = b + 16 + 32 * (i >> 2) + 4 * c;
+    return {ld_u32_2a(q, fast), ld_u32_2a(q + 16, fast), ld_u16(b + 2 * i), ld_u32_2a(b + 80, fast)};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
+    const int sh = 2 * int(sb & 3);
+    codes4<0>((r.q0 >> sh) & 0x03030303u, d.v);
+    codes4<0>((r.q1 >> sh) & 0x03030303u, d.v + 4);
+    const float dd = f16_lo(r.dd), dmin = f16_hi(r.dd);
+    const int s0 = int(r.sc & 0xFF), s1 = int(r.sc >> 8) & 0xFF;
+    d.sc0 = dd * float(s0 & 15);
+    d.sc1 = dd * float(s1 & 15);
+    d.off0 = -(dmin * float(s0 >> 4));
+    d.off1 = -(dmin * float(s1 >> 4));
+  }
+};
+
+struct FIQ4_XS {
+  static constexpr DType kType = DType::iq4_xs;
+  static constexpr bool kOffset = false;
+  static constexpr int kBytes = 136;
+  struct Raw {
+    uint32_t q, hdr, sl;
+  };
+  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+    const uint8_t* b = row + (sb >> 3) * kBytes;
+    const int i = int(sb & 7);
+    return {ld_u32_2a(b + 8 + 16 * i + 4 * c, fast), ld_u32_2a(b, fast), ld_u32_2a(b + 4, fast)};
+  }
+  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
+    const int i = int(sb & 7);
+    iq4_codes(r.q, d.v);
+    const int ls = int((r.sl >> (4 * i)) & 15u) | int((r.hdr >> (16 + 2 * i)) & 3u) << 4;
+    same_scale(d, f16_lo(r.hdr) * float(ls - 32));
+  }
+};
+
+// Runtime dtype -> format struct.
+template <typename Fn>
+void visit_format(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::q4_0: fn(FQ4_0{}); break;
+    case DType::q5_0: fn(FQ5_0{}); break;
+    case DType::q5_1: fn(FQ5_1{}); break;
+    case DType::q8_0: fn(FQ8_0{}); break;
+    case DType::iq4_nl: fn(FIQ4_NL{}); break;
+    case DType::q2_K: fn(FQ2_K{}); break;
+    case DType::q4_K: fn(FQ4_K{}); break;
+    case DType::q5_K: fn(FQ5_K{}); break;
+    case DType::q6_K: fn(FQ6_K{}); break;
+    case DType::iq4_xs: fn(FIQ4_XS{}); break;
+    default: LMK_THROW(Unsupported, "matmul: dtype ", name(t), " is not a GGML block format");
+  }
+}
+
+}  // namespace lmk::cuda::mm

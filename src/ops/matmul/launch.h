@@ -1,0 +1,41 @@
+// Host-side launchers of the matmul kernels. Each heavy template family is instantiated in its
+// own .cu file (qmv_*.cu, qmm_*.cu, gemv.cu) so the build compiles them in parallel; cuda.cu
+// only sees these declarations.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "lmk/dtype.h"
+
+namespace lmk::cuda::mm {
+
+struct QmvParams;
+struct QmvTcParams;
+struct QmmParams;
+
+// Dense mat-vec: y[b, m, n] = Σ_k xround(x[b, m, k]) · w[b / (b1 / b0), n, k].
+struct GemvParams {
+  const void* w = nullptr;
+  DType wt = DType::bf16;
+  const void* x = nullptr;
+  DType xt = DType::f32;
+  void* y = nullptr;
+  DType yt = DType::f32;
+  DType xround = DType::f32;
+  int64_t b0 = 1, b1 = 1, m = 0, n = 0, k = 0;
+  bool vec = false;  // set by gemv(): 16-byte chunks
+};
+void gemv(const GemvParams& p, cudaStream_t stream);
+
+// Quantized kernels of format F (a formats.cuh struct); explicitly instantiated per format in
+// qmv_*.cu / qmm_*.cu. run_qmv: one activation row per item; run_qmv_tc: up to 8; bm: tile rows
+// of the mat-mat kernel (64, 128).
+template <class F>
+void run_qmv(const QmvParams& p, cudaStream_t stream);
+template <class F>
+void run_qmv_tc(const QmvTcParams& p, cudaStream_t stream);
+template <class F>
+void run_qmm(const QmmParams& p, int bm, cudaStream_t stream);
+
+}  // namespace lmk::cuda::mm

@@ -1,0 +1,370 @@
+// Checks for the matmul family (matmul-moe-sampling.md §3, §5) against fp64 references.
+//
+// Error metric (spec §0): per output e = |y - y_ref| / (Σ_k |x_k|·|w_k| + 1e-30), with
+// |w_k| := |scale·q_k| + |offset| for formats with a min term; every output must have
+// e <= tol (and f16/bf16 outputs may add 2^-11 / 2^-8 of |y_ref| for their rounding). Outputs
+// start poisoned with NaN, so an unwritten element fails.
+// Tolerances:
+//   * f32 activations x exact weights, f32 accumulation (quantized mat-vec path, dense_matvec,
+//     dense_gemv_bf16, dense_mm f32, every CPU result): 1e-5.
+//   * paths that round operands to bf16/f16 (quantized mat-mat path, dense_mm bf16/f16 and
+//     dense_gemm on CUDA tensor cores): compared with a reference that applies the same documented
+//     roundings (x -> bf16/f16 RNE, dequantized f32 weight -> bf16 RNE), tol 1e-4 (f32
+//     accumulation only; 160x tighter than the spec's 1.6e-2 against the unrounded reference).
+//   * the automatic path of the expert-routed op on CUDA mixes mat-vec and mat-mat pieces chosen
+//     on the device: the spec's bf16 row, 1.6e-2 against the unrounded reference.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <tuple>
+
+#include "check/check.h"
+#include "lmk/matmul.h"
+#include "ref/matmul.h"
+
+namespace lmk::test {
+namespace {
+
+namespace mm = ref::mm;
+
+const std::vector<DType> kFormats = {DType::q4_0, DType::q5_0, DType::q5_1, DType::q8_0, DType::iq4_nl,
+                                     DType::q2_K, DType::q4_K, DType::q5_K, DType::q6_K, DType::iq4_xs};
+
+bool is_k_quant(DType t) { return mm::block_elems(t) == 256; }
+
+CompareResult compare_norm(const HostTensor& out, const mm::Result& ref, double tol, double out_rel = 0) {
+  CompareResult r;
+  double num = 0, den = 0, worst = -1;
+  for (int64_t i = 0; i < out.numel(); ++i) {
+    const double o = out.get(i), f = ref.y[size_t(i)], nrm = ref.norm[size_t(i)];
+    const double d = std::fabs(o - f);
+    const double allowed = tol * (nrm + 1e-30) + out_rel * std::fabs(f);
+    const bool bad = std::isnan(o) || !(d <= allowed);
+    const double ratio = std::isnan(o) ? INFINITY : d / allowed;
+    if (!std::isnan(o)) {
+      num += d * d;
+      den += f * f;
+      r.max_abs = std::max(r.max_abs, d);
+    }
+    if (bad) r.failures++;
+    if (ratio > worst) {
+      worst = ratio;
+      r.worst = i;
+      r.worst_out = o;
+      r.worst_ref = f;
+    }
+  }
+  r.rel_l2 = den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+  if (r.failures) {
+    r.ok = false;
+    std::ostringstream msg;
+    msg << r.failures << " of " << out.numel() << " outputs outside e <= " << tol << " (normalised by sum |x*w|"
+        << (out_rel ? " + output rounding" : "") << "); worst at " << r.worst << ": got " << r.worst_out << " want "
+        << r.worst_ref << " (" << worst << "x the allowed error); seed " << base_seed();
+    r.message = msg.str();
+  }
+  return r;
+}
+
+// N(0, 1) activations; with more than one row the last row spans 1e-3 .. 1e3 (spec §3.1).
+HostTensor activations(std::vector<int64_t> shape, uint64_t seed) {
+  HostTensor x = random_normal(DType::f32, shape, seed);
+  const int64_t k = shape.back(), rows = x.numel() / k;
+  if (rows > 1) {
+    std::mt19937_64 rng(seed ^ 0x5eed);
+    std::uniform_real_distribution<double> e(-3, 3);
+    for (int64_t i = 0; i < k; ++i)
+      x.set((rows - 1) * k + i, (rng() & 1 ? -1.0 : 1.0) * std::pow(10.0, e(rng)));
+  }
+  return x;
+}
+
+HostTensor block_weight(DType t, std::vector<int64_t> shape, uint64_t seed) {
+  HostTensor w(t, shape);
+  auto bytes = mm::random_blocks(t, int64_t(w.bytes.size()) / mm::block_size(t), seed);
+  std::memcpy(w.bytes.data(), bytes.data(), bytes.size());
+  return w;
+}
+
+double round_bf16(double v) { return round_to(DType::bf16, v); }
+double round_f16(double v) { return round_to(DType::f16, v); }
+
+std::vector<int64_t> iota(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[size_t(i)] = i;
+  return v;
+}
+
+// Reference of a plain quantized matmul, optionally with the mat-mat path's roundings.
+mm::Result quant_ref(const HostTensor& x, const HostTensor& w, bool bf16_operands) {
+  const int64_t n = w.shape[0], k = w.shape[1], m = x.numel() / k;
+  auto wd = mm::dequant_matrix(w.dtype, w.bytes.data(), n, k);
+  mm::Result r{std::vector<double>(size_t(m * n)), std::vector<double>(size_t(m * n))};
+  if (bf16_operands) mm::matmul_rows(x.to_double(), iota(m), wd.data(), n, k, round_bf16, round_bf16, r, 0);
+  else mm::matmul_rows(x.to_double(), iota(m), wd.data(), n, k, mm::identity, mm::identity, r, 0);
+  return r;
+}
+
+CompareResult check_quantized(Device d, DType t, int64_t m, int64_t n, int64_t k, MatmulPath path) {
+  const std::string tag = "qmm" + shape_name(t, {m, n, k}) + std::to_string(int(path));
+  const uint64_t seed = case_seed(tag);
+  auto x = activations({m, k}, seed);
+  auto w = block_weight(t, {n, k}, seed + 1);
+  auto dx = to_device(x, d), dw = to_device(w, d);
+  auto y = poisoned(DType::f32, {m, n}, d);
+  quantized_matmul_ggml(dx, dw, y, default_stream(), path);
+  const bool mat_mat = d.is_cuda() && (path == MatmulPath::matmat || (path == MatmulPath::automatic && m > 8));
+  return compare_norm(to_host(y), quant_ref(x, w, mat_mat), mat_mat ? 1e-4 : 1e-5);
+}
+
+CompareResult check_mv_ext(Device d, DType t, int64_t batch, int64_t m, int64_t n, int64_t k) {
+  const uint64_t seed = case_seed("mv_ext" + shape_name(t, {batch, m, n, k}));
+  auto x = activations({batch, m, k}, seed);
+  auto w = block_weight(t, {n, k}, seed + 1);
+  auto dx = to_device(x, d), dw = to_device(w, d);
+  auto y = poisoned(DType::f32, {batch, m, n}, d);
+  mul_mv_ext(dw, dx, y);
+  return compare_norm(to_host(y), quant_ref(x, w, false), 1e-5);
+}
+
+enum class Routing { uniform, distinct, skewed, one_expert, repeated };
+
+struct IdCase {
+  DType t;
+  int64_t e, top_k, tokens, n, k;
+  Routing routing = Routing::uniform;
+  bool per_slot = false;
+  bool i32_ids = false;
+  int64_t expert_pad_blocks = 0;  // extra blocks between experts (strided view)
+  MatmulPath path = MatmulPath::automatic;
+};
+
+std::string id_name(const IdCase& c) {
+  static const char* routes[] = {"uniform", "distinct", "skewed", "one-expert", "repeated"};
+  std::ostringstream os;
+  os << name(c.t) << " E" << c.e << " k" << c.top_k << " T" << c.tokens << " N" << c.n << " K" << c.k << " "
+     << routes[int(c.routing)] << (c.per_slot ? " per-slot" : "") << (c.i32_ids ? " i32" : "")
+     << (c.expert_pad_blocks ? " strided" : "")
+     << (c.path == MatmulPath::matvec ? " mv" : c.path == MatmulPath::matmat ? " mm" : "");
+  return os.str();
+}
+
+std::vector<int64_t> make_ids(const IdCase& c, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  const int64_t rows = c.tokens * c.top_k;
+  std::vector<int64_t> ids(static_cast<size_t>(rows));
+  for (int64_t t = 0; t < c.tokens; ++t) {
+    for (int64_t s = 0; s < c.top_k; ++s) {
+      int64_t id = 0;
+      switch (c.routing) {
+        case Routing::uniform: id = int64_t(rng() % uint64_t(c.e)); break;
+        case Routing::distinct: id = (t * c.top_k + s) % c.e; break;  // every expert used, in order
+        case Routing::skewed: {  // Zipf-like: half the rows on expert 0, a long tail, many unused
+          const double u = double(rng() >> 11) / 9007199254740992.0;
+          id = std::min<int64_t>(c.e - 1, int64_t(std::floor(std::pow(double(c.e), u * u)) - 1));
+          break;
+        }
+        case Routing::one_expert: id = c.e - 1; break;
+        case Routing::repeated: id = (s % 2 == 0) ? 0 : int64_t(rng() % uint64_t(c.e)); break;  // same expert twice
+      }
+      ids[size_t(t * c.top_k + s)] = id;
+    }
+  }
+  return ids;
+}
+
+CompareResult check_quantized_id(Device d, const IdCase& c) {
+  const uint64_t seed = case_seed("qmm_id " + id_name(c));
+  const int64_t rows = c.tokens * c.top_k, x_rows = c.per_slot ? rows : c.tokens;
+  const int qk = mm::block_elems(c.t), bs = mm::block_size(c.t);
+  const int64_t per_expert = c.n * c.k / qk, stride = per_expert + c.expert_pad_blocks;
+  auto x = activations({x_rows, c.k}, seed);
+  // Weight bytes: E experts of `stride` blocks; only the first per_expert blocks of each are used.
+  HostTensor wbytes(DType::u8, {c.e * stride * bs});
+  auto blocks = mm::random_blocks(c.t, c.e * stride, seed + 1);
+  std::memcpy(wbytes.bytes.data(), blocks.data(), blocks.size());
+  auto ids = make_ids(c, seed + 2);
+  HostTensor hids(c.i32_ids ? DType::i32 : DType::u32, {c.tokens, c.top_k});
+  for (int64_t r = 0; r < rows; ++r) hids.set(r, double(ids[size_t(r)]));
+
+  auto dx = to_device(x, d), dwb = to_device(wbytes, d), dids = to_device(hids, d);
+  const int64_t shape[3] = {c.e, c.n, c.k}, strides[3] = {stride, c.k / qk, 1};
+  Tensor dw(dwb.buffer.data(), c.t, shape, strides, d);
+  auto y = poisoned(DType::f32, {rows, c.n}, d);
+  quantized_matmul_id_ggml(dx, dw, dids, y, c.top_k, c.per_slot, default_stream(), Tensor(), c.path);
+
+  const bool mat_mat = d.is_cuda() && c.path == MatmulPath::matmat;
+  const bool mixed = d.is_cuda() && c.path == MatmulPath::automatic;
+  mm::Result r{std::vector<double>(size_t(rows * c.n)), std::vector<double>(size_t(rows * c.n))};
+  const auto xd = x.to_double();
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t e = ids[size_t(row)];
+    auto wd = mm::dequant_matrix(c.t, wbytes.bytes.data() + e * stride * bs, c.n, c.k);
+    const std::vector<int64_t> xr{c.per_slot ? row : row / c.top_k};
+    if (mat_mat) mm::matmul_rows(xd, xr, wd.data(), c.n, c.k, round_bf16, round_bf16, r, row);
+    else mm::matmul_rows(xd, xr, wd.data(), c.n, c.k, mm::identity, mm::identity, r, row);
+  }
+  return compare_norm(to_host(y), r, mat_mat ? 1e-4 : mixed ? 1.6e-2 : 1e-5);
+}
+
+// dense_mm / dense_gemv_bf16: src0 [B0, N, K], src1 f32 [B1, M, K] -> f32 [B1, M, N].
+CompareResult check_dense(Device d, const std::string& op, DType wt, int64_t b0, int64_t b1, int64_t m, int64_t n,
+                          int64_t k) {
+  const uint64_t seed = case_seed(op + shape_name(wt, {b0, b1, m, n, k}));
+  auto w = random_uniform(wt, {b0, n, k}, seed, -1, 1);
+  auto x = activations({b1, m, k}, seed + 1);
+  auto dw = to_device(w, d), dx = to_device(x, d);
+  auto y = poisoned(DType::f32, {b1, m, n}, d);
+  const bool rounds = op == "dense_mm" && wt != DType::f32;
+  if (op == "dense_mm") dense_mm(dw, dx, y);
+  else dense_gemv_bf16(dw, dx, y);
+  mm::Result r{std::vector<double>(size_t(b1 * m * n)), std::vector<double>(size_t(b1 * m * n))};
+  const auto xd = x.to_double(), wdv = w.to_double();
+  const int64_t rep = b1 / b0;
+  for (int64_t b = 0; b < b1; ++b) {
+    std::vector<mm::W> wb(static_cast<size_t>(n * k));
+    for (int64_t i = 0; i < n * k; ++i) {
+      const double v = wdv[size_t((b / rep) * n * k + i)];
+      wb[size_t(i)] = {v, std::fabs(v)};
+    }
+    std::vector<int64_t> rows(static_cast<size_t>(m));
+    for (int64_t i = 0; i < m; ++i) rows[size_t(i)] = b * m + i;
+    if (rounds && wt == DType::bf16) mm::matmul_rows(xd, rows, wb.data(), n, k, round_bf16, mm::identity, r, b * m);
+    else if (rounds) mm::matmul_rows(xd, rows, wb.data(), n, k, round_f16, mm::identity, r, b * m);
+    else mm::matmul_rows(xd, rows, wb.data(), n, k, mm::identity, mm::identity, r, b * m);
+  }
+  // Rounded operands on CUDA go through tensor cores when more than 8 rows share a weight slice.
+  const double tol = rounds && d.is_cuda() && m > 8 ? 1e-4 : 1e-5;
+  return compare_norm(to_host(y), r, tol);
+}
+
+CompareResult check_gemm(Device d, DType t, int64_t m, int64_t n, int64_t k) {
+  const uint64_t seed = case_seed("dense_gemm" + shape_name(t, {m, n, k}));
+  auto a = random_uniform(t, {m, k}, seed, -1, 1);
+  auto b = random_uniform(t, {n, k}, seed + 1, -1, 1);
+  auto da = to_device(a, d), db = to_device(b, d);
+  auto c = poisoned(t, {m, n}, d);
+  dense_gemm(da, db, c);
+  mm::Result r{std::vector<double>(size_t(m * n)), std::vector<double>(size_t(m * n))};
+  const auto bd = b.to_double();
+  std::vector<mm::W> wb(static_cast<size_t>(n * k));
+  for (int64_t i = 0; i < n * k; ++i) wb[size_t(i)] = {bd[size_t(i)], std::fabs(bd[size_t(i)])};
+  mm::matmul_rows(a.to_double(), iota(m), wb.data(), n, k, mm::identity, mm::identity, r, 0);
+  // f16 x f16 products are exact in f32: accumulation (tensor cores: 1e-4) + one output rounding.
+  const double tol = d.is_cuda() && m > 8 ? 1e-4 : 1e-5;
+  return compare_norm(to_host(c), r, tol, t == DType::f16 ? std::ldexp(1.0, -11) : std::ldexp(1.0, -8));
+}
+
+CompareResult check_matvec(Device d, DType wt, int64_t n, int64_t k) {
+  const uint64_t seed = case_seed("dense_matvec" + shape_name(wt, {n, k}));
+  auto a = activations({1, k}, seed);
+  auto b = random_uniform(wt, {n, k}, seed + 1, -1, 1);
+  auto da = to_device(a, d), db = to_device(b, d);
+  auto c = poisoned(DType::f32, {1, n}, d);
+  dense_matvec(da, db, c);
+  mm::Result r{std::vector<double>(size_t(n)), std::vector<double>(size_t(n))};
+  const auto bd = b.to_double();
+  std::vector<mm::W> wb(static_cast<size_t>(n * k));
+  for (int64_t i = 0; i < n * k; ++i) wb[size_t(i)] = {bd[size_t(i)], std::fabs(bd[size_t(i)])};
+  mm::matmul_rows(a.to_double(), {0}, wb.data(), n, k, mm::identity, mm::identity, r, 0);
+  return compare_norm(to_host(c), r, 1e-5);
+}
+
+}  // namespace
+
+LMK_CHECKS(matmul) {
+  // §3.1: every format; M = 1, 2..8, > 8; N odd; K not a multiple of 256 for 32-blocks (704 = 22
+  // blocks; 96 = 3 blocks, odd so rows are not 4-byte multiples); both paths forced on one size.
+  for (DType t : kFormats) {
+    const bool kq = is_k_quant(t);
+    const int64_t k_odd = kq ? 768 : 704, k_small = kq ? 256 : 96, k_fast = kq ? 1024 : 512;
+    const std::string f(name(t));
+    auto add = [&](int64_t m, int64_t n, int64_t k, MatmulPath p, bool quick) {
+      std::string nm = f + " " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k) +
+                       (p == MatmulPath::matvec ? " mv" : p == MatmulPath::matmat ? " mm" : "");
+      cases.push_back({"quantized_matmul_ggml", nm, quick, [=](Device d) { return check_quantized(d, t, m, n, k, p); }});
+    };
+    add(1, 33, k_odd, MatmulPath::automatic, true);
+    add(1, 7, k_small, MatmulPath::automatic, false);
+    add(1, 300, k_fast, MatmulPath::automatic, false);
+    add(2, 33, k_odd, MatmulPath::automatic, false);
+    add(3, 65, k_fast, MatmulPath::automatic, false);
+    add(5, 8, k_small, MatmulPath::automatic, false);
+    add(8, 33, k_odd, MatmulPath::automatic, true);
+    add(9, 33, k_small, MatmulPath::automatic, false);
+    add(64, 96, 512 + (kq ? 0 : 32), MatmulPath::automatic, true);  // mat-mat, ragged tiles
+    add(16, 37, k_odd, MatmulPath::matvec, false);
+    add(16, 37, k_odd, MatmulPath::matmat, false);
+    add(3, 33, k_small, MatmulPath::matmat, false);
+    add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);
+    add(4, 70, kq ? 4096 : 2048, MatmulPath::automatic, false);  // split-K tensor-core mat-vec
+  }
+  // §3.2 mul_mv_ext: M in 2..8, batch 1 and 2.
+  for (DType t : {DType::q5_1, DType::iq4_nl, DType::q4_K, DType::q6_K}) {
+    const bool kq = is_k_quant(t);
+    for (int64_t m = 2; m <= 8; ++m) {
+      const int64_t batch = m % 3 == 0 ? 2 : 1, k = kq ? (m % 2 ? 256 : 2816) : (m % 2 ? 128 : 32);
+      const int64_t n = 37;
+      cases.push_back({"mul_mv_ext", std::string(name(t)) + " " + std::to_string(batch) + "x" + std::to_string(m) + "x" +
+                                         std::to_string(n) + "x" + std::to_string(k),
+                       m == 4, [=](Device d) { return check_mv_ext(d, t, batch, m, n, k); }});
+    }
+  }
+  // §3.3 expert-routed.
+  std::vector<IdCase> id_cases = {
+      {DType::q4_0, 8, 2, 5, 33, 704},
+      {DType::q4_0, 128, 8, 1, 64, 256, Routing::uniform},                                      // decode
+      {DType::q4_0, 128, 8, 64, 40, 256, Routing::skewed},                                      // many experts, uneven
+      {DType::q4_K, 60, 4, 33, 33, 768, Routing::uniform},
+      {DType::q6_K, 128, 8, 2, 24, 256, Routing::distinct},
+      {DType::q8_0, 4, 8, 8, 33, 96, Routing::repeated},
+      {DType::q8_0, 16, 8, 9, 17, 64, Routing::one_expert},
+      {DType::q5_1, 16, 2, 40, 31, 128, Routing::uniform, true},                                // down-projection style
+      {DType::iq4_nl, 1, 1, 33, 33, 160},
+      {DType::q5_K, 8, 2, 20, 20, 512, Routing::uniform, false, true},                          // i32 ids
+      {DType::q2_K, 8, 2, 12, 16, 256, Routing::uniform, false, false, 3},                      // strided experts
+      {DType::iq4_xs, 60, 4, 40, 24, 512, Routing::distinct},
+      {DType::q5_0, 8, 8, 70, 24, 128, Routing::uniform, false, false, 0, MatmulPath::matmat},  // grouped mat-mat
+      {DType::q4_K, 8, 8, 70, 24, 256, Routing::skewed, false, false, 0, MatmulPath::matmat},
+      {DType::q6_K, 32, 4, 40, 16, 256, Routing::uniform, false, false, 0, MatmulPath::matvec},  // grouped mat-vec
+      {DType::q4_0, 8, 2, 100, 48, 512, Routing::one_expert, false, false, 0, MatmulPath::matvec},
+      {DType::q4_0, 8, 2, 100, 48, 512, Routing::one_expert, false, false, 0, MatmulPath::matmat},
+      {DType::q5_0, 128, 1, 40, 24, 128, Routing::distinct},  // grouped, one row per expert
+      {DType::q8_0, 4, 2, 30, 20, 1024, Routing::skewed},      // grouped pieces with split K
+  };
+  for (const auto& c : id_cases)
+    cases.push_back({"quantized_matmul_id_ggml", id_name(c), c.tokens == 5 || c.tokens == 33,
+                     [=](Device d) { return check_quantized_id(d, c); }});
+
+  // §5.3 dense_mm: K < 32 accepted, GQA broadcast, M around the mat-vec / GEMM switch.
+  struct DenseShape {
+    int64_t b0, b1, m, n, k;
+  };
+  const std::vector<DenseShape> dense_shapes = {{1, 1, 1, 100, 80},  {1, 1, 31, 16, 1},   {1, 1, 128, 100, 128},
+                                                {2, 8, 5, 16, 32},   {4, 4, 9, 33, 16},   {1, 1, 8, 257, 4096},
+                                                {1, 1, 33, 64, 257}, {2, 4, 40, 24, 96}};
+  for (DType t : {DType::bf16, DType::f16, DType::f32})
+    for (const auto& s : dense_shapes)
+      cases.push_back({"dense_mm", shape_name(t, {s.b0, s.b1, s.m, s.n, s.k}), s.m == 128,
+                       [=](Device d) { return check_dense(d, "dense_mm", t, s.b0, s.b1, s.m, s.n, s.k); }});
+  // §5.2 dense_gemv_bf16.
+  const std::vector<DenseShape> gemv_shapes = {{1, 1, 1, 7, 4},     {1, 1, 1, 1, 6},      {1, 1, 1, 4097, 256},
+                                               {2, 8, 1, 7, 2816},  {1, 1, 3, 33, 2816},  {1, 1, 12, 9, 40},
+                                               {2, 8, 2, 64, 1000}};
+  for (const auto& s : gemv_shapes)
+    cases.push_back({"dense_gemv_bf16", shape_name(DType::bf16, {s.b0, s.b1, s.m, s.n, s.k}), s.n == 4097,
+                     [=](Device d) { return check_dense(d, "dense_gemv_bf16", DType::bf16, s.b0, s.b1, s.m, s.n, s.k); }});
+  // §5.1 dense_gemm (f16 lm_head; bf16 too) and dense_matvec.
+  for (auto [t, m, n, k] : {std::tuple{DType::f16, 1, 4099, 256}, std::tuple{DType::f16, 4, 300, 2816},
+                            std::tuple{DType::f16, 64, 257, 64}, std::tuple{DType::bf16, 17, 130, 200}})
+    cases.push_back({"dense_gemm", shape_name(t, {m, n, k}), m == 4,
+                     [=](Device d) { return check_gemm(d, t, m, n, k); }});
+  for (DType t : {DType::f16, DType::bf16, DType::f32})
+    for (auto [n, k] : {std::pair{7, 6}, std::pair{1000, 2816}, std::pair{33, 5376}})
+      cases.push_back({"dense_matvec", shape_name(t, {n, k}), n == 1000,
+                       [=](Device d) { return check_matvec(d, t, n, k); }});
+}
+
+}  // namespace lmk::test

@@ -1,0 +1,272 @@
+// Matmul family (matmul-moe-sampling.md §3, §5): every rejected input with its ErrorCode, the
+// out-of-range expert id contract on both backends, and the agreement of mul_mv_ext and the
+// forced mat-vec / mat-mat paths with quantized_matmul_ggml. Numerical checks over formats and
+// shapes live in tests/check/matmul.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "lmk/buffer.h"
+#include "lmk/device.h"
+#include "lmk/error.h"
+#include "lmk/matmul.h"
+#include "ref/matmul.h"
+#include "util/testkit.h"
+
+namespace lmk {
+namespace {
+
+template <typename F>
+ErrorCode code_of(F&& f, std::string* msg = nullptr) {
+  try {
+    f();
+  } catch (const Error& e) {
+    if (msg) *msg = e.what();
+    return e.code();
+  }
+  ADD_FAILURE() << "no lmk::Error thrown";
+  return ErrorCode::Io;
+}
+
+constexpr ErrorCode kInvalid = ErrorCode::InvalidArgument;
+constexpr ErrorCode kUnsupported = ErrorCode::Unsupported;
+constexpr int64_t M = 2, N = 3, K = 64;
+
+// Host storage for small problems; tensors are views into it.
+struct Host {
+  std::vector<float> x = std::vector<float>(64 * K, 0.5f), y = std::vector<float>(64 * 64, 0.0f);
+  std::vector<uint8_t> w = std::vector<uint8_t>(64 * 64 * 34, 0);  // enough for any format
+  std::vector<uint32_t> ids = std::vector<uint32_t>(64, 0);
+  std::vector<uint16_t> h16 = std::vector<uint16_t>(64 * K, 0x3c00);
+  Tensor X(int64_t m = M, int64_t k = K) { return Tensor(x.data(), DType::f32, {m, k}); }
+  Tensor Y(int64_t m = M, int64_t n = N) { return Tensor(y.data(), DType::f32, {m, n}); }
+  Tensor Wq(DType t = DType::q4_0, int64_t n = N, int64_t k = K) { return Tensor(w.data(), t, {n, k}); }
+};
+
+TEST(MatmulErrors, QuantizedRejectsBadArguments) {
+  Host h;
+  auto run = [&](const Tensor& x, const Tensor& w, const Tensor& y) { quantized_matmul_ggml(x, w, y); };
+  EXPECT_NO_THROW(run(h.X(), h.Wq(), h.Y()));
+  // Not a block format / unsupported activation or output dtype.
+  EXPECT_EQ(code_of([&] { run(h.X(), Tensor(h.x.data(), DType::f32, {N, K}), h.Y()); }), kUnsupported);
+  EXPECT_EQ(code_of([&] { run(h.X(), Tensor(h.h16.data(), DType::bf16, {N, K}), h.Y()); }), kUnsupported);
+  EXPECT_EQ(code_of([&] { run(Tensor(h.h16.data(), DType::f16, {M, K}), h.Wq(), h.Y()); }), kUnsupported);
+  EXPECT_EQ(code_of([&] { run(h.X(), h.Wq(), Tensor(h.h16.data(), DType::bf16, {M, N})); }), kUnsupported);
+  // K not a multiple of the block size (32 for q4_0, 256 for q4_K).
+  EXPECT_EQ(code_of([&] { run(h.X(M, 48), h.Wq(DType::q4_0, N, 48), h.Y()); }), kInvalid);
+  EXPECT_EQ(code_of([&] { run(h.X(M, 64), h.Wq(DType::q4_K, N, 64), h.Y()); }), kInvalid);
+  // Shape mismatches.
+  EXPECT_EQ(code_of([&] { run(h.X(M, 32), h.Wq(), h.Y()); }), kInvalid);
+  EXPECT_EQ(code_of([&] { run(h.X(), h.Wq(), h.Y(M, N + 1)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { run(h.X(), h.Wq(), h.Y(M + 1, N)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { run(Tensor(h.x.data(), DType::f32, {1, M, K}), h.Wq(), h.Y()); }), kInvalid);
+  // Zero sizes.
+  EXPECT_EQ(code_of([&] { run(h.X(0, K), h.Wq(), h.Y(0, N)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { run(h.X(), h.Wq(DType::q4_0, 0, K), h.Y(M, 0)); }), kInvalid);
+  // Non-contiguous activations.
+  const int64_t shape[2] = {M, K}, strides[2] = {2 * K, 1};
+  EXPECT_EQ(code_of([&] { run(Tensor(h.x.data(), DType::f32, shape, strides), h.Wq(), h.Y()); }), kInvalid);
+  // Aliasing: y over x, y over w.
+  EXPECT_EQ(code_of([&] { run(h.X(), h.Wq(), Tensor(h.x.data(), DType::f32, {M, N})); }), kInvalid);
+  EXPECT_EQ(code_of([&] { run(h.X(), h.Wq(), Tensor(h.w.data(), DType::f32, {M, N})); }), kInvalid);
+  // Misaligned weight pointer (blocks hold f16 fields: 2-byte alignment).
+  EXPECT_EQ(code_of([&] { run(h.X(), Tensor(h.w.data() + 1, DType::q4_0, {N, K}), h.Y()); }), kInvalid);
+}
+
+TEST(MatmulErrors, MulMvExtRejectsBadArguments) {
+  Host h;
+  EXPECT_NO_THROW(mul_mv_ext(h.Wq(DType::q5_1), Tensor(h.x.data(), DType::f32, {2, 4, K}),
+                             Tensor(h.y.data(), DType::f32, {2, 4, N})));
+  // M outside [2, 8].
+  EXPECT_EQ(code_of([&] { mul_mv_ext(h.Wq(), h.X(1, K), h.Y(1, N)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { mul_mv_ext(h.Wq(), h.X(9, K), h.Y(9, N)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { mul_mv_ext(h.Wq(), h.X(4, 32), h.Y(4, N)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { mul_mv_ext(h.Wq(), Tensor(h.x.data(), DType::f32, {2, 4, K}), h.Y(8, N)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { mul_mv_ext(h.Wq(DType::q5_1, N, 48), h.X(4, 48), h.Y(4, N)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { mul_mv_ext(Tensor(h.h16.data(), DType::f16, {N, K}), h.X(4, K), h.Y(4, N)); }), kUnsupported);
+}
+
+// Expert-routed problem: T tokens, top_k slots, E experts of [N, K] q4_0.
+struct IdHost {
+  static constexpr int64_t T = 3, top_k = 2, E = 4;
+  Host h;
+  std::vector<int32_t> ids32 = std::vector<int32_t>(T * top_k, 0);
+  Tensor X() { return h.X(T, K); }
+  Tensor W(int64_t e = E) { return Tensor(h.w.data(), DType::q4_0, {e, N, K}); }
+  Tensor Ids() { return Tensor(h.ids.data(), DType::u32, {T * top_k}); }
+  Tensor Y() { return h.Y(T * top_k, N); }
+};
+
+TEST(MatmulErrors, QuantizedIdRejectsBadArguments) {
+  IdHost s;
+  auto run = [&](const Tensor& x, const Tensor& w, const Tensor& ids, const Tensor& y, int64_t k = IdHost::top_k,
+                 bool per_slot = false) { quantized_matmul_id_ggml(x, w, ids, y, k, per_slot); };
+  EXPECT_NO_THROW(run(s.X(), s.W(), s.Ids(), s.Y()));
+  // [T, top_k] ids and [T, top_k, N] outputs are accepted too.
+  EXPECT_NO_THROW(run(s.X(), s.W(), Tensor(s.h.ids.data(), DType::u32, {IdHost::T, IdHost::top_k}),
+                      Tensor(s.h.y.data(), DType::f32, {IdHost::T, IdHost::top_k, N})));
+  EXPECT_EQ(code_of([&] { run(s.X(), s.W(), s.Ids(), s.Y(), 0); }), kInvalid);            // top_k == 0
+  EXPECT_EQ(code_of([&] { run(s.X(), s.W(0), s.Ids(), s.Y()); }), kInvalid);              // E == 0
+  EXPECT_EQ(code_of([&] { run(s.X(), s.W(), s.h.Y(1, 5), s.Y()); }), kUnsupported);       // ids f32
+  EXPECT_EQ(code_of([&] { run(s.X(), s.W(), Tensor(s.h.ids.data(), DType::u32, {5}), s.Y()); }), kInvalid);
+  EXPECT_EQ(code_of([&] { run(s.X(), s.W(), s.Ids(), s.h.Y(IdHost::T, N)); }), kInvalid);  // y rows
+  EXPECT_EQ(code_of([&] { run(s.h.X(IdHost::T, 32), s.W(), s.Ids(), s.Y()); }), kInvalid);   // K mismatch
+  EXPECT_EQ(code_of([&] { run(s.X(), Tensor(s.h.w.data(), DType::q4_0, {IdHost::E, N, 48}), s.Ids(), s.Y()); }),
+            kInvalid);  // K % 32
+  // input_per_slot: x must have T·top_k rows.
+  EXPECT_EQ(code_of([&] { run(s.h.X(5, K), s.W(), s.Ids(), s.Y(), IdHost::top_k, true); }), kInvalid);
+  EXPECT_NO_THROW(run(s.h.X(IdHost::T * IdHost::top_k, K), s.W(), s.Ids(), s.Y(), IdHost::top_k, true));
+  // Expert stride smaller than one expert.
+  const int64_t shape[3] = {IdHost::E, N, K}, strides[3] = {N * K / 32 - 1, K / 32, 1};
+  EXPECT_EQ(code_of([&] { run(s.X(), Tensor(s.h.w.data(), DType::q4_0, shape, strides), s.Ids(), s.Y()); }), kInvalid);
+  // Output overlapping the ids.
+  EXPECT_EQ(code_of([&] { run(s.X(), s.W(), s.Ids(), Tensor(s.h.ids.data(), DType::f32, {6, N})); }), kInvalid);
+}
+
+TEST(MatmulErrors, QuantizedIdRejectsOutOfRangeIdsOnCpu) {
+  IdHost s;
+  std::fill(s.h.y.begin(), s.h.y.end(), 7.0f);
+  s.h.ids[4] = IdHost::E;  // row 4
+  std::string msg;
+  EXPECT_EQ(code_of([&] { quantized_matmul_id_ggml(s.X(), s.W(), s.Ids(), s.Y(), IdHost::top_k); }, &msg), kInvalid);
+  EXPECT_NE(msg.find("invalid expert id 4 at row 4 (n_experts=4)"), std::string::npos) << msg;
+  EXPECT_EQ(s.h.y[0], 7.0f);  // nothing written
+  // Negative i32 id.
+  s.ids32[1] = -1;
+  EXPECT_EQ(code_of([&] {
+              quantized_matmul_id_ggml(s.X(), s.W(), Tensor(s.ids32.data(), DType::i32, {6}), s.Y(), IdHost::top_k);
+            }, &msg),
+            kInvalid);
+  EXPECT_NE(msg.find("invalid expert id -1 at row 1"), std::string::npos) << msg;
+}
+
+TEST(MatmulErrors, DenseRejectsBadArguments) {
+  Host h;
+  auto w16 = [&](int64_t b, int64_t n, int64_t k) { return Tensor(h.h16.data(), DType::bf16, {b, n, k}); };
+  auto x3 = [&](int64_t b, int64_t m, int64_t k) { return Tensor(h.x.data(), DType::f32, {b, m, k}); };
+  auto y3 = [&](int64_t b, int64_t m, int64_t n) { return Tensor(h.y.data(), DType::f32, {b, m, n}); };
+  EXPECT_NO_THROW(dense_mm(w16(2, 3, 8), x3(4, 2, 8), y3(4, 2, 3)));
+  EXPECT_EQ(code_of([&] { dense_mm(w16(3, 3, 8), x3(4, 2, 8), y3(4, 2, 3)); }), kInvalid);  // B1 % B0
+  EXPECT_EQ(code_of([&] { dense_mm(w16(2, 3, 8), x3(4, 2, 7), y3(4, 2, 3)); }), kInvalid);  // K
+  EXPECT_EQ(code_of([&] { dense_mm(w16(2, 3, 8), x3(4, 2, 8), y3(4, 2, 4)); }), kInvalid);  // N
+  EXPECT_EQ(code_of([&] { dense_mm(w16(2, 3, 8), x3(4, 0, 8), y3(4, 0, 3)); }), kInvalid);  // zero
+  EXPECT_EQ(code_of([&] { dense_mm(Tensor(h.w.data(), DType::q4_0, {3, 32}), h.X(2, 32), h.Y(2, 3)); }), kUnsupported);
+  EXPECT_EQ(code_of([&] { dense_mm(w16(1, 3, 8), Tensor(h.h16.data() + 512, DType::bf16, {1, 2, 8}), y3(1, 2, 3)); }),
+            kUnsupported);  // src1 must be f32
+  EXPECT_EQ(code_of([&] { dense_mm(w16(1, 3, 8), x3(1, 2, 8), Tensor(h.x.data(), DType::f32, {1, 2, 3})); }),
+            kInvalid);  // dst aliases src1
+  EXPECT_EQ(code_of([&] { dense_gemv_bf16(Tensor(h.x.data(), DType::f32, {3, 8}), h.X(2, 8), h.Y(2, 3)); }),
+            kUnsupported);
+  // dense_matvec: M must be 1.
+  EXPECT_NO_THROW(dense_matvec(h.X(1, 8), Tensor(h.h16.data(), DType::f16, {3, 8}), h.Y(1, 3)));
+  EXPECT_EQ(code_of([&] { dense_matvec(h.X(2, 8), Tensor(h.h16.data(), DType::f16, {3, 8}), h.Y(2, 3)); }), kInvalid);
+  // dense_gemm: one dtype for a, b, c (f16 or bf16).
+  std::vector<uint16_t> c16(64, 0);
+  EXPECT_NO_THROW(dense_gemm(Tensor(h.h16.data(), DType::f16, {2, 8}), Tensor(h.h16.data() + 64, DType::f16, {3, 8}),
+                             Tensor(c16.data(), DType::f16, {2, 3})));
+  EXPECT_EQ(code_of([&] {
+              dense_gemm(Tensor(h.h16.data(), DType::f16, {2, 8}), Tensor(h.h16.data() + 64, DType::bf16, {3, 8}),
+                         Tensor(c16.data(), DType::f16, {2, 3}));
+            }),
+            kInvalid);
+  EXPECT_EQ(code_of([&] { dense_gemm(h.X(2, 8), h.X(3, 8), h.Y(2, 3)); }), kUnsupported);
+}
+
+TEST(Matmul, MulMvExtMatchesQuantizedMatmulCpu) {
+  // The same weight for every batch index: mul_mv_ext == quantized_matmul_ggml on [batch·M, K].
+  const int64_t batch = 2, m = 3, n = 5, k = 256;
+  auto w = ref::mm::random_blocks(DType::iq4_nl, n * k / 32, 11);
+  auto x = test::random_normal(DType::f32, {batch, m, k}, 12);
+  std::vector<float> y1(batch * m * n), y2(batch * m * n);
+  Tensor tw(w.data(), DType::iq4_nl, {n, k});
+  mul_mv_ext(tw, x.view(), Tensor(y1.data(), DType::f32, {batch, m, n}));
+  quantized_matmul_ggml(Tensor(x.bytes.data(), DType::f32, {batch * m, k}), tw,
+                        Tensor(y2.data(), DType::f32, {batch * m, n}));
+  EXPECT_EQ(y1, y2);
+}
+
+#ifdef LMK_WITH_CUDA
+// ---- GPU ------------------------------------------------------------------------------------------
+
+bool have_gpu() { return cuda_available(); }
+
+TEST(MatmulGpu, DeviceMismatchRejected) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device here";
+  Host h;
+  auto dw = test::to_device(test::HostTensor(DType::q4_0, {N, K}), Device::cuda(0));
+  EXPECT_EQ(code_of([&] { quantized_matmul_ggml(h.X(), dw, h.Y()); }), kInvalid);
+}
+
+// Invalid ids on CUDA: never read out of bounds, rows written as 0, error flag set; valid rows are
+// computed normally (compared with the CPU on the same data).
+TEST(MatmulGpu, OutOfRangeIdsWriteZerosAndSetFlag) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device here";
+  const Device g = Device::cuda(0);
+  for (int64_t tokens : {int64_t(2), int64_t(40)}) {  // direct rows and the grouped path
+    const int64_t top_k = 4, e = 8, n = 33, k = 256, rows = tokens * top_k;
+    auto wb = ref::mm::random_blocks(DType::q4_K, e * n * k / 256, 21);
+    test::HostTensor w(DType::q4_K, {e, n, k});
+    std::memcpy(w.bytes.data(), wb.data(), wb.size());
+    auto x = test::random_normal(DType::f32, {tokens, k}, 22);
+    test::HostTensor ids(DType::u32, {rows});
+    for (int64_t r = 0; r < rows; ++r) ids.set(r, double((r * 5) % e));
+    const std::vector<int64_t> bad = {1, rows - 1};
+    std::vector<uint32_t> bad_vals = {uint32_t(e), 0xFFFFFFFFu};
+    std::vector<float> ycpu(static_cast<size_t>(rows * n));
+    {  // CPU reference for the valid rows: the same ids with the bad ones replaced by 0.
+      test::HostTensor ids_ok = ids;
+      for (auto r : bad) ids_ok.set(r, 0);
+      quantized_matmul_id_ggml(x.view(), w.view(), ids_ok.view(), Tensor(ycpu.data(), DType::f32, {rows, n}), top_k);
+    }
+    for (size_t i = 0; i < bad.size(); ++i) ids.as<uint32_t>()[bad[i]] = bad_vals[i];
+    auto dx = test::to_device(x, g), dw = test::to_device(w, g), dids = test::to_device(ids, g);
+    auto y = test::poisoned(DType::f32, {rows, n}, g);
+    test::HostTensor zero(DType::u32, {1});
+    auto flag = test::to_device(zero, g);
+    for (MatmulPath p : {MatmulPath::automatic, MatmulPath::matvec, MatmulPath::matmat}) {
+      quantized_matmul_id_ggml(dx, dw, dids, y, top_k, false, default_stream(), flag, p);
+      auto hy = test::to_host(y);
+      auto hf = test::to_host(flag);
+      EXPECT_EQ(hf.as<uint32_t>()[0], 1u) << "tokens " << tokens << " path " << int(p);
+      for (int64_t r = 0; r < rows; ++r) {
+        const bool is_bad = r == bad[0] || r == bad[1];
+        for (int64_t j = 0; j < n; ++j) {
+          const float v = hy.as<float>()[r * n + j];
+          if (is_bad) {
+            ASSERT_EQ(v, 0.0f) << "row " << r;
+          } else {
+            const float want = ycpu[size_t(r * n + j)];
+            ASSERT_NEAR(v, want, 0.05 * (std::fabs(want) + 1.0)) << "row " << r << " col " << j;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The forced mat-vec and mat-mat paths agree on the same inputs (spec §3.1 test hook).
+TEST(MatmulGpu, PathsAgree) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device here";
+  const Device g = Device::cuda(0);
+  const int64_t m = 24, n = 70, k = 512;
+  for (DType t : {DType::q4_0, DType::q6_K}) {
+    auto wb = ref::mm::random_blocks(t, n * k / ref::mm::block_elems(t), 31);
+    test::HostTensor w(t, {n, k});
+    std::memcpy(w.bytes.data(), wb.data(), wb.size());
+    auto x = test::random_normal(DType::f32, {m, k}, 32);
+    auto dx = test::to_device(x, g), dw = test::to_device(w, g);
+    auto y1 = test::poisoned(DType::f32, {m, n}, g), y2 = test::poisoned(DType::f32, {m, n}, g);
+    quantized_matmul_ggml(dx, dw, y1, default_stream(), MatmulPath::matvec);
+    quantized_matmul_ggml(dx, dw, y2, default_stream(), MatmulPath::matmat);
+    auto a = test::to_host(y1), b = test::to_host(y2);
+    for (int64_t i = 0; i < m * n; ++i)
+      ASSERT_NEAR(a.as<float>()[i], b.as<float>()[i], 0.05 * (std::fabs(a.as<float>()[i]) + 1.0)) << name(t) << " " << i;
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace lmk
