@@ -50,6 +50,15 @@ __device__ __forceinline__ Packed<T, N> load_packed_stream(const T* p) {
   for (int i = 0; i < int(sizeof(r) / 16); ++i) dst[i] = __ldcs(src + i);
   return r;
 }
+// Streaming store (evict-first in L2: data written once and not read back soon).
+template <typename T, int N>
+__device__ __forceinline__ void store_packed_stream(T* p, const Packed<T, N>& v) {
+  static_assert(sizeof(Packed<T, N>) % 16 == 0);
+  const int4* src = reinterpret_cast<const int4*>(&v);
+  int4* dst = reinterpret_cast<int4*>(p);
+#pragma unroll
+  for (int i = 0; i < int(sizeof(v) / 16); ++i) __stcs(dst + i, src[i]);
+}
 template <typename T, int N>
 __device__ __forceinline__ void store_packed(T* p, const Packed<T, N>& v) {
   *reinterpret_cast<Packed<T, N>*>(p) = v;

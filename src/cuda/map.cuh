@@ -59,7 +59,10 @@ __global__ void __launch_bounds__(kMapThreads) map_kernel(F f, Out* __restrict__
 #pragma unroll
     for (int u = 0; u < kMapUnroll; ++u) o[u] = compute(base + int64_t(u) * kMapThreads * N);
 #pragma unroll
-    for (int u = 0; u < kMapUnroll; ++u) store_packed<Out, N>(out + base + int64_t(u) * kMapThreads * N, o[u]);
+    for (int u = 0; u < kMapUnroll; ++u) {
+      if constexpr (sizeof(Packed<Out, N>) % 16 == 0) store_packed_stream<Out, N>(out + base + int64_t(u) * kMapThreads * N, o[u]);
+      else store_packed<Out, N>(out + base + int64_t(u) * kMapThreads * N, o[u]);
+    }
     return;
   }
   for (int u = 0; u < kMapUnroll; ++u) {  // tail block: element by element

@@ -276,7 +276,7 @@ CompareResult check_matvec(Device d, DType wt, int64_t n, int64_t k) {
 
 LMK_CHECKS(matmul) {
   // §3.1: every format; M = 1, 2..8, > 8; N odd; K not a multiple of 256 for 32-blocks (704 = 22
-  // blocks; 96 = 3 blocks, odd so rows are not 4-byte multiples); both paths forced on one size.
+  // blocks; 96 = 3 blocks, odd so rows are not 4-byte multiples); both paths forced on two sizes.
   for (DType t : kFormats) {
     const bool kq = is_k_quant(t);
     const int64_t k_odd = kq ? 768 : 704, k_small = kq ? 256 : 96, k_fast = kq ? 1024 : 512;
@@ -300,6 +300,10 @@ LMK_CHECKS(matmul) {
     add(3, 33, k_small, MatmulPath::matmat, false);
     add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);
     add(4, 70, kq ? 4096 : 2048, MatmulPath::automatic, false);  // split-K tensor-core mat-vec
+    // Both paths forced on three 8-row mat-vec items and a ragged mat-mat tile (N = 70: a partial
+    // 64-row slab / 128-row tile); the shape of MatmulGpu.PathsAgree, for every format.
+    add(24, 70, kq ? 512 : 704, MatmulPath::matvec, false);
+    add(24, 70, kq ? 512 : 704, MatmulPath::matmat, false);
   }
   // §3.2 mul_mv_ext: M in 2..8, batch 1 and 2.
   for (DType t : {DType::q5_1, DType::iq4_nl, DType::q4_K, DType::q6_K}) {
@@ -333,6 +337,16 @@ LMK_CHECKS(matmul) {
       {DType::q4_0, 8, 2, 100, 48, 512, Routing::one_expert, false, false, 0, MatmulPath::matmat},
       {DType::q5_0, 128, 1, 40, 24, 128, Routing::distinct},  // grouped, one row per expert
       {DType::q8_0, 4, 2, 30, 20, 1024, Routing::skewed},      // grouped pieces with split K
+      // K-quants with a min term, N = 33 (a ragged last row group), every path: direct rows
+      // (8 rows), grouped mat-vec and mat-mat pieces (the shapes of
+      // MatmulGpu.OutOfRangeIdsWriteZerosAndSetFlag, without the invalid ids).
+      {DType::q4_K, 8, 4, 2, 33, 256, Routing::uniform},
+      {DType::q4_K, 8, 4, 2, 33, 256, Routing::uniform, false, false, 0, MatmulPath::matvec},
+      {DType::q4_K, 8, 4, 2, 33, 256, Routing::uniform, false, false, 0, MatmulPath::matmat},
+      {DType::q4_K, 8, 4, 40, 33, 256, Routing::uniform, false, false, 0, MatmulPath::matvec},
+      {DType::q4_K, 8, 4, 40, 33, 256, Routing::uniform, false, false, 0, MatmulPath::matmat},
+      {DType::q6_K, 8, 4, 40, 33, 512, Routing::uniform},  // automatic: grouped mat-mat (20 rows per expert)
+      {DType::q2_K, 8, 4, 2, 33, 256, Routing::distinct},
   };
   for (const auto& c : id_cases)
     cases.push_back({"quantized_matmul_id_ggml", id_name(c), c.tokens == 5 || c.tokens == 33,

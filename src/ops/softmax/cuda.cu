@@ -112,26 +112,23 @@ __global__ void __launch_bounds__(1024) softmax_rows_kernel(P p, int64_t rows) {
   __shared__ float red_max[32], red_sum[32];
   const int tid = threadIdx.x, nthr = blockDim.x;
   const int64_t nvec = p.cols / N;
+  using C = typename P::Cache;
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     const auto row = p.row(r);
-    float v[VPT][N];
+    // The row stays in registers as loaded (16-bit values stay 16-bit: half the registers, so
+    // more rows in flight per SM); exp is evaluated again for the output instead of kept.
+    Packed<C, N> v[VPT];
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int64_t i = int64_t(k) * nthr + tid;
-      if (i < nvec) {
-        const auto raw = row.template load<N, true>(i * N);
-#pragma unroll
-        for (int e = 0; e < N; ++e) v[k][e] = to_f32(raw.v[e]);
-      } else {
-#pragma unroll
-        for (int e = 0; e < N; ++e) v[k][e] = kNegInf;
-      }
+      if (i < nvec) v[k] = row.template load<N, true>(i * N);
     }
     float m = kNegInf;
 #pragma unroll
     for (int k = 0; k < VPT; ++k)
+      if (int64_t(k) * nthr + tid < nvec)
 #pragma unroll
-      for (int e = 0; e < N; ++e) m = fmaxf(m, v[k][e]);
+        for (int e = 0; e < N; ++e) m = fmaxf(m, to_f32(v[k].v[e]));
     m = block_allreduce(m, red_max, MaxOp{}, kNegInf);
     const bool zero = P::kMasked && m == kNegInf;  // fully masked row -> zeros
     float s = 0.f;
@@ -139,10 +136,7 @@ __global__ void __launch_bounds__(1024) softmax_rows_kernel(P p, int64_t rows) {
     for (int k = 0; k < VPT; ++k) {
       if (int64_t(k) * nthr + tid < nvec) {
 #pragma unroll
-        for (int e = 0; e < N; ++e) {
-          v[k][e] = zero ? 0.f : expf(v[k][e] - m);
-          s += v[k][e];
-        }
+        for (int e = 0; e < N; ++e) s += zero ? 0.f : expf(to_f32(v[k].v[e]) - m);
       }
     }
     s = block_allreduce(s, red_sum, SumOp{}, 0.f);
@@ -153,7 +147,7 @@ __global__ void __launch_bounds__(1024) softmax_rows_kernel(P p, int64_t rows) {
       if (i < nvec) {
         float o[N];
 #pragma unroll
-        for (int e = 0; e < N; ++e) o[e] = v[k][e] * inv;
+        for (int e = 0; e < N; ++e) o[e] = (zero ? 0.f : expf(to_f32(v[k].v[e]) - m)) * inv;
         row.template store<N>(i * N, o);
       }
     }
@@ -367,7 +361,8 @@ void launch_rows_vpt(const P& p, int64_t rows, int vpt, int threads, cudaStream_
 template <class P, int N>
 void launch_rows(const P& p, int64_t rows, cudaStream_t st) {
   const int64_t nvec = p.cols / N;
-  const int target = 256;
+  // 16-bit rows (cached raw) use 128-thread blocks: twice the bytes in flight per SM.
+  const int target = sizeof(typename P::Cache) == 2 ? 128 : 256;
   auto threads_for = [&](int vpt) { return int(round_up(ceil_div(nvec, vpt), 32)); };
   int vpt = 1;
   while (vpt < kMaxVpt<N> && threads_for(vpt) > target) vpt *= 2;
