@@ -19,15 +19,7 @@ namespace lmk::cuda {
 
 namespace {
 
-// Register cache: 16-byte vectors per thread. 16-bit rows are cached raw, so they hold twice as
-// many: fewer threads per row and more rows (bytes) in flight per SM (measured on H200: 4 vectors
-// left bf16 16384x4096 at 72% of copy with 8 KB in flight per CTA and 8 CTAs per SM).
-template <NormKind K, typename T>
-constexpr int kVecs = (sizeof(T) == 2 && K != NormKind::residual) ? 8 : 4;
-// CTA size limit of the one-CTA-per-row cached kernel: 512 when 8 vectors are cached, so that the
-// compiler may use up to 128 registers and never spills the cache.
-template <NormKind K, typename T>
-constexpr int kCachedThreads = kVecs<K, T> == 8 ? 512 : 1024;
+constexpr int kVecs = 4;            // register cache: 16-byte vectors per thread
 constexpr int kGroupThreads = 256;  // CTA size of the lanes-per-row kernels
 constexpr int kMaxThreads = 1024;   // CTA size limit of the one-CTA-per-row kernels
 constexpr int kPrefetchRows = 64;   // calls with at most this many rows prefetch the weight
@@ -172,8 +164,8 @@ __device__ __forceinline__ float group_sum(float v) {
   return v;
 }
 
-// Sum over the CTA (blockDim.x a multiple of 32); every thread gets the same total. The shared
-// array is written once, so a kernel may call this only once.
+// Sum over the CTA (blockDim.x a multiple of 32); every thread gets the same total. A second call
+// needs a __syncthreads() after the first (the shared partials are rewritten).
 __device__ __forceinline__ float block_sum(float v) {
   __shared__ float partial[32];
   v = group_sum<32>(v);
@@ -206,53 +198,80 @@ __device__ __forceinline__ void widen(const float (&c)[N], float (&v)[N]) {
 // Row in registers. Requires dim % N == 0, 16-byte aligned row pointers and
 // dim / N <= kVecs * (G ? G : blockDim.x). Lane l holds vectors l, l + lanes, l + 2·lanes, ...
 template <NormKind K, typename T, int G>
-__global__ void __launch_bounds__(G ? kGroupThreads : kCachedThreads<K, T>) norm_cached(Args<T> a) {
+__global__ void __launch_bounds__(G ? kGroupThreads : kMaxThreads) norm_cached(Args<T> a) {
   constexpr int N = int(16 / sizeof(T));
   const int lanes = G ? G : int(blockDim.x);
   const int lane = G ? int(threadIdx.x) % G : int(threadIdx.x);
-  const int64_t row = G ? int64_t(blockIdx.x) * (kGroupThreads / G) + threadIdx.x / G : int64_t(blockIdx.x);
-  const bool live = row < a.rows;  // G > 0: the last CTA may hold fewer rows; its idle lanes still shuffle
-  const int64_t nvec = a.dim / N, base = row * a.dim;
+  const int64_t nvec = a.dim / N;
   const bool prefetch_w = G == 0 && a.w != nullptr && a.rows <= kPrefetchRows;  // decode-sized calls
   // 16-bit rows without a residual stay in registers as raw 16-byte vectors (half the registers
-  // of f32, so more rows are in flight per SM) and are widened again when written.
+  // of f32) and are widened again when written.
   constexpr bool kRaw = sizeof(T) == 2 && K != NormKind::residual;
+  // One CTA per row with raw rows: a grid-stride loop over rows that loads the next row before
+  // reducing this one, so a CTA always has a row in flight (8 KB bf16 rows are too short to keep
+  // HBM busy one row per CTA: measured 72% of copy on H200).
+  constexpr bool kLoop = G == 0 && kRaw;
   using Cached = std::conditional_t<kRaw, int4, float[N]>;
-  constexpr int V = kVecs<K, T>;
-  Cached c[V];
-  float ss = 0.0f;
+  Cached c[kVecs], next[kLoop ? kVecs : 1];
+
+  auto load = [&](int64_t row, auto& dst) {
+    const bool live = row < a.rows;
+    const int64_t base = row * a.dim;
 #pragma unroll
-  for (int k = 0; k < V; ++k) {
-    const int64_t i = lane + int64_t(k) * lanes;
-    if (live && i < nvec) {
-      if (prefetch_w) prefetch_l2(a.w + i * N);
-      if constexpr (kRaw) c[k] = load16<Hint::streaming>(a.x + base + i * N);
-      else load_row<K, N, Hint::streaming>(a, base + i * N, c[k]);
-    } else {
-      if constexpr (kRaw) c[k] = make_int4(0, 0, 0, 0);
-      else
+    for (int k = 0; k < kVecs; ++k) {
+      const int64_t i = lane + int64_t(k) * lanes;
+      if (live && i < nvec) {
+        if (prefetch_w) prefetch_l2(a.w + i * N);
+        if constexpr (kRaw) dst[k] = load16<Hint::streaming>(a.x + base + i * N);
+        else load_row<K, N, Hint::streaming>(a, base + i * N, dst[k]);
+      } else {
+        if constexpr (kRaw) dst[k] = make_int4(0, 0, 0, 0);
+        else
 #pragma unroll
-        for (int j = 0; j < N; ++j) c[k][j] = 0.0f;
+          for (int j = 0; j < N; ++j) dst[k][j] = 0.0f;
+      }
     }
-  }
+  };
+  // Reduces the cached row and writes it. Every lane of the CTA (or group) must call it.
+  auto finish = [&](int64_t row) {
+    const bool live = row < a.rows;  // G > 0: idle lanes of the last CTA still shuffle
+    const int64_t base = row * a.dim;
+    float ss = 0.0f;
 #pragma unroll
-  for (int k = 0; k < V; ++k) {
-    float v[N];
-    widen<N, T>(c[k], v);
-#pragma unroll
-    for (int j = 0; j < N; ++j) ss += v[j] * v[j];
-  }
-  if constexpr (G > 0) ss = group_sum<G>(ss);
-  else ss = block_sum(ss);
-  const float r = inv_rms(a, ss);
-#pragma unroll
-  for (int k = 0; k < V; ++k) {
-    const int64_t i = lane + int64_t(k) * lanes;
-    if (live && i < nvec) {
+    for (int k = 0; k < kVecs; ++k) {
       float v[N];
       widen<N, T>(c[k], v);
-      store_row<K, N>(a, base + i * N, i * N, v, r);
+#pragma unroll
+      for (int j = 0; j < N; ++j) ss += v[j] * v[j];
     }
+    if constexpr (G > 0) ss = group_sum<G>(ss);
+    else ss = block_sum(ss);
+    const float r = inv_rms(a, ss);
+#pragma unroll
+    for (int k = 0; k < kVecs; ++k) {
+      const int64_t i = lane + int64_t(k) * lanes;
+      if (live && i < nvec) {
+        float v[N];
+        widen<N, T>(c[k], v);
+        store_row<K, N>(a, base + i * N, i * N, v, r);
+      }
+    }
+  };
+
+  if constexpr (kLoop) {
+    int64_t row = blockIdx.x;
+    load(row, c);
+    for (; row < a.rows; row += gridDim.x) {
+      if (row + gridDim.x < a.rows) load(row + gridDim.x, next);  // outputs may alias x: other row
+      finish(row);
+#pragma unroll
+      for (int k = 0; k < kVecs; ++k) c[k] = next[k];
+      __syncthreads();  // block_sum's shared partials are rewritten for the next row
+    }
+  } else {
+    const int64_t row = G ? int64_t(blockIdx.x) * (kGroupThreads / G) + threadIdx.x / G : int64_t(blockIdx.x);
+    load(row, c);
+    finish(row);
   }
 }
 
@@ -292,16 +311,21 @@ void launch(const Args<T>& a, cudaStream_t st) {
   const bool vec = a.dim % N == 0 && aligned16(a.x) && aligned16(a.res) && aligned16(a.scale) && aligned16(a.w) &&
                    aligned16(a.out) && aligned16(a.sum_out) && (!a.scalar_per_col || aligned16(a.scalar));
   const int64_t nvec = a.dim / N;
-  constexpr int V = kVecs<K, T>;
-  if (vec && nvec <= 4 * V) {
+  if (vec && nvec <= 4 * kVecs) {
     norm_cached<K, T, 4><<<grid_of(ceil_div(a.rows, kGroupThreads / 4)), kGroupThreads, 0, st>>>(a);
     LMK_LAUNCH_CHECK(norm_cached);
-  } else if (vec && nvec <= 16 * V) {
+  } else if (vec && nvec <= 16 * kVecs) {
     norm_cached<K, T, 16><<<grid_of(ceil_div(a.rows, kGroupThreads / 16)), kGroupThreads, 0, st>>>(a);
     LMK_LAUNCH_CHECK(norm_cached);
-  } else if (vec && nvec <= int64_t(kCachedThreads<K, T>) * V) {
-    const int threads = int(round_up_warp(ceil_div(nvec, V)));
-    norm_cached<K, T, 0><<<grid_of(a.rows), threads, 0, st>>>(a);
+  } else if (vec && nvec <= int64_t(kMaxThreads) * kVecs) {
+    const int threads = int(round_up_warp(ceil_div(nvec, kVecs)));
+    int64_t grid = a.rows;
+    if (sizeof(T) == 2 && K != NormKind::residual) {  // the row-loop kernel: resident CTAs only
+      int per_sm = 0;
+      LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, norm_cached<K, T, 0>, threads, 0));
+      grid = std::min<int64_t>(a.rows, int64_t(std::max(per_sm, 1)) * sm_count());
+    }
+    norm_cached<K, T, 0><<<grid_of(grid), threads, 0, st>>>(a);
     LMK_LAUNCH_CHECK(norm_cached);
   } else if (vec) {
     const int threads = int(std::min<int64_t>(kMaxThreads, round_up_warp(ceil_div(nvec, 4))));

@@ -113,16 +113,27 @@ __global__ void __launch_bounds__(1024) softmax_rows_kernel(P p, int64_t rows) {
   const int tid = threadIdx.x, nthr = blockDim.x;
   const int64_t nvec = p.cols / N;
   using C = typename P::Cache;
-  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+  // Rows in a grid-stride loop; the next row's loads are issued before this row is reduced, so a
+  // block always has a row in flight. The row stays in registers as loaded (16-bit values stay
+  // 16-bit: half the registers); f32 rows keep exp(x - max) in place, 16-bit rows evaluate exp
+  // again for the output.
+  // Prefetching doubles the row registers: only for rows of <= 32 bytes per thread (the large
+  // per-thread rows already keep enough bytes in flight).
+  constexpr bool kPrefetch = VPT * sizeof(Packed<C, N>) <= 32;
+  Packed<C, N> v[VPT], next[kPrefetch ? VPT : 1];
+  auto load_row = [&](int64_t r, auto& dst) {
     const auto row = p.row(r);
-    // The row stays in registers as loaded (16-bit values stay 16-bit: half the registers, so
-    // more rows in flight per SM); exp is evaluated again for the output instead of kept.
-    Packed<C, N> v[VPT];
 #pragma unroll
     for (int k = 0; k < VPT; ++k) {
       const int64_t i = int64_t(k) * nthr + tid;
-      if (i < nvec) v[k] = row.template load<N, true>(i * N);
+      if (i < nvec) dst[k] = row.template load<N, true>(i * N);
     }
+  };
+  if (blockIdx.x < rows) load_row(blockIdx.x, v);
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const auto row = p.row(r);
+    if constexpr (kPrefetch)
+      if (r + gridDim.x < rows) load_row(r + gridDim.x, next);  // out may alias x: other row
     float m = kNegInf;
 #pragma unroll
     for (int k = 0; k < VPT; ++k)
@@ -136,7 +147,11 @@ __global__ void __launch_bounds__(1024) softmax_rows_kernel(P p, int64_t rows) {
     for (int k = 0; k < VPT; ++k) {
       if (int64_t(k) * nthr + tid < nvec) {
 #pragma unroll
-        for (int e = 0; e < N; ++e) s += zero ? 0.f : expf(to_f32(v[k].v[e]) - m);
+        for (int e = 0; e < N; ++e) {
+          const float ex = zero ? 0.f : expf(to_f32(v[k].v[e]) - m);
+          if constexpr (sizeof(C) == 4) v[k].v[e] = ex;
+          s += ex;
+        }
       }
     }
     s = block_allreduce(s, red_sum, SumOp{}, 0.f);
@@ -147,9 +162,19 @@ __global__ void __launch_bounds__(1024) softmax_rows_kernel(P p, int64_t rows) {
       if (i < nvec) {
         float o[N];
 #pragma unroll
-        for (int e = 0; e < N; ++e) o[e] = (zero ? 0.f : expf(to_f32(v[k].v[e]) - m)) * inv;
+        for (int e = 0; e < N; ++e) {
+          if constexpr (sizeof(C) == 4) o[e] = v[k].v[e] * inv;
+          else o[e] = (zero ? 0.f : expf(to_f32(v[k].v[e]) - m)) * inv;
+        }
         row.template store<N>(i * N, o);
       }
+    }
+    if constexpr (kPrefetch) {
+#pragma unroll
+      for (int k = 0; k < VPT; ++k) v[k] = next[k];
+    } else if (r + gridDim.x < rows) {
+      __syncthreads();  // stores of this row before loads of the next (in-place: disjoint rows anyway)
+      load_row(r + gridDim.x, v);
     }
     __syncthreads();  // red_max / red_sum are rewritten by the next row
   }
@@ -351,7 +376,10 @@ void launch_rows_vpt(const P& p, int64_t rows, int vpt, int threads, cudaStream_
   if constexpr (VPT < kMaxVpt<N>) {
     if (vpt > VPT) return launch_rows_vpt<P, N, VPT * 2>(p, rows, vpt, threads, st);
   }
-  const unsigned grid = unsigned(std::min(rows, kMaxGridRows));
+  // As many blocks as are resident at once: each loops over rows with the next row in flight.
+  int per_sm = 0;
+  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, softmax_rows_kernel<P, N, VPT>, threads, 0));
+  const unsigned grid = unsigned(std::min<int64_t>(rows, int64_t(std::max(per_sm, 1)) * sm_count()));
   softmax_rows_kernel<P, N, VPT><<<grid, threads, 0, st>>>(p, rows);
   LMK_LAUNCH_CHECK(softmax_rows_kernel);
 }
@@ -361,8 +389,7 @@ void launch_rows_vpt(const P& p, int64_t rows, int vpt, int threads, cudaStream_
 template <class P, int N>
 void launch_rows(const P& p, int64_t rows, cudaStream_t st) {
   const int64_t nvec = p.cols / N;
-  // 16-bit rows (cached raw) use 128-thread blocks: twice the bytes in flight per SM.
-  const int target = sizeof(typename P::Cache) == 2 ? 128 : 256;
+  const int target = 256;
   auto threads_for = [&](int vpt) { return int(round_up(ceil_div(nvec, vpt), 32)); };
   int vpt = 1;
   while (vpt < kMaxVpt<N> && threads_for(vpt) > target) vpt *= 2;
