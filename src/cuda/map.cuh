@@ -73,8 +73,10 @@ __global__ void __launch_bounds__(kMapThreads) map_kernel(F f, Out* __restrict__
 
 template <typename F, typename Out, typename... S>
 void launch_map(F f, Out* out, int64_t n, cudaStream_t stream, S... src) {
+  // 16-byte vectors of the narrowest type, except for widening maps (bf16 -> f32), whose 16-byte
+  // output vectors measured faster (H200: 16-byte loads + 32-byte stores reached 87% of copy).
   constexpr size_t narrowest = std::min({sizeof(Out), sizeof(typename S::type)...});
-  constexpr int N = int(16 / narrowest);
+  constexpr int N = int(16 / (sizeof(Out) > narrowest ? sizeof(Out) : narrowest));
   const bool vec = is_aligned(out, N * sizeof(Out)) && (... && is_aligned(src.p, N * sizeof(typename S::type))) &&
                    (... && (row_cols(src) % N == 0));
   const int64_t per_block = int64_t(kMapThreads) * kMapUnroll;
