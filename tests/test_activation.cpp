@@ -6,6 +6,7 @@
 #include <functional>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "check/check.h"
 #include "lmk/activation.h"
 #include "lmk/lmk.h"
@@ -16,16 +17,6 @@ namespace {
 using test::DeviceTensor;
 using test::HostTensor;
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 constexpr ErrorCode kInvalid = ErrorCode::InvalidArgument;
 constexpr ErrorCode kUnsupported = ErrorCode::Unsupported;

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "lmk/affine.h"
 #include "lmk/error.h"
 #include "lmk/buffer.h"
@@ -21,16 +22,6 @@ namespace {
 
 using test::HostTensor;
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 template <typename F>
 std::string message_of(F&& f) {

@@ -6,22 +6,13 @@
 #include <fstream>
 #include <sstream>
 
+#include "util/expect_error.h"
 #include "check/check.h"
 #include "lmk/lmk.h"
 
 namespace lmk {
 namespace {
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 TEST(DType, TraitsMatchQuantFormatsSpec) {
   EXPECT_EQ(element_size(DType::f32), 4);

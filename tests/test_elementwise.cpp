@@ -6,22 +6,13 @@
 #include <cmath>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "lmk/lmk.h"
 #include "util/testkit.h"
 
 namespace lmk {
 namespace {
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 Tensor f32(std::vector<float>& v, std::initializer_list<int64_t> shape) { return Tensor(v.data(), DType::f32, shape); }
 

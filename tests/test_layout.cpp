@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "lmk/lmk.h"
 #include "lmk/layout.h"
 #include "util/testkit.h"
@@ -14,16 +15,6 @@
 namespace lmk {
 namespace {
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 template <typename F>
 std::string message_of(F&& f) {

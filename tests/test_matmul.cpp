@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "lmk/buffer.h"
 #include "lmk/device.h"
 #include "lmk/error.h"
@@ -19,17 +20,6 @@
 namespace lmk {
 namespace {
 
-template <typename F>
-ErrorCode code_of(F&& f, std::string* msg = nullptr) {
-  try {
-    f();
-  } catch (const Error& e) {
-    if (msg) *msg = e.what();
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 constexpr ErrorCode kInvalid = ErrorCode::InvalidArgument;
 constexpr ErrorCode kUnsupported = ErrorCode::Unsupported;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "lmk/device.h"
 #include "lmk/error.h"
 #include "lmk/norm.h"
@@ -15,16 +16,6 @@
 namespace lmk {
 namespace {
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 constexpr ErrorCode kInvalid = ErrorCode::InvalidArgument;
 constexpr ErrorCode kUnsupported = ErrorCode::Unsupported;

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "util/expect_error.h"
 #include "formats/blocks.h"
 #include "lmk/lmk.h"
 #include "lmk/quant.h"
@@ -19,16 +20,6 @@ namespace {
 
 using test::HostTensor;
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 const DType kBlockTypes[] = {DType::q4_0, DType::q5_0, DType::q5_1, DType::q8_0, DType::iq4_nl,
                              DType::q2_K, DType::q4_K, DType::q5_K, DType::q6_K, DType::iq4_xs};

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "lmk/lmk.h"
 #include "lmk/reduce.h"
 #include "util/testkit.h"
@@ -13,16 +14,6 @@
 namespace lmk {
 namespace {
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 template <typename Fn>
 void on_each_device(Fn&& fn) {

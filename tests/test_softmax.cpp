@@ -6,6 +6,7 @@
 #include <limits>
 #include <vector>
 
+#include "util/expect_error.h"
 #include "lmk/lmk.h"
 #include "lmk/softmax.h"
 #include "util/testkit.h"
@@ -15,16 +16,6 @@ namespace {
 
 constexpr float kInf = std::numeric_limits<float>::infinity();
 
-template <typename F>
-ErrorCode code_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.code();
-  }
-  ADD_FAILURE() << "no lmk::Error thrown";
-  return ErrorCode::Io;
-}
 
 template <typename Fn>
 void on_each_device(Fn&& fn) {
