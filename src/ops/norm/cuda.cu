@@ -265,7 +265,12 @@ __global__ void __launch_bounds__(G ? kGroupThreads : kMaxThreads) norm_cached(A
       if (row + gridDim.x < a.rows) load(row + gridDim.x, next);  // outputs may alias x: other row
       finish(row);
 #pragma unroll
-      for (int k = 0; k < kVecs; ++k) c[k] = next[k];
+      for (int k = 0; k < kVecs; ++k) {
+        if constexpr (kRaw) c[k] = next[k];
+        else
+#pragma unroll
+          for (int j = 0; j < N; ++j) c[k][j] = next[k][j];
+      }
       __syncthreads();  // block_sum's shared partials are rewritten for the next row
     }
   } else {
