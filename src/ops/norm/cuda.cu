@@ -195,6 +195,13 @@ __device__ __forceinline__ void widen(const float (&c)[N], float (&v)[N]) {
   for (int j = 0; j < N; ++j) v[j] = c[j];
 }
 
+// Whether the one-CTA-per-row kernel loops over rows with the next row prefetched: not for 16-bit
+// residual rows, whose f32 cache (32 floats) would have to double and spill.
+template <NormKind K, typename T>
+constexpr bool row_loop() {
+  return sizeof(T) == 4 || K != NormKind::residual;
+}
+
 // Row in registers. Requires dim % N == 0, 16-byte aligned row pointers and
 // dim / N <= kVecs * (G ? G : blockDim.x). Lane l holds vectors l, l + lanes, l + 2·lanes, ...
 template <NormKind K, typename T, int G>
@@ -210,7 +217,7 @@ __global__ void __launch_bounds__(G ? kGroupThreads : kMaxThreads) norm_cached(A
   // One CTA per row: a grid-stride loop over rows that loads the next row before reducing this
   // one, so a CTA always has a row in flight (8 KB bf16 rows are too short to keep HBM busy one
   // row per CTA: measured 72% of copy on H200, 82% with the loop).
-  constexpr bool kLoop = G == 0;
+  constexpr bool kLoop = G == 0 && row_loop<K, T>();
   using Cached = std::conditional_t<kRaw, int4, float[N]>;
   Cached c[kVecs], next[kLoop ? kVecs : 1];
 
@@ -325,7 +332,7 @@ void launch(const Args<T>& a, cudaStream_t st) {
   } else if (vec && nvec <= int64_t(kMaxThreads) * kVecs) {
     const int threads = int(round_up_warp(ceil_div(nvec, kVecs)));
     int64_t grid = a.rows;
-    {  // the row-loop kernel: resident CTAs only
+    if constexpr (row_loop<K, T>()) {  // the row-loop kernel: resident CTAs only
       int per_sm = 0;
       LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, norm_cached<K, T, 0>, threads, 0));
       grid = std::min<int64_t>(a.rows, int64_t(std::max(per_sm, 1)) * sm_count());
