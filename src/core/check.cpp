@@ -134,4 +134,22 @@ void check_finite(const char* op, const char* arg, double v) {
   if (!std::isfinite(v)) LMK_THROW(InvalidArgument, op, ": argument '", arg, "' must be finite, got ", v);
 }
 
+void check_operand(const char* op, const char* arg, const Tensor& t, std::initializer_list<DType> allowed,
+                   const char* ref_arg, const Tensor& ref) {
+  check_contiguous(op, arg, t);
+  check_dtype(op, arg, t, allowed);
+  check_same_device(op, arg, t, ref_arg, ref);
+}
+
+int64_t row_length(const char* op, const char* arg, const Tensor& t) {
+  if (t.rank() < 1) LMK_THROW(InvalidArgument, op, ": argument '", arg, "' must have rank >= 1 (rows x columns)");
+  return t.size(-1);
+}
+
+void check_rank_between(const char* op, const char* arg, const Tensor& t, int lo, int hi) {
+  if (t.rank() < lo || t.rank() > hi)
+    LMK_THROW(InvalidArgument, op, ": argument '", arg, "' has rank ", t.rank(), " (shape ", shape_str(t.shape()),
+              "), expected rank ", lo, "..", hi);
+}
+
 }  // namespace lmk::detail

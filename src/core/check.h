@@ -29,6 +29,13 @@ void check_no_overlap(const char* op, const char* arg, const Tensor& t, const ch
 void check_same_or_disjoint(const char* op, const char* arg, const Tensor& t, const char* other_arg,
                             const Tensor& other);
 void check_finite(const char* op, const char* arg, double v);
+// The operand check every op repeats: contiguous (check_contiguous), dtype one of `allowed`
+// (Unsupported otherwise) and on the device of `ref`.
+void check_operand(const char* op, const char* arg, const Tensor& t, std::initializer_list<DType> allowed,
+                   const char* ref_arg, const Tensor& ref);
+// Row ops ([..., D]): rank >= 1; returns D.
+int64_t row_length(const char* op, const char* arg, const Tensor& t);
+void check_rank_between(const char* op, const char* arg, const Tensor& t, int lo, int hi);
 // Throws Unsupported when the library was built without CUDA or the device is absent.
 void require_cuda(const char* op, Device d);
 std::string shape_str(std::span<const int64_t> s);

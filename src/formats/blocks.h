@@ -417,17 +417,12 @@ struct Q2_K {
   }
 };
 
-struct Q4_K {
-  using block = block_q4_K;
-  static constexpr DType dtype = DType::q4_K;
-  static constexpr int qk = 256, block_bytes = 144, groups = 16;
-  // Nibble of element j (0..15): pair p = j/64; low nibble for the first 32 of the pair.
-  static LMK_HD int code(const block& b, int j) {
-    const int p = j / 64, r = j % 64;
-    const uint8_t v = b.qs[32 * p + (r & 31)];
-    return r < 32 ? (v & 15) : (v >> 4);
-  }
-  // scale_i = d * sc[i], min_i = dmin * mn[i] of 32-value sub-block i (exact f32 products).
+// Q4_K and Q5_K: 8 sub-blocks of 32 values, each with a 6-bit scale and min (d·sc, dmin·mn, exact
+// f32 products); value = scale·code - min. The two formats differ only in code() (F::code).
+template <class F, class Block>
+struct KQuantScaleMin {
+  using block = Block;
+  static constexpr int qk = 256, groups = 16;
   static LMK_HD void sub_scale_min(const block& b, int i, float& scale, float& min) {
     int sc, mn;
     kquant_scale_min(b.scales, i, sc, mn);
@@ -437,69 +432,43 @@ struct Q4_K {
   static LMK_HD float elem(const block& b, int j) {
     float s, m;
     sub_scale_min(b, j / 32, s, m);
-    return add_rn(mul_rn(s, float(code(b, j))), -m);
+    return add_rn(mul_rn(s, float(F::code(b, j))), -m);
   }
   static LMK_HD void dequant(const block& b, float* y) {
-    for (int p = 0; p < 4; ++p) {
-      float s0, m0, s1, m1;
-      sub_scale_min(b, 2 * p, s0, m0);
-      sub_scale_min(b, 2 * p + 1, s1, m1);
-      const uint8_t* q = b.qs + 32 * p;
-      for (int l = 0; l < 32; ++l) {
-        y[64 * p + l] = add_rn(mul_rn(s0, float(q[l] & 15)), -m0);
-        y[64 * p + 32 + l] = add_rn(mul_rn(s1, float(q[l] >> 4)), -m1);
-      }
+    for (int i = 0; i < 8; ++i) {
+      float s, m;
+      sub_scale_min(b, i, s, m);
+      for (int l = 0; l < 32; ++l) y[32 * i + l] = add_rn(mul_rn(s, float(F::code(b, 32 * i + l))), -m);
     }
   }
   static LMK_HD void group16(const block& b, int g, int8_t* q, float& scale, float& offset) {
-    for (int i = 0; i < 16; ++i) q[i] = int8_t(code(b, 16 * g + i));
+    for (int i = 0; i < 16; ++i) q[i] = int8_t(F::code(b, 16 * g + i));
     float m;
     sub_scale_min(b, g / 2, scale, m);
     offset = -m;
   }
 };
 
-struct Q5_K {
-  using block = block_q5_K;
+struct Q4_K : KQuantScaleMin<Q4_K, block_q4_K> {
+  static constexpr DType dtype = DType::q4_K;
+  static constexpr int block_bytes = 144;
+  // Nibble of element j (0..15): pair p = j/64; low nibble for the first 32 of the pair.
+  static LMK_HD int code(const block& b, int j) {
+    const int p = j / 64, r = j % 64;
+    const uint8_t v = b.qs[32 * p + (r & 31)];
+    return r < 32 ? (v & 15) : (v >> 4);
+  }
+};
+
+struct Q5_K : KQuantScaleMin<Q5_K, block_q5_K> {
   static constexpr DType dtype = DType::q5_K;
-  static constexpr int qk = 256, block_bytes = 176, groups = 16;
+  static constexpr int block_bytes = 176;
   // 5-bit code (0..31) of element j: nibble as Q4_K plus bit (j/32) of qh[j % 32] times 16.
   static LMK_HD int code(const block& b, int j) {
     const int p = j / 64, r = j % 64, l = r & 31;
     const uint8_t v = b.qs[32 * p + l];
     const int nib = r < 32 ? (v & 15) : (v >> 4);
     return nib | ((b.qh[l] >> (j / 32)) & 1) << 4;
-  }
-  static LMK_HD void sub_scale_min(const block& b, int i, float& scale, float& min) {
-    int sc, mn;
-    kquant_scale_min(b.scales, i, sc, mn);
-    scale = mul_rn(f16_to_f32(b.d), float(sc));
-    min = mul_rn(f16_to_f32(b.dmin), float(mn));
-  }
-  static LMK_HD float elem(const block& b, int j) {
-    float s, m;
-    sub_scale_min(b, j / 32, s, m);
-    return add_rn(mul_rn(s, float(code(b, j))), -m);
-  }
-  static LMK_HD void dequant(const block& b, float* y) {
-    for (int p = 0; p < 4; ++p) {
-      float s0, m0, s1, m1;
-      sub_scale_min(b, 2 * p, s0, m0);
-      sub_scale_min(b, 2 * p + 1, s1, m1);
-      const uint8_t* q = b.qs + 32 * p;
-      for (int l = 0; l < 32; ++l) {
-        const int x0 = (q[l] & 15) | ((b.qh[l] >> (2 * p)) & 1) << 4;
-        const int x1 = (q[l] >> 4) | ((b.qh[l] >> (2 * p + 1)) & 1) << 4;
-        y[64 * p + l] = add_rn(mul_rn(s0, float(x0)), -m0);
-        y[64 * p + 32 + l] = add_rn(mul_rn(s1, float(x1)), -m1);
-      }
-    }
-  }
-  static LMK_HD void group16(const block& b, int g, int8_t* q, float& scale, float& offset) {
-    for (int i = 0; i < 16; ++i) q[i] = int8_t(code(b, 16 * g + i));
-    float m;
-    sub_scale_min(b, g / 2, scale, m);
-    offset = -m;
   }
 };
 

@@ -116,13 +116,9 @@ void add_bias_row_2d(const Tensor& a, const Tensor& bias, const Tensor& out, Str
 void outer_product(const Tensor& lhs, const Tensor& rhs, const Tensor& out, Stream& s) {
   const char* op = "outer_product";
   check_contiguous(op, "lhs", lhs);
-  check_contiguous(op, "rhs", rhs);
-  check_contiguous(op, "out", out);
+  check_operand(op, "rhs", rhs, {DType::f32}, "lhs", lhs);
+  check_operand(op, "out", out, {DType::f32}, "lhs", lhs);
   check_dtype(op, "lhs", lhs, {DType::f32});
-  check_dtype(op, "rhs", rhs, {DType::f32});
-  check_dtype(op, "out", out, {DType::f32});
-  check_same_device(op, "rhs", rhs, "lhs", lhs);
-  check_same_device(op, "out", out, "lhs", lhs);
   check_shape(op, "out", out, {lhs.numel(), rhs.numel()});
   check_no_overlap(op, "out", out, "lhs", lhs);
   check_no_overlap(op, "out", out, "rhs", rhs);

@@ -98,10 +98,8 @@ void scalar_mul(const Tensor& x, float scalar, const Tensor& out, Stream& s) {
 void cast(const Tensor& x, const Tensor& out, Stream& s) {
   const char* op = "cast";
   check_contiguous(op, "x", x);
-  check_contiguous(op, "out", out);
+  check_operand(op, "out", out, {DType::f32, DType::f16, DType::bf16}, "x", x);
   check_dtype(op, "x", x, {DType::f32, DType::f16, DType::bf16});
-  check_dtype(op, "out", out, {DType::f32, DType::f16, DType::bf16});
-  check_same_device(op, "out", out, "x", x);
   check_numel(op, "out", out, x.numel());
   if (x.dtype() == out.dtype()) check_same_or_disjoint(op, "out", out, "x", x);
   else check_no_overlap(op, "out", out, "x", x);

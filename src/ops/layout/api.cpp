@@ -257,13 +257,9 @@ void embedding(const Tensor& table, const Tensor& ids, const Tensor& out, Stream
 void take_along_axis(const Tensor& x, const Tensor& idx, const Tensor& y, Stream& s) {
   const char* op = "take_along_axis";
   check_contiguous(op, "x", x);
-  check_contiguous(op, "idx", idx);
-  check_contiguous(op, "y", y);
+  check_operand(op, "idx", idx, {DType::u32}, "x", x);
+  check_operand(op, "y", y, {DType::f32}, "x", x);
   check_dtype(op, "x", x, {DType::f32});
-  check_dtype(op, "idx", idx, {DType::u32});
-  check_dtype(op, "y", y, {DType::f32});
-  check_same_device(op, "idx", idx, "x", x);
-  check_same_device(op, "y", y, "x", x);
   check_rank(op, "x", x, 2);
   check_rank(op, "idx", idx, 2);
   const int64_t rows = x.size(0), k = idx.size(1);

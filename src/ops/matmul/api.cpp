@@ -59,12 +59,6 @@ void check_last_dim(const char* op, const char* arg, const Tensor& t, int64_t wa
               what, " = ", want);
 }
 
-void check_rank_between(const char* op, const char* arg, const Tensor& t, int lo, int hi) {
-  if (t.rank() < lo || t.rank() > hi)
-    LMK_THROW(InvalidArgument, op, ": argument '", arg, "' has rank ", t.rank(), " (shape ", shape_str(t.shape()),
-              "), expected rank ", lo, " to ", hi);
-}
-
 void dispatch_dense(const char* op, const DenseArgs& a, Device d, Stream& s) {
   if (d.is_cpu()) cpu::dense(a);
 #ifdef LMK_WITH_CUDA
@@ -78,13 +72,9 @@ void dispatch_dense(const char* op, const DenseArgs& a, Device d, Stream& s) {
 DenseArgs check_batched(const char* op, const Tensor& src0, const Tensor& src1, const Tensor& dst,
                         std::initializer_list<DType> wtypes) {
   check_contiguous(op, "src0", src0);
-  check_contiguous(op, "src1", src1);
-  check_contiguous(op, "dst", dst);
+  check_operand(op, "src1", src1, {DType::f32}, "src0", src0);
+  check_operand(op, "dst", dst, {DType::f32}, "src0", src0);
   check_dtype(op, "src0", src0, wtypes);
-  check_dtype(op, "src1", src1, {DType::f32});
-  check_dtype(op, "dst", dst, {DType::f32});
-  check_same_device(op, "src1", src1, "src0", src0);
-  check_same_device(op, "dst", dst, "src0", src0);
   check_rank_between(op, "src0", src0, 2, 3);
   check_rank_between(op, "src1", src1, 2, 3);
   check_rank(op, "dst", dst, src1.rank());
@@ -124,9 +114,7 @@ QWeight quant_weight(const char* op, const Tensor& w, int64_t n, int64_t k) {
 
 uint32_t* check_error_flag(const char* op, const Tensor& flag, const Tensor& y) {
   if (!flag.defined()) return nullptr;
-  check_contiguous(op, "error_flag", flag);
-  check_dtype(op, "error_flag", flag, {DType::u32});
-  check_same_device(op, "error_flag", flag, "y", y);
+  check_operand(op, "error_flag", flag, {DType::u32}, "y", y);
   check_no_overlap(op, "error_flag", flag, "y", y);
   return flag.data_as<uint32_t>();
 }
@@ -144,14 +132,10 @@ void run_quantized(const char* op, const QmmArgs& a, Device d, MatmulPath path, 
 
 void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, Stream& s, MatmulPath path) {
   const char* op = "quantized_matmul_ggml";
-  check_contiguous(op, "x", x);
+  check_operand(op, "x", x, {DType::f32}, "w", w);
   check_contiguous(op, "w", w);
-  check_contiguous(op, "y", y);
+  check_operand(op, "y", y, {DType::f32}, "w", w);
   check_dtype(op, "w", w, kBlockTypes);
-  check_dtype(op, "x", x, {DType::f32});
-  check_dtype(op, "y", y, {DType::f32});
-  check_same_device(op, "x", x, "w", w);
-  check_same_device(op, "y", y, "w", w);
   check_rank(op, "w", w, 2);
   check_rank(op, "x", x, 2);
   check_rank(op, "y", y, 2);
@@ -168,13 +152,9 @@ void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, St
 void mul_mv_ext(const Tensor& w, const Tensor& x, const Tensor& y, Stream& s) {
   const char* op = "mul_mv_ext";
   check_contiguous(op, "w", w);
-  check_contiguous(op, "x", x);
-  check_contiguous(op, "y", y);
+  check_operand(op, "x", x, {DType::f32}, "w", w);
+  check_operand(op, "y", y, {DType::f32}, "w", w);
   check_dtype(op, "w", w, kBlockTypes);
-  check_dtype(op, "x", x, {DType::f32});
-  check_dtype(op, "y", y, {DType::f32});
-  check_same_device(op, "x", x, "w", w);
-  check_same_device(op, "y", y, "w", w);
   check_rank(op, "w", w, 2);
   check_rank_between(op, "x", x, 2, 3);
   check_rank(op, "y", y, x.rank());
@@ -195,17 +175,11 @@ void mul_mv_ext(const Tensor& w, const Tensor& x, const Tensor& y, Stream& s) {
 void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& ids, const Tensor& y, int64_t top_k,
                               bool input_per_slot, Stream& s, const Tensor& error_flag, MatmulPath path) {
   const char* op = "quantized_matmul_id_ggml";
-  check_contiguous(op, "x", x);
+  check_operand(op, "x", x, {DType::f32}, "w", w);
   check_tensor(op, "w", w);
-  check_contiguous(op, "ids", ids);
-  check_contiguous(op, "y", y);
+  check_operand(op, "ids", ids, {DType::u32, DType::i32}, "w", w);
+  check_operand(op, "y", y, {DType::f32}, "w", w);
   check_dtype(op, "w", w, kBlockTypes);
-  check_dtype(op, "x", x, {DType::f32});
-  check_dtype(op, "ids", ids, {DType::u32, DType::i32});
-  check_dtype(op, "y", y, {DType::f32});
-  check_same_device(op, "x", x, "w", w);
-  check_same_device(op, "ids", ids, "w", w);
-  check_same_device(op, "y", y, "w", w);
   check_rank(op, "w", w, 3);
   check_rank(op, "x", x, 2);
   if (top_k <= 0) LMK_THROW(InvalidArgument, op, ": top_k must be > 0, got ", top_k);
@@ -335,13 +309,9 @@ void dense_gemm(const Tensor& a, const Tensor& b, const Tensor& c, Stream& s) {
 void dense_matvec(const Tensor& a, const Tensor& b, const Tensor& c, Stream& s) {
   const char* op = "dense_matvec";
   check_contiguous(op, "a", a);
-  check_contiguous(op, "b", b);
-  check_contiguous(op, "c", c);
+  check_operand(op, "b", b, {DType::f16, DType::bf16, DType::f32}, "a", a);
+  check_operand(op, "c", c, {DType::f32}, "a", a);
   check_dtype(op, "a", a, {DType::f32});
-  check_dtype(op, "b", b, {DType::f16, DType::bf16, DType::f32});
-  check_dtype(op, "c", c, {DType::f32});
-  check_same_device(op, "b", b, "a", a);
-  check_same_device(op, "c", c, "a", a);
   check_rank(op, "b", b, 2);
   check_rank_between(op, "a", a, 1, 2);
   check_rank(op, "c", c, a.rank());

@@ -28,9 +28,9 @@ DType weight_dtype(DType x) { return x == DType::bf16 ? DType::bf16 : DType::f32
 // The normalized input: contiguous, rank >= 1, f32/f16/bf16. Returns the row length D.
 int64_t check_rows(const char* op, const char* arg, const Tensor& x) {
   check_contiguous(op, arg, x);
-  if (x.rank() < 1) LMK_THROW(InvalidArgument, op, ": argument '", arg, "' must have rank >= 1 (rows of [R, D])");
+  const int64_t d = row_length(op, arg, x);
   check_dtype(op, arg, x, {DType::f32, DType::f16, DType::bf16});
-  return x.size(-1);
+  return d;
 }
 
 // Another [R, D] tensor (input or output) in the dtype of x.

@@ -104,9 +104,7 @@ AffineArgs check_affine(const char* op, const Tensor& packed, const Tensor& scal
 
 // ids: u32/i32, any rank (numel = T). On the host every id is checked against vocab.
 int64_t check_ids(const char* op, const Tensor& ids, const Tensor& out, int64_t vocab) {
-  check_contiguous(op, "ids", ids);
-  check_dtype(op, "ids", ids, {DType::u32, DType::i32});
-  check_same_device(op, "ids", ids, "out", out);
+  check_operand(op, "ids", ids, {DType::u32, DType::i32}, "out", out);
   const int64_t t = ids.numel();
   if (ids.device().is_cpu()) {
     for (int64_t i = 0; i < t; ++i) {
@@ -120,9 +118,7 @@ int64_t check_ids(const char* op, const Tensor& ids, const Tensor& out, int64_t 
 
 uint32_t* check_error_flag(const char* op, const Tensor& flag, const Tensor& out) {
   if (!flag.defined()) return nullptr;
-  check_contiguous(op, "error_flag", flag);
-  check_dtype(op, "error_flag", flag, {DType::u32});
-  check_same_device(op, "error_flag", flag, "out", out);
+  check_operand(op, "error_flag", flag, {DType::u32}, "out", out);
   check_no_overlap(op, "error_flag", flag, "out", out);
   return flag.data_as<uint32_t>();
 }
@@ -180,10 +176,8 @@ void qdq_legacy(DType format, const Tensor& x, const Tensor& y, Stream& s) {
   if (format != DType::q4_0 && format != DType::q8_0)
     LMK_THROW(Unsupported, op, ": format ", name(format), " not supported, supported {q4_0, q8_0}");
   check_contiguous(op, "x", x);
-  check_contiguous(op, "y", y);
+  check_operand(op, "y", y, {DType::f32}, "x", x);
   check_dtype(op, "x", x, {DType::f32});
-  check_dtype(op, "y", y, {DType::f32});
-  check_same_device(op, "y", y, "x", x);
   check_numel(op, "y", y, x.numel());
   if (x.numel() % 32 != 0)
     LMK_THROW(InvalidArgument, op, ": ", x.numel(), " values is not a multiple of the block size 32");
@@ -249,16 +243,12 @@ void qdq_affine_forward(const Tensor& q, const Tensor& scales, const Tensor& bia
 void qdq_affine_backward_scales(const Tensor& q, const Tensor& dy, const Tensor& d_scales, int64_t gs, Stream& s) {
   const char* op = "qdq_affine_backward_scales";
   check_contiguous(op, "q", q);
-  check_contiguous(op, "dy", dy);
-  check_contiguous(op, "d_scales", d_scales);
+  check_operand(op, "dy", dy, {DType::f32}, "q", q);
+  check_operand(op, "d_scales", d_scales, {DType::f32}, "q", q);
   check_dtype(op, "q", q, {DType::u8});
-  check_dtype(op, "dy", dy, {DType::f32});
-  check_dtype(op, "d_scales", d_scales, {DType::f32});
   const int64_t groups = check_group(op, q.numel(), gs);
   check_numel(op, "dy", dy, q.numel());
   check_numel(op, "d_scales", d_scales, groups);
-  check_same_device(op, "dy", dy, "q", q);
-  check_same_device(op, "d_scales", d_scales, "q", q);
   check_no_overlap(op, "d_scales", d_scales, "q", q);
   check_no_overlap(op, "d_scales", d_scales, "dy", dy);
   if (q.device().is_cpu()) cpu::qdq_affine_backward_scales(q, dy, d_scales, gs);
@@ -270,12 +260,10 @@ void qdq_affine_backward_scales(const Tensor& q, const Tensor& dy, const Tensor&
 void qdq_affine_backward_biases(const Tensor& dy, const Tensor& d_biases, int64_t gs, Stream& s) {
   const char* op = "qdq_affine_backward_biases";
   check_contiguous(op, "dy", dy);
-  check_contiguous(op, "d_biases", d_biases);
+  check_operand(op, "d_biases", d_biases, {DType::f32}, "dy", dy);
   check_dtype(op, "dy", dy, {DType::f32});
-  check_dtype(op, "d_biases", d_biases, {DType::f32});
   const int64_t groups = check_group(op, dy.numel(), gs);
   check_numel(op, "d_biases", d_biases, groups);
-  check_same_device(op, "d_biases", d_biases, "dy", dy);
   check_no_overlap(op, "d_biases", d_biases, "dy", dy);
   if (dy.device().is_cpu()) cpu::qdq_affine_backward_biases(dy, d_biases, gs);
 #ifdef LMK_WITH_CUDA

@@ -12,20 +12,14 @@ LMK_REGISTER_OP({"cumsum", "reduce", "f32, bf16", true, true, "core-ops.md §6",
 namespace {
 using namespace detail;
 
-int64_t last_dim(const char* op, const char* arg, const Tensor& t) {
-  if (t.rank() < 1) LMK_THROW(InvalidArgument, op, ": argument '", arg, "' must have rank >= 1 (rows x columns)");
-  return t.size(-1);
-}
 }  // namespace
 
 void row_sum(const Tensor& x, const Tensor& out, Stream& s) {
   const char* op = "row_sum";
   check_contiguous(op, "x", x);
-  check_contiguous(op, "out", out);
+  check_operand(op, "out", out, {DType::f32}, "x", x);
   check_dtype(op, "x", x, {DType::f32});
-  check_dtype(op, "out", out, {DType::f32});
-  check_same_device(op, "out", out, "x", x);
-  const int64_t cols = last_dim(op, "x", x);
+  const int64_t cols = row_length(op, "x", x);
   const int64_t rows = x.numel() / cols;
   check_numel(op, "out", out, rows);
   check_no_overlap(op, "out", out, "x", x);
@@ -42,7 +36,7 @@ void cumsum(const Tensor& x, const Tensor& out, Stream& s) {
   check_dtype(op, "x", x, {DType::f32, DType::bf16});
   check_same_dtype(op, "out", out, "x", x);
   check_same_device(op, "out", out, "x", x);
-  const int64_t cols = last_dim(op, "x", x);
+  const int64_t cols = row_length(op, "x", x);
   const int64_t rows = x.numel() / cols;
   check_numel(op, "out", out, x.numel());
   check_same_or_disjoint(op, "out", out, "x", x);

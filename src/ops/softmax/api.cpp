@@ -13,11 +13,6 @@ LMK_REGISTER_OP({"scale_mask_softmax", "softmax", "f32 scores/out, bf16 mask", t
 namespace {
 using namespace detail;
 
-// Columns of a row op: the last dim (rank >= 1 required).
-int64_t last_dim(const char* op, const char* arg, const Tensor& t) {
-  if (t.rank() < 1) LMK_THROW(InvalidArgument, op, ": argument '", arg, "' must have rank >= 1 (rows x columns)");
-  return t.size(-1);
-}
 }  // namespace
 
 void softmax(const Tensor& x, const Tensor& out, Stream& s) {
@@ -27,7 +22,7 @@ void softmax(const Tensor& x, const Tensor& out, Stream& s) {
   check_dtype(op, "x", x, {DType::f32, DType::f16, DType::bf16});
   check_same_dtype(op, "out", out, "x", x);
   check_same_device(op, "out", out, "x", x);
-  const int64_t cols = last_dim(op, "x", x);
+  const int64_t cols = row_length(op, "x", x);
   const int64_t rows = x.numel() / cols;
   check_numel(op, "out", out, x.numel());
   check_same_or_disjoint(op, "out", out, "x", x);
@@ -41,16 +36,12 @@ void scale_mask_softmax(const Tensor& scores, const Tensor& mask, const Tensor& 
                         Stream& s) {
   const char* op = "scale_mask_softmax";
   check_contiguous(op, "scores", scores);
-  check_contiguous(op, "mask", mask);
-  check_contiguous(op, "out", out);
+  check_operand(op, "mask", mask, {DType::bf16}, "scores", scores);
+  check_operand(op, "out", out, {DType::f32}, "scores", scores);
   check_dtype(op, "scores", scores, {DType::f32});
-  check_dtype(op, "mask", mask, {DType::bf16});
-  check_dtype(op, "out", out, {DType::f32});
-  check_same_device(op, "mask", mask, "scores", scores);
-  check_same_device(op, "out", out, "scores", scores);
   if (seq_q < 1) LMK_THROW(InvalidArgument, op, ": seq_q must be >= 1, got ", seq_q);
   check_finite(op, "scale", scale);
-  const int64_t cols = last_dim(op, "scores", scores);
+  const int64_t cols = row_length(op, "scores", scores);
   const int64_t rows = scores.numel() / cols;
   if (rows % seq_q != 0)
     LMK_THROW(InvalidArgument, op, ": scores has ", rows, " rows, not a multiple of seq_q = ", seq_q,
