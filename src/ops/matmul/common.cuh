@@ -125,6 +125,37 @@ __device__ __forceinline__ float f16_at(const uint8_t* p) { return __half2float(
 __device__ __forceinline__ float f16_lo(uint32_t w) { return __half2float(__ushort_as_half(uint16_t(w & 0xFFFF))); }
 __device__ __forceinline__ float f16_hi(uint32_t w) { return __half2float(__ushort_as_half(uint16_t(w >> 16))); }
 
+// Byte-access policies of the format decoders (formats.cuh): the same decoder reads blocks in
+// place in global memory or from a shared-memory stage.
+struct GlobalBytes {
+  bool fast = false;  // see ld_u32_2a
+  __device__ __forceinline__ uint32_t u32(const uint8_t* p) const { return ld_u32_2a(p, fast); }
+  __device__ __forceinline__ uint32_t u16(const uint8_t* p) const { return ld_u16(p); }
+};
+// Shared memory, any 2-byte aligned address; a stage slot is padded so the word after the last
+// field exists.
+struct SharedBytes {
+  __device__ __forceinline__ uint32_t u32(const uint8_t* p) const {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t(3));
+    return __funnelshift_r(q[0], q[1], uint32_t(a & 3) * 8);
+  }
+  __device__ __forceinline__ uint32_t u16(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
+};
+
+// ---- cp.async ---------------------------------------------------------------------------------------
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+// 16 bytes global -> shared, bypassing L1; bytes past src_bytes (0..16) are zero-filled.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
+
 // Four consecutive floats of an activation row (vec: the address is 16-byte aligned).
 __device__ __forceinline__ float4 ldx4(const float* p, bool vec) {
   if (vec) return __ldg(reinterpret_cast<const float4*>(p));
@@ -169,6 +200,6 @@ __device__ __forceinline__ bool reduce_writer(int lane) {
 }
 
 // Occupancy-sized grid for grid-stride kernels (cached per kernel and block size).
-int max_active_blocks(const void* kernel, int threads);
+int max_active_blocks(const void* kernel, int threads, int smem_bytes = 0);
 
 }  // namespace lmk::cuda::mm

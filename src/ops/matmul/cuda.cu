@@ -22,16 +22,16 @@ namespace lmk::cuda {
 namespace mm {
 
 // ---- occupancy --------------------------------------------------------------------------------------
-int max_active_blocks(const void* kernel, int threads) {
+int max_active_blocks(const void* kernel, int threads, int smem_bytes) {
   static std::mutex mu;
-  static std::map<std::pair<const void*, int>, int> cache;
+  static std::map<std::tuple<const void*, int, int>, int> cache;
   std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find({kernel, threads});
+  auto it = cache.find({kernel, threads, smem_bytes});
   if (it != cache.end()) return it->second;
   int n = 0;
-  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, 0));
+  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem_bytes));
   n = std::max(n, 1);
-  cache[{kernel, threads}] = n;
+  cache[{kernel, threads, smem_bytes}] = n;
   return n;
 }
 
@@ -333,6 +333,7 @@ QmvParams qmv_params(const QWeight& w, const float* x, float* y) {
   p.nsb = w.k / 32;
   p.fast = fast_weights(w);
   p.xvec = is_aligned(x, 16);
+  p.w_end = p.w + (w.n_experts - 1) * w.expert_stride + w.n * w.row_bytes;
   return p;
 }
 

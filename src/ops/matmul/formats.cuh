@@ -5,8 +5,9 @@
 // eighth of a super-block for K-quants and IQ4_XS). Four lanes (c = 0..3) share a sub-block and
 // lane c takes elements 4c..4c+3 and 16+4c..16+4c+3, which is how the nibbles of the split-half
 // formats fall out of one 32-bit word of codes. For each format:
-//   Raw  load(row, sb, c, fast)   the words lane c needs from sub-block sb of a row (2-byte
-//                                 aligned fields, ld_u32_2a);
+//   Raw  load(m, row, sb, c)      the words lane c needs from sub-block sb of a row (2-byte
+//                                 aligned fields read through the byte policy m: GlobalBytes
+//                                 in place, SharedBytes from a staged copy);
 //   void finish(raw, sb, Dec&)    integer codes as floats v[8] (v[0..3]: elements 4c..4c+3,
 //                                 v[4..7]: 16+4c..16+4c+3) and the scale / offset of each half,
 //                                 so that the weight is w = sc * v + off exactly as the spec's f32
@@ -94,12 +95,14 @@ struct FQ4_0 {
   static constexpr DType kType = DType::q4_0;
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 18;
+  static constexpr int kSubBlocks = 1;  // 32-element sub-blocks per block
   struct Raw {
     uint32_t q, d;
   };
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + sb * kBytes;
-    return {ld_u32_2a(b + 2 + 4 * c, fast), ld_u16(b)};
+    return {m.u32(b + 2 + 4 * c), m.u16(b)};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
     codes4<8>(r.q & 0x0F0F0F0Fu, d.v);
@@ -112,9 +115,11 @@ struct FIQ4_NL {
   static constexpr DType kType = DType::iq4_nl;
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 18;
+  static constexpr int kSubBlocks = 1;
   using Raw = FQ4_0::Raw;
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
-    return FQ4_0::load(row, sb, c, fast);
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+    return FQ4_0::load(m, row, sb, c);
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
     iq4_codes(r.q, d.v);
@@ -126,12 +131,14 @@ struct FQ8_0 {
   static constexpr DType kType = DType::q8_0;
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 34;
+  static constexpr int kSubBlocks = 1;
   struct Raw {
     uint32_t q0, q1, d;
   };
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + sb * kBytes;
-    return {ld_u32_2a(b + 2 + 4 * c, fast), ld_u32_2a(b + 18 + 4 * c, fast), ld_u16(b)};
+    return {m.u32(b + 2 + 4 * c), m.u32(b + 18 + 4 * c), m.u16(b)};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
     codes4<128>(r.q0 ^ 0x80808080u, d.v);  // int8 -> unsigned q + 128
@@ -144,13 +151,15 @@ struct FQ5_0 {
   static constexpr DType kType = DType::q5_0;
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 22;
+  static constexpr int kSubBlocks = 1;
   struct Raw {
     uint32_t q, qh, d;
     int c;
   };
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + sb * kBytes;
-    return {ld_u32_2a(b + 6 + 4 * c, fast), ld_u32_2a(b + 2, fast), ld_u16(b), c};
+    return {m.u32(b + 6 + 4 * c), m.u32(b + 2), m.u16(b), c};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
     const uint32_t lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
@@ -165,13 +174,15 @@ struct FQ5_1 {
   static constexpr DType kType = DType::q5_1;
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 24;
+  static constexpr int kSubBlocks = 1;
   struct Raw {
     uint32_t q, qh, dm;
     int c;
   };
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + sb * kBytes;
-    return {ld_u32_2a(b + 8 + 4 * c, fast), ld_u32_2a(b + 4, fast), ld_u32_2a(b, fast), c};
+    return {m.u32(b + 8 + 4 * c), m.u32(b + 4), m.u32(b), c};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
     const uint32_t lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
@@ -202,15 +213,17 @@ struct FQ4_K {
   static constexpr DType kType = DType::q4_K;
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 144;
+  static constexpr int kSubBlocks = 8;
   struct Raw {
     uint32_t q0, q1, hdr, s0, s1, s2;
   };
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int p = int(sb & 7) >> 1;
     const uint8_t* q = b + 16 + 32 * p + 4 * c;
-    return {ld_u32_2a(q, fast), ld_u32_2a(q + 16, fast), ld_u32_2a(b, fast),
-            ld_u32_2a(b + 4, fast), ld_u32_2a(b + 8, fast), ld_u32_2a(b + 12, fast)};
+    return {m.u32(q), m.u32(q + 16), m.u32(b),
+            m.u32(b + 4), m.u32(b + 8), m.u32(b + 12)};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
     const int i = int(sb & 7), sh = 4 * (i & 1);
@@ -227,16 +240,18 @@ struct FQ5_K {
   static constexpr DType kType = DType::q5_K;
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 176;
+  static constexpr int kSubBlocks = 8;
   struct Raw {
     uint32_t q0, q1, h0, h1, hdr, s0, s1, s2;
   };
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int p = int(sb & 7) >> 1;
     const uint8_t* q = b + 48 + 32 * p + 4 * c;
     const uint8_t* h = b + 16 + 4 * c;
-    return {ld_u32_2a(q, fast),     ld_u32_2a(q + 16, fast), ld_u32_2a(h, fast),     ld_u32_2a(h + 16, fast),
-            ld_u32_2a(b, fast),     ld_u32_2a(b + 4, fast),  ld_u32_2a(b + 8, fast), ld_u32_2a(b + 12, fast)};
+    return {m.u32(q),     m.u32(q + 16), m.u32(h),     m.u32(h + 16),
+            m.u32(b),     m.u32(b + 4),  m.u32(b + 8), m.u32(b + 12)};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
     const int i = int(sb & 7), sh = 4 * (i & 1);
@@ -253,17 +268,19 @@ struct FQ6_K {
   static constexpr DType kType = DType::q6_K;
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 210;
+  static constexpr int kSubBlocks = 8;
   struct Raw {
     uint32_t l0, l1, h0, h1, sc, d;
   };
   // Sub-block i: half h = i / 4, quarter t = i % 4 (elements 128h + 32t .. +31).
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int i = int(sb & 7), h = i >> 2, t = i & 3;
     const uint8_t* l = b + 64 * h + 32 * (t & 1) + 4 * c;
     const uint8_t* q = b + 128 + 32 * h + 4 * c;
-    return {ld_u32_2a(l, fast), ld_u32_2a(l + 16, fast), ld_u32_2a(q, fast), ld_u32_2a(q + 16, fast),
-            ld_u16(b + 192 + 8 * h + 2 * t), ld_u16(b + 208)};
+    return {m.u32(l), m.u32(l + 16), m.u32(q), m.u32(q + 16),
+            m.u16(b + 192 + 8 * h + 2 * t), m.u16(b + 208)};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
     const int t = int(sb & 3), ns = 4 * (t >> 1), hs = 2 * t;
@@ -280,15 +297,17 @@ struct FQ2_K {
   static constexpr DType kType = DType::q2_K;
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 84;
+  static constexpr int kSubBlocks = 8;
   struct Raw {
     uint32_t q0, q1, sc, dd;
   };
   // Sub-block i = 16-element groups 2i, 2i+1: codes at qs[32 (i/4) + {0, 16} + l] >> 2 (i % 4).
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int i = int(sb & 7);
     const uint8_t* q = b + 16 + 32 * (i >> 2) + 4 * c;
-    return {ld_u32_2a(q, fast), ld_u32_2a(q + 16, fast), ld_u16(b + 2 * i), ld_u32_2a(b + 80, fast)};
+    return {m.u32(q), m.u32(q + 16), m.u16(b + 2 * i), m.u32(b + 80)};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
     const int sh = 2 * int(sb & 3);
@@ -307,13 +326,15 @@ struct FIQ4_XS {
   static constexpr DType kType = DType::iq4_xs;
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 136;
+  static constexpr int kSubBlocks = 8;
   struct Raw {
     uint32_t q, hdr, sl;
   };
-  static __device__ __forceinline__ Raw load(const uint8_t* row, int64_t sb, int c, bool fast) {
+  template <class B>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int i = int(sb & 7);
-    return {ld_u32_2a(b + 8 + 16 * i + 4 * c, fast), ld_u32_2a(b, fast), ld_u32_2a(b + 4, fast)};
+    return {m.u32(b + 8 + 16 * i + 4 * c), m.u32(b), m.u32(b + 4)};
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
     const int i = int(sb & 7);

@@ -29,14 +29,6 @@ struct QmmParams {
 
 constexpr int kQmmBN = 128, kQmmPitch = 40;  // weight rows per tile; bf16 per smem row (32 + 8 pad)
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
@@ -101,7 +93,7 @@ __global__ void __launch_bounds__(256) qmm_kernel(const QmmParams p) {
   using Raw = typename F::Raw;
   auto load_w = [&](int64_t kt, Raw (&raw)[2]) {
 #pragma unroll
-    for (int j = 0; j < 2; ++j) raw[j] = F::load(wrow[j], kt, c, p.fast);
+    for (int j = 0; j < 2; ++j) raw[j] = F::load(GlobalBytes{p.fast}, wrow[j], kt, c);
   };
   auto store_w = [&](int buf, int64_t kt, const Raw (&raw)[2]) {
 #pragma unroll

@@ -120,8 +120,8 @@ __global__ void __launch_bounds__(256) qmv_tc_kernel(const QmvTcParams tp) {
     }
 #pragma unroll
     for (int t = 0; t < T; ++t) {
-      const typename F::Raw r0 = F::load(rows[t][0], sb, c, p.fast);
-      const typename F::Raw r1 = F::load(rows[t][1], sb, c, p.fast);
+      const typename F::Raw r0 = F::load(GlobalBytes{p.fast}, rows[t][0], sb, c);
+      const typename F::Raw r1 = F::load(GlobalBytes{p.fast}, rows[t][1], sb, c);
       Dec d0, d1;  // rows g and g + 8
       F::finish(r0, sb, d0);
       F::finish(r1, sb, d1);
