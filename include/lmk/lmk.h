@@ -20,3 +20,4 @@
 #include "lmk/softmax.h"
 #include "lmk/registry.h"
 #include "lmk/tensor.h"
+#include "lmk/weights.h"

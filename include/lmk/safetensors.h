@@ -16,6 +16,9 @@
 //                           U64, F8_E5M2, F8_E4M3 — their bytes() still work)
 //   ErrorCode::Io           open/stat/mmap failures
 //   ErrorCode::InvalidArgument  lookup of a missing tensor ("tensor '<n>' not found")
+//
+// Whole MLX-quantized model directories (shards + quantization config, paired into
+// QuantizedWeight structs): load_quantized_weights in lmk/weights.h.
 #pragma once
 #include <cstdint>
 #include <map>
