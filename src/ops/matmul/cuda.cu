@@ -282,9 +282,56 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
   }
 }
 
+// ---- x -> pieces -----------------------------------------------------------------------------------
+// One warp per (x row, sub-block), lane = element. A sub-block with a non-finite value gets s =
+// NaN (every output it touches becomes NaN, as with f32 arithmetic on inf/NaN).
+__global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t rows, int64_t nsb, int64_t k,
+                                                      uint8_t* xq, float4* xs) {
+  const int lane = threadIdx.x & 31;
+  const int64_t unit = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
+  if (unit >= rows * nsb) return;
+  const int64_t row = unit / nsb, sb = unit - row * nsb;
+  const float v = x[row * k + sb * 32 + lane];
+  float mx = fabsf(v);
+#pragma unroll
+  for (int o = 16; o >= 1; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float half = v;  // Σ of lanes 0..15 and of 16..31
+#pragma unroll
+  for (int o = 8; o >= 1; o >>= 1) half += __shfl_xor_sync(0xffffffffu, half, o);
+  const float other = __shfl_xor_sync(0xffffffffu, half, 16);
+  const bool finite = isfinite(mx);  // false also when mx is NaN
+  int e = 0;  // s = 2^e with |x| / s < 64: mx = f·2^e1 (f < 1), e = e1 - 6
+  if (finite && mx > 0.0f) {
+    frexpf(mx, &e);
+    e -= 6;
+  }
+  uint32_t packed = 0;                               // the four pieces of this element, bytes 0..3
+  if (finite) {
+    float r = ldexpf(v, -e);  // exact, |r| < 64
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float pj = rintf(r);
+      packed |= (uint32_t(int(pj)) & 0xFFu) << (8 * j);
+      r = (r - pj) * 128.0f;  // exact: |r - pj| <= 1/2
+    }
+  }
+  uint8_t* dst = xq + unit * kQmvPieceBytes + ((lane & 15) >> 2) * 8 + ((lane >> 4) << 2) + (lane & 3);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) dst[32 * j] = uint8_t(packed >> (8 * j));
+  if (lane == 0) xs[unit] = make_float4(finite ? ldexpf(1.0f, e) : __int_as_float(0x7fc00000), half, other, 0.0f);
+}
+
+void split_x(const QmvParams& p, cudaStream_t stream) {
+  const int64_t units = p.x_rows * p.nsb;
+  if (units <= 0) return;
+  split_x_kernel<<<unsigned((units + 7) / 8), 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq, p.xs);
+  LMK_LAUNCH_CHECK(split_x_kernel);
+}
+
 // ---- quantized dispatch -------------------------------------------------------------------------------
 
 void run_qmv_fmt(DType t, const QmvParams& p, cudaStream_t s) {
+  split_x(p, s);
   visit_format(t, [&](auto f) { run_qmv<decltype(f)>(p, s); });
 }
 void run_qmv_tc_fmt(DType t, const QmvTcParams& p, cudaStream_t s) {
@@ -335,6 +382,14 @@ QmvParams qmv_params(const QWeight& w, const float* x, float* y) {
   p.xvec = is_aligned(x, 16);
   p.w_end = p.w + (w.n_experts - 1) * w.expert_stride + w.n * w.row_bytes;
   return p;
+}
+
+// The x pieces of the int8 mat-vec (qmv.cuh) for x_rows activation rows, carved from cv.
+template <class CarveT>
+void qmv_scratch(QmvParams& p, int64_t x_rows, CarveT& cv) {
+  p.x_rows = x_rows;
+  p.xq = cv.template take<uint8_t>(x_rows * p.nsb * kQmvPieceBytes);
+  p.xs = cv.template take<float4>(x_rows * p.nsb);
 }
 
 QmmParams qmm_params(const QWeight& w, const __nv_bfloat16* xb, float* y) {
@@ -537,6 +592,9 @@ void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s) {
     if (a.rows == 1) {
       p.rs.per_item = 1;
       p.rs.n_items = 1;
+      Workspace& ws = workspace(s, qmv_scratch_bytes(1, p.nsb));
+      Carve cv{static_cast<char*>(ws.scratch)};
+      qmv_scratch(p, 1, cv);
       run_qmv_fmt(a.w.type, p, st);
       return;
     }
@@ -587,7 +645,8 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
   const int64_t xb_bytes = mat_mat ? align_up(a.x_rows * a.w.k * 2, 256) : 0;
   const int64_t tc_bytes =
       !mat_mat && tile > 1 ? qmv_tc_scratch(max_items, a.w.n, qmv_tc_splits(max_items, a.w.n, a.w.k / 32)) : 0;
-  Workspace& ws = workspace(s, direct ? 0 : route_bytes + xb_bytes + align_up(tc_bytes, 256));
+  const int64_t qmv_bytes = !mat_mat && tile == 1 ? qmv_scratch_bytes(a.x_rows, a.w.k / 32) : 0;
+  Workspace& ws = workspace(s, (direct ? 0 : route_bytes + xb_bytes + align_up(tc_bytes, 256)) + qmv_bytes);
   if (debug) {
     dbg = ws.flags;
     LMK_CUDA_CHECK(cudaMemsetAsync(dbg, 0, 4, st));
@@ -600,6 +659,8 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
     rs.mode = ItemMode::direct;
     rs.n_items = R;
     p.rs = rs;
+    Carve cv{static_cast<char*>(ws.scratch)};
+    qmv_scratch(p, a.x_rows, cv);
     run_qmv_fmt(a.w.type, p, st);
   } else {
     Carve cv{static_cast<char*>(ws.scratch)};
@@ -637,6 +698,7 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
     } else if (tile == 1) {
       QmvParams p = qmv_params(a.w, a.x, a.y);
       p.rs = rs;
+      qmv_scratch(p, a.x_rows, cv);
       run_qmv_fmt(a.w.type, p, st);
     } else {
       QmvParams p = qmv_params(a.w, a.x, a.y);

@@ -89,6 +89,31 @@ __device__ __forceinline__ void same_scale(Dec& d, float sc) {
   d.off0 = d.off1 = 0.0f;
 }
 
+// Integer codes for the int8 tensor-core mat-vec (qmv.cuh): lo / hi hold the codes of elements
+// 4c..4c+3 / 16+4c..16+4c+3 as four bytes each (unsigned when F::kSigned is false), so that
+// w = sc * code + off exactly as the spec's f32 dequant (sc0/off0 for elements 0..15 of the
+// sub-block, sc1/off1 for 16..31; they differ only for F::kHalfScales formats).
+struct Dec8 {
+  uint32_t lo, hi;
+  float sc0, sc1, off0, off1;
+};
+__device__ __forceinline__ void scale8(Dec8& d, float sc, float off) {
+  d.sc0 = d.sc1 = sc;
+  d.off0 = d.off1 = off;
+}
+// IQ4 codebook values of the 8 nibbles of q as signed bytes (lo: low nibbles, hi: high).
+__device__ __forceinline__ void iq4_codes8(uint32_t q, Dec8& d) {
+  const uint32_t q4 = q << 4;
+  const uint32_t s0 = q & 0x7777u, s1 = (q >> 16) & 0x7777u;
+  const uint32_t a0 = prmt(iq4::kT0, iq4::kT1, s0), b0 = prmt(iq4::kT2, iq4::kT3, s0);
+  const uint32_t a1 = prmt(iq4::kT0, iq4::kT1, s1), b1 = prmt(iq4::kT2, iq4::kT3, s1);
+  const uint32_t m0 = prmt(q4, q, 0xD9C8u), m1 = prmt(q4, q, 0xFBEAu);
+  const uint32_t r0 = (a0 & ~m0) | (b0 & m0);  // [lo0, hi0, lo1, hi1] as value + 128
+  const uint32_t r1 = (a1 & ~m1) | (b1 & m1);  // [lo2, hi2, lo3, hi3]
+  d.lo = prmt(r0, r1, 0x6420u) ^ 0x80808080u;
+  d.hi = prmt(r0, r1, 0x7531u) ^ 0x80808080u;
+}
+
 // ---- 32-element formats -------------------------------------------------------------------------
 
 struct FQ4_0 {
@@ -96,6 +121,7 @@ struct FQ4_0 {
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 18;
   static constexpr int kSubBlocks = 1;  // 32-element sub-blocks per block
+  static constexpr bool kSigned = false, kHalfScales = false;
   struct Raw {
     uint32_t q, d;
   };
@@ -109,6 +135,12 @@ struct FQ4_0 {
     codes4<8>((r.q >> 4) & 0x0F0F0F0Fu, d.v + 4);
     same_scale(d, f16_lo(r.d));
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+    d.lo = r.q & 0x0F0F0F0Fu;
+    d.hi = (r.q >> 4) & 0x0F0F0F0Fu;
+    const float sc = f16_lo(r.d);
+    scale8(d, sc, -8.0f * sc);
+  }
 };
 
 struct FIQ4_NL {
@@ -116,6 +148,7 @@ struct FIQ4_NL {
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 18;
   static constexpr int kSubBlocks = 1;
+  static constexpr bool kSigned = true, kHalfScales = false;
   using Raw = FQ4_0::Raw;
   template <class B>
   static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
@@ -125,6 +158,10 @@ struct FIQ4_NL {
     iq4_codes(r.q, d.v);
     same_scale(d, f16_lo(r.d));
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+    iq4_codes8(r.q, d);
+    scale8(d, f16_lo(r.d), 0.0f);
+  }
 };
 
 struct FQ8_0 {
@@ -132,6 +169,7 @@ struct FQ8_0 {
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 34;
   static constexpr int kSubBlocks = 1;
+  static constexpr bool kSigned = true, kHalfScales = false;
   struct Raw {
     uint32_t q0, q1, d;
   };
@@ -145,6 +183,11 @@ struct FQ8_0 {
     codes4<128>(r.q1 ^ 0x80808080u, d.v + 4);
     same_scale(d, f16_lo(r.d));
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+    d.lo = r.q0;
+    d.hi = r.q1;
+    scale8(d, f16_lo(r.d), 0.0f);
+  }
 };
 
 struct FQ5_0 {
@@ -152,6 +195,7 @@ struct FQ5_0 {
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 22;
   static constexpr int kSubBlocks = 1;
+  static constexpr bool kSigned = false, kHalfScales = false;
   struct Raw {
     uint32_t q, qh, d;
     int c;
@@ -168,6 +212,12 @@ struct FQ5_0 {
     codes4<16>(hi, d.v + 4);
     same_scale(d, f16_lo(r.d));
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+    d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
+    d.hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
+    const float sc = f16_lo(r.d);
+    scale8(d, sc, -16.0f * sc);
+  }
 };
 
 struct FQ5_1 {
@@ -175,6 +225,7 @@ struct FQ5_1 {
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 24;
   static constexpr int kSubBlocks = 1;
+  static constexpr bool kSigned = false, kHalfScales = false;
   struct Raw {
     uint32_t q, qh, dm;
     int c;
@@ -191,6 +242,11 @@ struct FQ5_1 {
     codes4<0>(hi, d.v + 4);
     d.sc0 = d.sc1 = f16_lo(r.dm);
     d.off0 = d.off1 = f16_hi(r.dm);
+  }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+    d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
+    d.hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
+    scale8(d, f16_lo(r.dm), f16_hi(r.dm));
   }
 };
 
@@ -214,6 +270,7 @@ struct FQ4_K {
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 144;
   static constexpr int kSubBlocks = 8;
+  static constexpr bool kSigned = false, kHalfScales = false;
   struct Raw {
     uint32_t q0, q1, hdr, s0, s1, s2;
   };
@@ -234,6 +291,14 @@ struct FQ4_K {
     d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
     d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+    const int i = int(sb & 7), sh = 4 * (i & 1);
+    d.lo = (r.q0 >> sh) & 0x0F0F0F0Fu;
+    d.hi = (r.q1 >> sh) & 0x0F0F0F0Fu;
+    int sc, mn;
+    kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
+    scale8(d, f16_lo(r.hdr) * float(sc), -(f16_hi(r.hdr) * float(mn)));
+  }
 };
 
 struct FQ5_K {
@@ -241,6 +306,7 @@ struct FQ5_K {
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 176;
   static constexpr int kSubBlocks = 8;
+  static constexpr bool kSigned = false, kHalfScales = false;
   struct Raw {
     uint32_t q0, q1, h0, h1, hdr, s0, s1, s2;
   };
@@ -262,6 +328,14 @@ struct FQ5_K {
     d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
     d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+    const int i = int(sb & 7), sh = 4 * (i & 1);
+    d.lo = ((r.q0 >> sh) & 0x0F0F0F0Fu) | ((r.h0 >> i) & 0x01010101u) << 4;
+    d.hi = ((r.q1 >> sh) & 0x0F0F0F0Fu) | ((r.h1 >> i) & 0x01010101u) << 4;
+    int sc, mn;
+    kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
+    scale8(d, f16_lo(r.hdr) * float(sc), -(f16_hi(r.hdr) * float(mn)));
+  }
 };
 
 struct FQ6_K {
@@ -269,6 +343,7 @@ struct FQ6_K {
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 210;
   static constexpr int kSubBlocks = 8;
+  static constexpr bool kSigned = false, kHalfScales = true;
   struct Raw {
     uint32_t l0, l1, h0, h1, sc, d;
   };
@@ -291,6 +366,16 @@ struct FQ6_K {
     d.sc1 = dd * float(int8_t((r.sc >> 8) & 0xFF));  // elements 16..31: scales[2t + 1]
     d.off0 = d.off1 = 0.0f;
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+    const int t = int(sb & 3), ns = 4 * (t >> 1), hs = 2 * t;
+    d.lo = ((r.l0 >> ns) & 0x0F0F0F0Fu) | ((r.h0 >> hs) & 0x03030303u) << 4;
+    d.hi = ((r.l1 >> ns) & 0x0F0F0F0Fu) | ((r.h1 >> hs) & 0x03030303u) << 4;
+    const float dd = f16_lo(r.d);
+    d.sc0 = dd * float(int8_t(r.sc & 0xFF));
+    d.sc1 = dd * float(int8_t((r.sc >> 8) & 0xFF));
+    d.off0 = -32.0f * d.sc0;  // codes are stored + 32
+    d.off1 = -32.0f * d.sc1;
+  }
 };
 
 struct FQ2_K {
@@ -298,6 +383,7 @@ struct FQ2_K {
   static constexpr bool kOffset = true;
   static constexpr int kBytes = 84;
   static constexpr int kSubBlocks = 8;
+  static constexpr bool kSigned = false, kHalfScales = true;
   struct Raw {
     uint32_t q0, q1, sc, dd;
   };
@@ -320,6 +406,17 @@ struct FQ2_K {
     d.off0 = -(dmin * float(s0 >> 4));
     d.off1 = -(dmin * float(s1 >> 4));
   }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+    const int sh = 2 * int(sb & 3);
+    d.lo = (r.q0 >> sh) & 0x03030303u;
+    d.hi = (r.q1 >> sh) & 0x03030303u;
+    const float dd = f16_lo(r.dd), dmin = f16_hi(r.dd);
+    const int s0 = int(r.sc & 0xFF), s1 = int(r.sc >> 8) & 0xFF;
+    d.sc0 = dd * float(s0 & 15);
+    d.sc1 = dd * float(s1 & 15);
+    d.off0 = -(dmin * float(s0 >> 4));
+    d.off1 = -(dmin * float(s1 >> 4));
+  }
 };
 
 struct FIQ4_XS {
@@ -327,6 +424,7 @@ struct FIQ4_XS {
   static constexpr bool kOffset = false;
   static constexpr int kBytes = 136;
   static constexpr int kSubBlocks = 8;
+  static constexpr bool kSigned = true, kHalfScales = false;
   struct Raw {
     uint32_t q, hdr, sl;
   };
@@ -341,6 +439,12 @@ struct FIQ4_XS {
     iq4_codes(r.q, d.v);
     const int ls = int((r.sl >> (4 * i)) & 15u) | int((r.hdr >> (16 + 2 * i)) & 3u) << 4;
     same_scale(d, f16_lo(r.hdr) * float(ls - 32));
+  }
+  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+    const int i = int(sb & 7);
+    iq4_codes8(r.q, d);
+    const int ls = int((r.sl >> (4 * i)) & 15u) | int((r.hdr >> (16 + 2 * i)) & 3u) << 4;
+    scale8(d, f16_lo(r.hdr) * float(ls - 32), 0.0f);
   }
 };
 

@@ -1,23 +1,34 @@
-// Quantized mat-vec with f32 FMAs (spec §3.1 M = 1, §3.3 single routed rows): y[m, n] =
-// Σ_k x[m, k]·W[n, k] for one activation row per work item, f32 activations, exact f32
-// dequant, f32 FMA.
+// Quantized mat-vec on int8 tensor cores at f32 accuracy (spec §3.1 M = 1, §3.3 single routed
+// rows): y[m, n] = Σ_k x[m, k]·W[n, k] for one or two activation rows per work item.
 //
-// Why staged: GGUF blocks are 18/34/210-byte records, so reading them in place means 2- and
-// 4-byte loads and one load instruction per field per lane. Instead each warp streams its part of
-// the weights into shared memory with 16-byte cp.async copies (a whole 512-byte warp request per
-// instruction, several stages in flight without holding registers) and decodes from there with
-// the same format decoders (formats.cuh, SharedBytes). A stage is 8 consecutive 32-element
-// sub-blocks (one K-quant super-block, or 8 small blocks) of each of the CTA's R weight rows; the
-// copy covers the 16-byte granules around them, so any row stride works (the granules that stick
-// out of the weight tensor are filled by plain loads of their valid bytes).
+// Why: at 4 bits a weight is half a byte, so streaming W at full bandwidth leaves ~4 thread
+// instructions per weight on an H200; converting every code to f32 and multiplying costs more
+// than that. Here the codes stay integers and go straight into mma.m16n8k32 (u8/s8 x s8 -> s32).
 //
-// Layout: a CTA owns R = 8 weight rows of one work item (plain: the activation row; routed: one
-// token slot and its expert); its warps take the row's stages round-robin, lane (sb, c) decodes
-// the 8 codes (formats.cuh) of sub-block sb of each of the R rows and applies them to its 8
-// activations, loaded once per stage (the activation reuse is R). Partial sums are reduced with a
-// warp reduce-scatter and one shared-memory pass. The grid is sized by occupancy and strides over
-// (item, row block) pairs, items fastest, so items that read the same weight rows run together
-// and share them through L2.
+// Exactness (spec tolerance 1e-5, activations kept in f32): each 32-value sub-block of x is
+// scaled by a power of two s (|x/s| < 64, exact) and split into four int8 pieces,
+//   x = s·(p0 + p1·2^-7 + p2·2^-14 + p3·2^-21) + r,   |r| <= 2^-22·s,
+// i.e. 27 significant bits relative to the sub-block's largest value, more than an f32 carries.
+// The mma sums code·piece exactly in int32 (|Σ| < 2^20); per sub-block the four piece sums are
+// combined (two per lane, exactly in int32), converted once and scaled in f32 by the weight
+// scale and s; the format's offset (min term, or the code bias of Q4_0/Q5_0/Q6_K) is added as
+// off·Σx in f32 (the factored form of spec §0). The pieces are the B columns: columns 4m..4m+3
+// hold the pieces of activation row m, so one mma serves two activation rows.
+//
+// Loads: GGUF blocks are 18/34/210-byte records, so reading them in place means 2- and 4-byte
+// loads. Each warp instead streams its part of the weights into shared memory with 16-byte
+// cp.async copies (several stages in flight without holding registers) and decodes from there
+// with the format decoders of formats.cuh (SharedBytes, codes8). A stage is 8 consecutive
+// sub-blocks (one K-quant super-block, or 8 small blocks) of each of the CTA's 16 weight rows,
+// plus the matching x pieces; the copy covers the 16-byte granules around the weight bytes, so
+// any row stride works (granules sticking out of the weight tensor are filled by plain loads).
+//
+// Layout: a CTA owns one mma tile of 16 weight rows of one work item; its warps take the row's
+// stages round-robin; lane (g, t) decodes rows g and g+8 (elements 4t..4t+3 and 16+4t..16+4t+3
+// of each sub-block: exactly the m16n8k32 A fragment). Partial sums are reduced across the
+// lane pair holding an activation row's pieces, then across warps in shared memory. The grid
+// strides over (item, row tile) pairs, items fastest, so items that read the same weight rows
+// run together and share them through L2.
 #pragma once
 #include "ops/matmul/formats.cuh"
 
@@ -35,146 +46,228 @@ struct QmvParams {
   bool xvec = false;  // x is 16-byte aligned (float4 loads)
   const uint8_t* w_end = nullptr;  // end of the whole weight tensor (every expert)
   RowSource rs;
+  // int8 mat-vec only: x split into pieces (split_x_kernel), in scratch.
+  int64_t x_rows = 0;
+  uint8_t* xq = nullptr;   // [x_rows][nsb][4 pieces][4 lanes t][8 bytes]
+  float4* xs = nullptr;    // [x_rows][nsb] {s, Σx of elements 0..15, Σx of 16..31, 0}
 };
 
-constexpr int kQmvRows = 8;    // weight rows per CTA
-constexpr int kQmvStages = 4;  // stage slots per warp (3 copies in flight while one is decoded)
+constexpr int kQmvPieceBytes = 128;  // 4 pieces x 32 int8 per sub-block
+constexpr int kQmvStages = 3;        // stage slots per warp (2 copies in flight while one is decoded)
 
-// Shared-memory stage of format F: 8 sub-blocks of each of kQmvRows rows.
-template <class F>
+// Scratch bytes for the x pieces of `x_rows` rows.
+inline int64_t qmv_scratch_bytes(int64_t x_rows, int64_t nsb) {
+  return x_rows * nsb * (kQmvPieceBytes + int64_t(sizeof(float4))) + 256;
+}
+
+// ---- int8 mma ----------------------------------------------------------------------------------------
+template <bool Signed>
+__device__ __forceinline__ void mma_k32(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (Signed)
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%10,%10,%10};\n"
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+  else
+    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%10,%10,%10,%10};\n"
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+}
+template <bool Signed>
+__device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+  if constexpr (Signed)
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+  else
+    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
+                 : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+                 : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+}
+
+// Shared-memory stage of format F for MT activation rows: 8 sub-blocks of each of 16 weight rows,
+// then the x pieces (MT x 8 x 128 bytes) and x scales (MT x 8 x 16 bytes) of those sub-blocks.
+template <class F, int MT>
 struct QmvStage {
   static constexpr int kRowBytes = F::kBytes * 8 / F::kSubBlocks;  // bytes of 8 sub-blocks
   static constexpr int kGranules = (kRowBytes + 30) / 16;          // 16-byte copies at any offset
+  static constexpr int kAlignedGranules = (kRowBytes + 15) / 16;   // rows 16-byte aligned
   static constexpr int kSlot = kGranules * 16 + 16;                // + room for SharedBytes::u32
-  static constexpr int kBytes = kQmvRows * kSlot;                  // one stage of one warp
+  static constexpr int kX = 16 * kSlot;                            // offset of the x pieces
+  static constexpr int kXs = kX + MT * 8 * kQmvPieceBytes;         // offset of the x scales
+  static constexpr int kBytes = kXs + MT * 8 * 16;                 // one stage of one warp
 };
 
-template <class F>
+template <class F, int MT>
 constexpr int qmv_smem_bytes(int warps) {
-  return warps * kQmvStages * QmvStage<F>::kBytes;
+  return warps * kQmvStages * QmvStage<F, MT>::kBytes;
 }
 
-template <class F>
+template <class F, int MT>
 __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
-  using S = QmvStage<F>;
-  constexpr int R = kQmvRows, P = kQmvStages;
+  static_assert(MT == 1 || MT == 2, "one mma holds the pieces of two activation rows");
+  using S = QmvStage<F, MT>;
+  constexpr int P = kQmvStages;
   extern __shared__ __align__(16) uint8_t qmv_smem[];
-  __shared__ float red[8][R];
+  __shared__ float red[8][16][MT];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
-  const int sbl = lane >> 2, c = lane & 3;  // sub-block within the stage, quarter
+  const int g = lane >> 2, t = lane & 3;
   uint8_t* ring = qmv_smem + warp * (P * S::kBytes);
   const int64_t nst = (p.nsb + 7) / 8;  // stages per row
   const int64_t my_stages = nst > warp ? (nst - warp + nwarps - 1) / nwarps : 0;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(p.w), hi = reinterpret_cast<uintptr_t>(p.w_end);
-  const int64_t n_rg = (p.n + R - 1) / R;
+  // Rows start 16-byte aligned and a stage is whole granules: no offsets, no extra granule.
+  const bool aligned = S::kRowBytes % 16 == 0 && lo % 16 == 0 && p.row_bytes % 16 == 0 && p.expert_stride % 16 == 0;
+  const int64_t n_rt = (p.n + 15) / 16;
   const int64_t n_items = item_count(p.rs);
-  const int64_t total = n_items * n_rg;
+  const int64_t total = n_items * n_rt;
+  // This lane's activation row (column group) and piece pair: columns 2t, 2t+1 of the mma.
+  const int my_m = t >> 1;
+  const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
+
   for (int64_t wi = blockIdx.x; wi < total; wi += gridDim.x) {
-    const int64_t item = wi % n_items, n0 = (wi / n_items) * R;
+    const int64_t item = wi % n_items, n0 = (wi / n_items) * 16;
     const ItemHead h = item_head(p.rs, item);
     if (h.invalid) {  // out-of-range expert id: zero this item's output row slice
-      if (tid < R && n0 + tid < p.n) p.y[h.start * p.n + n0 + tid] = 0.0f;
+      if (tid < 16 && n0 + tid < p.n) p.y[h.start * p.n + n0 + tid] = 0.0f;
       if (tid == 0 && n0 == 0) record_invalid(p.rs, h.start);
       continue;
     }
+    const int count = h.count < MT ? h.count : MT;
     const uintptr_t wb = lo + uintptr_t(h.expert * p.expert_stride);
-    int64_t yrow = 0, xrow = 0;
-    item_row(p.rs, h, 0, yrow, xrow);
-    const float* xr = p.x + xrow * p.k + 4 * c;
+    int64_t yrow[MT], xrow[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) item_row(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
+    auto row_addr = [&](int r) {  // start of weight row n0 + r (the last row for rows past N)
+      return wb + uintptr_t((n0 + r < p.n ? n0 + r : p.n - 1) * p.row_bytes);
+    };
+    const uintptr_t rg = row_addr(g), rg8 = row_addr(g + 8);
 
     // Stage j of this warp (row stage s = warp + j * nwarps) into slot j % P.
     auto issue = [&](int64_t j) {
       if (j < my_stages) {
         const int64_t s = warp + j * nwarps;
         uint8_t* slot = ring + (j % P) * S::kBytes;
-        for (int g = lane; g < R * S::kGranules; g += 32) {
-          const int r = g / S::kGranules, gi = g - r * S::kGranules;
-          const int64_t row = n0 + r < p.n ? n0 + r : p.n - 1;
-          const uintptr_t a = (wb + uintptr_t(row * p.row_bytes + s * S::kRowBytes)) & ~uintptr_t(15);
-          const uintptr_t src = a + 16 * gi;
-          uint8_t* dst = slot + r * S::kSlot + 16 * gi;
-          if (src >= lo && src + 16 <= hi) {
-            cp_async16(dst, reinterpret_cast<const void*>(src), 16);
-          } else {  // tensor edge: only the bytes inside the tensor
+        const uintptr_t soff = uintptr_t(s * S::kRowBytes);
+        auto copy_rows = [&](auto granules) {
+          constexpr int G = decltype(granules)::value;
+          for (int i = lane; i < 16 * G; i += 32) {
+            const int r = i / G, gi = i - r * G;
+            const uintptr_t src = ((row_addr(r) + soff) & ~uintptr_t(15)) + 16 * gi;
+            uint8_t* dst = slot + r * S::kSlot + 16 * gi;
+            if (src >= lo && src + 16 <= hi) {
+              cp_async16(dst, reinterpret_cast<const void*>(src), 16);
+            } else {  // tensor edge: only the bytes inside the tensor
 #pragma unroll 1
-            for (int b = 0; b < 16; ++b)
-              dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t(0);
+              for (int b = 0; b < 16; ++b)
+                dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t(0);
+            }
           }
+        };
+        if (aligned)
+          copy_rows(std::integral_constant<int, S::kAlignedGranules>{});
+        else
+          copy_rows(std::integral_constant<int, S::kGranules>{});
+        const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);  // sub-blocks in this stage
+        for (int i = lane; i < count * nv * 9; i += 32) {  // 8 piece granules + 1 scale per sub-block
+          const int m = i / (nv * 9), rest = i - m * (nv * 9);
+          const int64_t unit = xrow[m] * p.nsb + s * 8;
+          if (rest < nv * 8)
+            cp_async16(slot + S::kX + (m * 8) * kQmvPieceBytes + 16 * rest, p.xq + unit * kQmvPieceBytes + 16 * rest, 16);
+          else
+            cp_async16(slot + S::kXs + (m * 8 + rest - nv * 8) * 16, p.xs + unit + (rest - nv * 8), 16);
         }
       }
       cp_async_commit();
     };
 
-    float acc[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) acc[r] = 0.0f;
+    float acc[2] = {0.0f, 0.0f};  // rows g, g + 8 for activation row my_m
 #pragma unroll
     for (int j = 0; j < P - 1; ++j) issue(j);
     for (int64_t j = 0; j < my_stages; ++j) {
       issue(j + P - 1);
       cp_async_wait<P - 1>();
       __syncwarp();
-      const int64_t s = warp + j * nwarps, sb = s * 8 + sbl;
-      if (sb < p.nsb) {
-        const uint8_t* slot = ring + (j % P) * S::kBytes;
-        const float4 xa = ldx4(xr + sb * 32, p.xvec), xb = ldx4(xr + sb * 32 + 16, p.xvec);
-        float sa = 0.0f, sbx = 0.0f;
-        if constexpr (F::kOffset) {
-          sa = (xa.x + xa.y) + (xa.z + xa.w);
-          sbx = (xb.x + xb.y) + (xb.z + xb.w);
-        }
-#pragma unroll
-        for (int r = 0; r < R; ++r) {
-          const int64_t row = n0 + r < p.n ? n0 + r : p.n - 1;
-          const int off = int((wb + uintptr_t(row * p.row_bytes + s * S::kRowBytes)) & 15);
-          Dec d;
-          F::finish(F::load(SharedBytes{}, slot + r * S::kSlot + off, sbl, c), sbl, d);
-          const float* v = d.v;
-          float t0 = v[0] * xa.x;
-          t0 = fmaf(v[1], xa.y, t0);
-          t0 = fmaf(v[2], xa.z, t0);
-          t0 = fmaf(v[3], xa.w, t0);
-          float t1 = v[4] * xb.x;
-          t1 = fmaf(v[5], xb.y, t1);
-          t1 = fmaf(v[6], xb.z, t1);
-          t1 = fmaf(v[7], xb.w, t1);
-          float a = fmaf(d.sc0, t0, acc[r]);
-          a = fmaf(d.sc1, t1, a);
-          if constexpr (F::kOffset) {
-            a = fmaf(d.off0, sa, a);
-            a = fmaf(d.off1, sbx, a);
+      const int64_t s = warp + j * nwarps;
+      const uint8_t* slot = ring + (j % P) * S::kBytes;
+      const uintptr_t soff = uintptr_t(s * S::kRowBytes);
+      const uint8_t* wg = slot + g * S::kSlot + int((rg + soff) & 15);
+      const uint8_t* wg8 = slot + (g + 8) * S::kSlot + int((rg8 + soff) & 15);
+      const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
+      for (int sbl = 0; sbl < nv; ++sbl) {
+        Dec8 d0, d1;  // rows g and g + 8
+        F::codes8(F::load(SharedBytes{}, wg, sbl, t), sbl, d0);
+        F::codes8(F::load(SharedBytes{}, wg8, sbl, t), sbl, d1);
+        // B: column g = piece g % 4 of activation row g / 4 (zero past the item's rows).
+        uint2 b = make_uint2(0u, 0u);
+        if (g / 4 < count)
+          b = *reinterpret_cast<const uint2*>(slot + S::kX + ((g / 4) * 8 + sbl) * kQmvPieceBytes + (g % 4) * 32 + t * 8);
+        const float4 xs = *reinterpret_cast<const float4*>(slot + S::kXs + (my_m * 8 + sbl) * 16);
+        const float fx = xs.x * piece_w;
+        const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;  // offsets: once per row
+        if constexpr (F::kHalfScales) {
+          int c0[4], c1[4];
+          mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
+          mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
+          if (my_m < count) {
+            acc[0] += (d0.sc0 * fx) * float(c0[0] * 128 + c0[1]) + (d0.sc1 * fx) * float(c1[0] * 128 + c1[1]) +
+                      d0.off0 * sx_lo + d0.off1 * sx_hi;
+            acc[1] += (d1.sc0 * fx) * float(c0[2] * 128 + c0[3]) + (d1.sc1 * fx) * float(c1[2] * 128 + c1[3]) +
+                      d1.off0 * sx_lo + d1.off1 * sx_hi;
           }
-          acc[r] = a;
+        } else {
+          int c[4];
+          const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
+          mma_k32<F::kSigned>(c, a, b.x, b.y);
+          if (my_m < count) {
+            const float sx = sx_lo + sx_hi;
+            acc[0] += (d0.sc0 * fx) * float(c[0] * 128 + c[1]) + d0.off0 * sx;
+            acc[1] += (d1.sc0 * fx) * float(c[2] * 128 + c[3]) + d1.off0 * sx;
+          }
         }
       }
       __syncwarp();  // the slot is refilled by the next issue
     }
 
-    const int idx = warp_reduce_scatter<R>(acc, lane);
-    if (reduce_writer<R>(lane)) red[warp][idx] = acc[0];
+    // Lanes t and t^1 hold the two piece pairs of activation row t/2: add them, then across warps.
+    acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], 1);
+    acc[1] += __shfl_xor_sync(0xffffffffu, acc[1], 1);
+    if ((t & 1) == 0 && my_m < MT) {
+      red[warp][g][my_m] = acc[0];
+      red[warp][g + 8][my_m] = acc[1];
+    }
     __syncthreads();
-    if (tid < R && n0 + tid < p.n) {
-      float s = 0.0f;
-      for (int w = 0; w < nwarps; ++w) s += red[w][tid];
-      p.y[yrow * p.n + n0 + tid] = s;
+    if (tid < 16 * MT) {
+      const int r = tid / MT, m = tid % MT;
+      float sum = 0.0f;
+      for (int w = 0; w < nwarps; ++w) sum += red[w][r][m];
+      int64_t yr = yrow[0];
+#pragma unroll
+      for (int mm = 1; mm < MT; ++mm)
+        if (mm == m) yr = yrow[mm];
+      if (m < count && n0 + r < p.n) p.y[yr * p.n + n0 + r] = sum;
     }
     __syncthreads();
   }
 }
 
 // One activation row per item (M = 1 decode and single routed rows); 2..8 rows per weight read
-// use the tensor-core mat-vec (qmv_tc.cuh). Warps: one per stage of a row, at most 8.
+// use the bf16 tensor-core mat-vec (qmv_tc.cuh). p.xq / p.xs must hold the pieces of x
+// (split_x in cuda.cu, run before). Warps: one per stage of a row, at most 8, fewer when
+// a format's stage is large (about 96 KiB of stages per CTA, two CTAs per SM).
 template <class F>
 void launch_qmv(const QmvParams& p, cudaStream_t stream) {
-  const int64_t n_rg = (p.n + kQmvRows - 1) / kQmvRows;
-  const int64_t work = p.rs.n_items * n_rg;
+  constexpr int MT = 1;
+  const int64_t work = p.rs.n_items * ((p.n + 15) / 16);
   if (work <= 0) return;
   const int64_t nst = (p.nsb + 7) / 8;
-  const int warps = int(nst < 8 ? nst : 8);
-  const int smem = qmv_smem_bytes<F>(warps);
-  auto kernel = qmv_kernel<F>;
+  const int by_smem = (96 * 1024) / (kQmvStages * QmvStage<F, MT>::kBytes);
+  const int warps = int(std::max<int64_t>(1, std::min<int64_t>({nst, 8, by_smem})));
+  const int smem = qmv_smem_bytes<F, MT>(warps);
+  auto kernel = qmv_kernel<F, MT>;
   static const bool attr = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmv_smem_bytes<F>(8)));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmv_smem_bytes<F, MT>(8)));
     return true;
   }();
   (void)attr;
