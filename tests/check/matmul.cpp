@@ -300,6 +300,11 @@ LMK_CHECKS(matmul) {
     add(3, 33, k_small, MatmulPath::matmat, false);
     add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);
     add(4, 70, kq ? 4096 : 2048, MatmulPath::automatic, false);  // split-K tensor-core mat-vec
+    // M = 1 mat-vec: more row tiles than resident CTAs (grid-stride loop), and a long K (the
+    // stage ring wraps); 32-element formats with K % 256 != 0 (partial last stage, rows not
+    // 16-byte aligned).
+    add(1, 9000, kq ? 1024 : 1056, MatmulPath::automatic, false);
+    add(1, 40, kq ? 14336 : 14368, MatmulPath::automatic, false);
     // Both paths forced on three 8-row mat-vec items and a ragged mat-mat tile (N = 70: a partial
     // 64-row slab / 128-row tile); the shape of MatmulGpu.PathsAgree, for every format.
     add(24, 70, kq ? 512 : 704, MatmulPath::matvec, false);
