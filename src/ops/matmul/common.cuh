@@ -136,9 +136,10 @@ struct GlobalBytes {
 // field exists.
 struct SharedBytes {
   __device__ __forceinline__ uint32_t u32(const uint8_t* p) const {
-    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
-    const uint32_t* q = reinterpret_cast<const uint32_t*>(a & ~uintptr_t(3));
-    return __funnelshift_r(q[0], q[1], uint32_t(a & 3) * 8);
+    // Pointer arithmetic (not integer casts) keeps p's shared address space visible: LDS, not LD.
+    const int mis = int(reinterpret_cast<uintptr_t>(p)) & 3;
+    const uint32_t* q = reinterpret_cast<const uint32_t*>(p - mis);
+    return __funnelshift_r(q[0], q[1], uint32_t(mis) * 8);
   }
   __device__ __forceinline__ uint32_t u16(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
 };

@@ -286,7 +286,7 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
 // One warp per (x row, sub-block), lane = element. A sub-block with a non-finite value gets s =
 // NaN (every output it touches becomes NaN, as with f32 arithmetic on inf/NaN).
 __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t rows, int64_t nsb, int64_t k,
-                                                      uint8_t* xq, float4* xs) {
+                                                      uint8_t* xq) {
   const int lane = threadIdx.x & 31;
   const int64_t unit = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (unit >= rows * nsb) return;
@@ -315,16 +315,19 @@ __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t ro
       r = (r - pj) * 128.0f;  // exact: |r - pj| <= 1/2
     }
   }
-  uint8_t* dst = xq + unit * kQmvPieceBytes + ((lane & 15) >> 2) * 8 + ((lane >> 4) << 2) + (lane & 3);
+  uint8_t* rec = xq + unit * kQmvXRecord;
+  uint8_t* dst = rec + ((lane & 15) >> 2) * 8 + ((lane >> 4) << 2) + (lane & 3);
 #pragma unroll
   for (int j = 0; j < 4; ++j) dst[32 * j] = uint8_t(packed >> (8 * j));
-  if (lane == 0) xs[unit] = make_float4(finite ? ldexpf(1.0f, e) : __int_as_float(0x7fc00000), half, other, 0.0f);
+  if (lane == 0)
+    *reinterpret_cast<float4*>(rec + 128) =
+        make_float4(finite ? ldexpf(1.0f, e) : __int_as_float(0x7fc00000), half, other, 0.0f);
 }
 
 void split_x(const QmvParams& p, cudaStream_t stream) {
   const int64_t units = p.x_rows * p.nsb;
   if (units <= 0) return;
-  split_x_kernel<<<unsigned((units + 7) / 8), 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq, p.xs);
+  split_x_kernel<<<unsigned((units + 7) / 8), 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq);
   LMK_LAUNCH_CHECK(split_x_kernel);
 }
 
@@ -388,8 +391,7 @@ QmvParams qmv_params(const QWeight& w, const float* x, float* y) {
 template <class CarveT>
 void qmv_scratch(QmvParams& p, int64_t x_rows, CarveT& cv) {
   p.x_rows = x_rows;
-  p.xq = cv.template take<uint8_t>(x_rows * p.nsb * kQmvPieceBytes);
-  p.xs = cv.template take<float4>(x_rows * p.nsb);
+  p.xq = cv.template take<uint8_t>(x_rows * p.nsb * kQmvXRecord);
 }
 
 QmmParams qmm_params(const QWeight& w, const __nv_bfloat16* xb, float* y) {

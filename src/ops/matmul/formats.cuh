@@ -125,8 +125,8 @@ struct FQ4_0 {
   struct Raw {
     uint32_t q, d;
   };
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 2 + 4 * c), m.u16(b)};
   }
@@ -135,7 +135,7 @@ struct FQ4_0 {
     codes4<8>((r.q >> 4) & 0x0F0F0F0Fu, d.v + 4);
     same_scale(d, f16_lo(r.d));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = r.q & 0x0F0F0F0Fu;
     d.hi = (r.q >> 4) & 0x0F0F0F0Fu;
     const float sc = f16_lo(r.d);
@@ -150,15 +150,15 @@ struct FIQ4_NL {
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = true, kHalfScales = false;
   using Raw = FQ4_0::Raw;
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     return FQ4_0::load(m, row, sb, c);
   }
   static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
     iq4_codes(r.q, d.v);
     same_scale(d, f16_lo(r.d));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     iq4_codes8(r.q, d);
     scale8(d, f16_lo(r.d), 0.0f);
   }
@@ -173,8 +173,8 @@ struct FQ8_0 {
   struct Raw {
     uint32_t q0, q1, d;
   };
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 2 + 4 * c), m.u32(b + 18 + 4 * c), m.u16(b)};
   }
@@ -183,7 +183,7 @@ struct FQ8_0 {
     codes4<128>(r.q1 ^ 0x80808080u, d.v + 4);
     same_scale(d, f16_lo(r.d));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = r.q0;
     d.hi = r.q1;
     scale8(d, f16_lo(r.d), 0.0f);
@@ -200,8 +200,8 @@ struct FQ5_0 {
     uint32_t q, qh, d;
     int c;
   };
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 6 + 4 * c), m.u32(b + 2), m.u16(b), c};
   }
@@ -212,7 +212,7 @@ struct FQ5_0 {
     codes4<16>(hi, d.v + 4);
     same_scale(d, f16_lo(r.d));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
     d.hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
     const float sc = f16_lo(r.d);
@@ -230,8 +230,8 @@ struct FQ5_1 {
     uint32_t q, qh, dm;
     int c;
   };
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 8 + 4 * c), m.u32(b + 4), m.u32(b), c};
   }
@@ -243,7 +243,7 @@ struct FQ5_1 {
     d.sc0 = d.sc1 = f16_lo(r.dm);
     d.off0 = d.off1 = f16_hi(r.dm);
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
     d.hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
     scale8(d, f16_lo(r.dm), f16_hi(r.dm));
@@ -274,8 +274,8 @@ struct FQ4_K {
   struct Raw {
     uint32_t q0, q1, hdr, s0, s1, s2;
   };
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int p = int(sb & 7) >> 1;
     const uint8_t* q = b + 16 + 32 * p + 4 * c;
@@ -291,7 +291,7 @@ struct FQ4_K {
     d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
     d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int i = int(sb & 7), sh = 4 * (i & 1);
     d.lo = (r.q0 >> sh) & 0x0F0F0F0Fu;
     d.hi = (r.q1 >> sh) & 0x0F0F0F0Fu;
@@ -310,8 +310,8 @@ struct FQ5_K {
   struct Raw {
     uint32_t q0, q1, h0, h1, hdr, s0, s1, s2;
   };
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int p = int(sb & 7) >> 1;
     const uint8_t* q = b + 48 + 32 * p + 4 * c;
@@ -328,7 +328,7 @@ struct FQ5_K {
     d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
     d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int i = int(sb & 7), sh = 4 * (i & 1);
     d.lo = ((r.q0 >> sh) & 0x0F0F0F0Fu) | ((r.h0 >> i) & 0x01010101u) << 4;
     d.hi = ((r.q1 >> sh) & 0x0F0F0F0Fu) | ((r.h1 >> i) & 0x01010101u) << 4;
@@ -348,8 +348,8 @@ struct FQ6_K {
     uint32_t l0, l1, h0, h1, sc, d;
   };
   // Sub-block i: half h = i / 4, quarter t = i % 4 (elements 128h + 32t .. +31).
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int i = int(sb & 7), h = i >> 2, t = i & 3;
     const uint8_t* l = b + 64 * h + 32 * (t & 1) + 4 * c;
@@ -366,7 +366,7 @@ struct FQ6_K {
     d.sc1 = dd * float(int8_t((r.sc >> 8) & 0xFF));  // elements 16..31: scales[2t + 1]
     d.off0 = d.off1 = 0.0f;
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int t = int(sb & 3), ns = 4 * (t >> 1), hs = 2 * t;
     d.lo = ((r.l0 >> ns) & 0x0F0F0F0Fu) | ((r.h0 >> hs) & 0x03030303u) << 4;
     d.hi = ((r.l1 >> ns) & 0x0F0F0F0Fu) | ((r.h1 >> hs) & 0x03030303u) << 4;
@@ -388,8 +388,8 @@ struct FQ2_K {
     uint32_t q0, q1, sc, dd;
   };
   // Sub-block i = 16-element groups 2i, 2i+1: codes at qs[32 (i/4) + {0, 16} + l] >> 2 (i % 4).
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int i = int(sb & 7);
     const uint8_t* q = b + 16 + 32 * (i >> 2) + 4 * c;
@@ -406,7 +406,7 @@ struct FQ2_K {
     d.off0 = -(dmin * float(s0 >> 4));
     d.off1 = -(dmin * float(s1 >> 4));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int sh = 2 * int(sb & 3);
     d.lo = (r.q0 >> sh) & 0x03030303u;
     d.hi = (r.q1 >> sh) & 0x03030303u;
@@ -428,8 +428,8 @@ struct FIQ4_XS {
   struct Raw {
     uint32_t q, hdr, sl;
   };
-  template <class B>
-  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, int64_t sb, int c) {
+  template <class B, class I>
+  static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int i = int(sb & 7);
     return {m.u32(b + 8 + 16 * i + 4 * c), m.u32(b), m.u32(b + 4)};
@@ -440,7 +440,7 @@ struct FIQ4_XS {
     const int ls = int((r.sl >> (4 * i)) & 15u) | int((r.hdr >> (16 + 2 * i)) & 3u) << 4;
     same_scale(d, f16_lo(r.hdr) * float(ls - 32));
   }
-  static __device__ __forceinline__ void codes8(const Raw& r, int64_t sb, Dec8& d) {
+  static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int i = int(sb & 7);
     iq4_codes8(r.q, d);
     const int ls = int((r.sl >> (4 * i)) & 15u) | int((r.hdr >> (16 + 2 * i)) & 3u) << 4;

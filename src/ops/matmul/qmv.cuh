@@ -46,19 +46,18 @@ struct QmvParams {
   bool xvec = false;  // x is 16-byte aligned (float4 loads)
   const uint8_t* w_end = nullptr;  // end of the whole weight tensor (every expert)
   RowSource rs;
-  // int8 mat-vec only: x split into pieces (split_x_kernel), in scratch.
+  // int8 mat-vec only: x split into pieces (split_x_kernel, cuda.cu), in scratch: per x row and
+  // sub-block a 144-byte record, [4 pieces][4 lanes t][8 bytes] then float4 {s, Σx of elements
+  // 0..15, Σx of 16..31, 0}.
   int64_t x_rows = 0;
-  uint8_t* xq = nullptr;   // [x_rows][nsb][4 pieces][4 lanes t][8 bytes]
-  float4* xs = nullptr;    // [x_rows][nsb] {s, Σx of elements 0..15, Σx of 16..31, 0}
+  uint8_t* xq = nullptr;
 };
 
-constexpr int kQmvPieceBytes = 128;  // 4 pieces x 32 int8 per sub-block
-constexpr int kQmvStages = 3;        // stage slots per warp (2 copies in flight while one is decoded)
+constexpr int kQmvXRecord = 144;  // bytes of one sub-block's x pieces + scale record
+constexpr int kQmvStages = 3;     // stage slots per warp (2 copies in flight while one is decoded)
 
 // Scratch bytes for the x pieces of `x_rows` rows.
-inline int64_t qmv_scratch_bytes(int64_t x_rows, int64_t nsb) {
-  return x_rows * nsb * (kQmvPieceBytes + int64_t(sizeof(float4))) + 256;
-}
+inline int64_t qmv_scratch_bytes(int64_t x_rows, int64_t nsb) { return x_rows * nsb * kQmvXRecord + 256; }
 
 // ---- int8 mma ----------------------------------------------------------------------------------------
 template <bool Signed>
@@ -87,16 +86,15 @@ __device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, u
 }
 
 // Shared-memory stage of format F for MT activation rows: 8 sub-blocks of each of 16 weight rows,
-// then the x pieces (MT x 8 x 128 bytes) and x scales (MT x 8 x 16 bytes) of those sub-blocks.
+// then the x records (MT x 8 x 144 bytes) of those sub-blocks.
 template <class F, int MT>
 struct QmvStage {
   static constexpr int kRowBytes = F::kBytes * 8 / F::kSubBlocks;  // bytes of 8 sub-blocks
   static constexpr int kGranules = (kRowBytes + 30) / 16;          // 16-byte copies at any offset
   static constexpr int kAlignedGranules = (kRowBytes + 15) / 16;   // rows 16-byte aligned
   static constexpr int kSlot = kGranules * 16 + 16;                // + room for SharedBytes::u32
-  static constexpr int kX = 16 * kSlot;                            // offset of the x pieces
-  static constexpr int kXs = kX + MT * 8 * kQmvPieceBytes;         // offset of the x scales
-  static constexpr int kBytes = kXs + MT * 8 * 16;                 // one stage of one warp
+  static constexpr int kX = 16 * kSlot;                            // offset of the x records
+  static constexpr int kBytes = kX + MT * 8 * kQmvXRecord;         // one stage of one warp
 };
 
 template <class F, int MT>
@@ -139,24 +137,32 @@ __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
     int64_t yrow[MT], xrow[MT];
 #pragma unroll
     for (int m = 0; m < MT; ++m) item_row(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
-    auto row_addr = [&](int r) {  // start of weight row n0 + r (the last row for rows past N)
-      return wb + uintptr_t((n0 + r < p.n ? n0 + r : p.n - 1) * p.row_bytes);
-    };
-    const uintptr_t rg = row_addr(g), rg8 = row_addr(g + 8);
+    // Weight row n0 + r starts at tile + roff(r) (rows past N re-read the last row); tile spans
+    // < 2^31 bytes (checked on the host).
+    const uintptr_t tile = wb + uintptr_t(n0 * p.row_bytes);
+    const int last = int(p.n - n0 < 16 ? p.n - n0 : 16) - 1;
+    const int rb = int(p.row_bytes);
+    auto roff = [&](int r) { return uint32_t((r < last ? r : last) * rb); };
+    // Every granule of this tile lies inside the weight tensor: no edge checks.
+    // (A stage's copy at address a ends before a + kRowBytes + 30.)
+    const bool interior = (tile & ~uintptr_t(15)) >= lo && tile + roff(15) + uintptr_t(nst * S::kRowBytes) + 32 <= hi;
+    const uint8_t* xbase[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) xbase[m] = p.xq + xrow[m] * p.nsb * kQmvXRecord;
 
     // Stage j of this warp (row stage s = warp + j * nwarps) into slot j % P.
     auto issue = [&](int64_t j) {
       if (j < my_stages) {
         const int64_t s = warp + j * nwarps;
         uint8_t* slot = ring + (j % P) * S::kBytes;
-        const uintptr_t soff = uintptr_t(s * S::kRowBytes);
+        const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
         auto copy_rows = [&](auto granules) {
           constexpr int G = decltype(granules)::value;
           for (int i = lane; i < 16 * G; i += 32) {
             const int r = i / G, gi = i - r * G;
-            const uintptr_t src = ((row_addr(r) + soff) & ~uintptr_t(15)) + 16 * gi;
+            const uintptr_t src = ((stage + roff(r)) & ~uintptr_t(15)) + 16 * gi;
             uint8_t* dst = slot + r * S::kSlot + 16 * gi;
-            if (src >= lo && src + 16 <= hi) {
+            if (interior || (src >= lo && src + 16 <= hi)) {
               cp_async16(dst, reinterpret_cast<const void*>(src), 16);
             } else {  // tensor edge: only the bytes inside the tensor
 #pragma unroll 1
@@ -169,14 +175,15 @@ __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
           copy_rows(std::integral_constant<int, S::kAlignedGranules>{});
         else
           copy_rows(std::integral_constant<int, S::kGranules>{});
-        const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);  // sub-blocks in this stage
-        for (int i = lane; i < count * nv * 9; i += 32) {  // 8 piece granules + 1 scale per sub-block
-          const int m = i / (nv * 9), rest = i - m * (nv * 9);
-          const int64_t unit = xrow[m] * p.nsb + s * 8;
-          if (rest < nv * 8)
-            cp_async16(slot + S::kX + (m * 8) * kQmvPieceBytes + 16 * rest, p.xq + unit * kQmvPieceBytes + 16 * rest, 16);
-          else
-            cp_async16(slot + S::kXs + (m * 8 + rest - nv * 8) * 16, p.xs + unit + (rest - nv * 8), 16);
+        // x records of the stage's sub-blocks: contiguous, 9 granules each.
+        const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          if (m < count) {
+            const uint8_t* src = xbase[m] + s * 8 * kQmvXRecord;
+            for (int i = lane; i < nv * 9; i += 32)
+              cp_async16(slot + S::kX + m * 8 * kQmvXRecord + 16 * i, src + 16 * i, 16);
+          }
         }
       }
       cp_async_commit();
@@ -191,9 +198,9 @@ __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
       __syncwarp();
       const int64_t s = warp + j * nwarps;
       const uint8_t* slot = ring + (j % P) * S::kBytes;
-      const uintptr_t soff = uintptr_t(s * S::kRowBytes);
-      const uint8_t* wg = slot + g * S::kSlot + int((rg + soff) & 15);
-      const uint8_t* wg8 = slot + (g + 8) * S::kSlot + int((rg8 + soff) & 15);
+      const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
+      const uint8_t* wg = slot + g * S::kSlot + int((stage + roff(g)) & 15);
+      const uint8_t* wg8 = slot + (g + 8) * S::kSlot + int((stage + roff(g + 8)) & 15);
       const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
       for (int sbl = 0; sbl < nv; ++sbl) {
         Dec8 d0, d1;  // rows g and g + 8
@@ -202,8 +209,9 @@ __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
         // B: column g = piece g % 4 of activation row g / 4 (zero past the item's rows).
         uint2 b = make_uint2(0u, 0u);
         if (g / 4 < count)
-          b = *reinterpret_cast<const uint2*>(slot + S::kX + ((g / 4) * 8 + sbl) * kQmvPieceBytes + (g % 4) * 32 + t * 8);
-        const float4 xs = *reinterpret_cast<const float4*>(slot + S::kXs + (my_m * 8 + sbl) * 16);
+          b = *reinterpret_cast<const uint2*>(slot + S::kX + ((g / 4) * 8 + sbl) * kQmvXRecord + (g % 4) * 32 + t * 8);
+        const float4 xs =
+            *reinterpret_cast<const float4*>(slot + S::kX + ((my_m < MT ? my_m : 0) * 8 + sbl) * kQmvXRecord + 128);
         const float fx = xs.x * piece_w;
         const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;  // offsets: once per row
         if constexpr (F::kHalfScales) {
@@ -253,12 +261,14 @@ __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
 }
 
 // One activation row per item (M = 1 decode and single routed rows); 2..8 rows per weight read
-// use the bf16 tensor-core mat-vec (qmv_tc.cuh). p.xq / p.xs must hold the pieces of x
+// use the bf16 tensor-core mat-vec (qmv_tc.cuh). p.xq must hold the pieces of x
 // (split_x in cuda.cu, run before). Warps: one per stage of a row, at most 8, fewer when
 // a format's stage is large (about 96 KiB of stages per CTA, two CTAs per SM).
 template <class F>
 void launch_qmv(const QmvParams& p, cudaStream_t stream) {
   constexpr int MT = 1;
+  if (16 * p.row_bytes >= (int64_t(1) << 31))
+    LMK_THROW(Unsupported, "quantized mat-vec: rows of ", p.row_bytes, " bytes exceed the supported 2^27");
   const int64_t work = p.rs.n_items * ((p.n + 15) / 16);
   if (work <= 0) return;
   const int64_t nst = (p.nsb + 7) / 8;
