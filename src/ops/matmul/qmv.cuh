@@ -63,12 +63,12 @@ inline int64_t qmv_scratch_bytes(int64_t x_rows, int64_t nsb) { return x_rows * 
 template <bool Signed>
 __device__ __forceinline__ void mma_k32(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   if constexpr (Signed)
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%10,%10,%10,%10};\n"
                  : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
   else
-    asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+    asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%10,%10,%10,%10};\n"
                  : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
                  : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
@@ -76,11 +76,11 @@ __device__ __forceinline__ void mma_k32(int (&d)[4], const uint32_t (&a)[4], uin
 template <bool Signed>
 __device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
   if constexpr (Signed)
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
+    asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
                  : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
                  : "r"(a0), "r"(a1), "r"(b0), "r"(0));
   else
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
+    asm("mma.sync.aligned.m16n8k16.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};\n"
                  : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
                  : "r"(a0), "r"(a1), "r"(b0), "r"(0));
 }
@@ -103,7 +103,7 @@ constexpr int qmv_smem_bytes(int warps) {
 }
 
 template <class F, int MT>
-__global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
+__global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   static_assert(MT == 1 || MT == 2, "one mma holds the pieces of two activation rows");
   using S = QmvStage<F, MT>;
   constexpr int P = kQmvStages;
@@ -122,6 +122,7 @@ __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
   const int64_t total = n_items * n_rt;
   // This lane's activation row (column group) and piece pair: columns 2t, 2t+1 of the mma.
   const int my_m = t >> 1;
+  const int xm = my_m < MT ? my_m : 0;  // the x record this lane reads (in bounds for MT = 1)
   const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
 
   for (int64_t wi = blockIdx.x; wi < total; wi += gridDim.x) {
@@ -202,33 +203,34 @@ __global__ void __launch_bounds__(256) qmv_kernel(const QmvParams p) {
       const uint8_t* wg = slot + g * S::kSlot + int((stage + roff(g)) & 15);
       const uint8_t* wg8 = slot + (g + 8) * S::kSlot + int((stage + roff(g + 8)) & 15);
       const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
-      for (int sbl = 0; sbl < nv; ++sbl) {
-        Dec8 d0, d1;  // rows g and g + 8
-        F::codes8(F::load(SharedBytes{}, wg, sbl, t), sbl, d0);
-        F::codes8(F::load(SharedBytes{}, wg8, sbl, t), sbl, d1);
-        // B: column g = piece g % 4 of activation row g / 4 (zero past the item's rows).
-        uint2 b = make_uint2(0u, 0u);
-        if (g / 4 < count)
-          b = *reinterpret_cast<const uint2*>(slot + S::kX + ((g / 4) * 8 + sbl) * kQmvXRecord + (g % 4) * 32 + t * 8);
-        const float4 xs =
-            *reinterpret_cast<const float4*>(slot + S::kX + ((my_m < MT ? my_m : 0) * 8 + sbl) * kQmvXRecord + 128);
-        const float fx = xs.x * piece_w;
-        const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;  // offsets: once per row
-        if constexpr (F::kHalfScales) {
-          int c0[4], c1[4];
-          mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
-          mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
-          if (my_m < count) {
+      // Unrolled (the partial last stage of a K % 256 != 0 row is a uniform guard) so the shared
+      // loads and mmas of neighbouring sub-blocks overlap.
+#pragma unroll
+      for (int sbl = 0; sbl < 8; ++sbl) {
+        if (sbl < nv) {
+          Dec8 d0, d1;  // rows g and g + 8
+          F::codes8(F::load(SharedBytes{}, wg, sbl, t), sbl, d0);
+          F::codes8(F::load(SharedBytes{}, wg8, sbl, t), sbl, d1);
+          // B: column g = piece g % 4 of activation row g / 4 (zero past the item's rows).
+          const int bm = g / 4 < MT ? g / 4 : 0;
+          uint2 b = *reinterpret_cast<const uint2*>(slot + S::kX + (bm * 8 + sbl) * kQmvXRecord + (g % 4) * 32 + t * 8);
+          if (g / 4 >= count) b = make_uint2(0u, 0u);
+          const float4 xs = *reinterpret_cast<const float4*>(slot + S::kX + (xm * 8 + sbl) * kQmvXRecord + 128);
+          const float fx = xs.x * piece_w;
+          const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;  // offsets: once per row
+          // Lanes whose activation row is absent accumulate values that are never stored.
+          if constexpr (F::kHalfScales) {
+            int c0[4], c1[4];
+            mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
+            mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
             acc[0] += (d0.sc0 * fx) * float(c0[0] * 128 + c0[1]) + (d0.sc1 * fx) * float(c1[0] * 128 + c1[1]) +
                       d0.off0 * sx_lo + d0.off1 * sx_hi;
             acc[1] += (d1.sc0 * fx) * float(c0[2] * 128 + c0[3]) + (d1.sc1 * fx) * float(c1[2] * 128 + c1[3]) +
                       d1.off0 * sx_lo + d1.off1 * sx_hi;
-          }
-        } else {
-          int c[4];
-          const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
-          mma_k32<F::kSigned>(c, a, b.x, b.y);
-          if (my_m < count) {
+          } else {
+            int c[4];
+            const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
+            mma_k32<F::kSigned>(c, a, b.x, b.y);
             const float sx = sx_lo + sx_hi;
             acc[0] += (d0.sc0 * fx) * float(c[0] * 128 + c[1]) + d0.off0 * sx;
             acc[1] += (d1.sc0 * fx) * float(c[2] * 128 + c[3]) + d1.off0 * sx;
