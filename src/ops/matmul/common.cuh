@@ -7,6 +7,7 @@
 
 #include <cstdint>
 
+#include "cuda/bulk.cuh"
 #include "cuda/common.cuh"
 #include "ops/matmul/backend.h"
 
@@ -143,19 +144,6 @@ struct SharedBytes {
   }
   __device__ __forceinline__ uint32_t u16(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
 };
-
-// ---- cp.async ---------------------------------------------------------------------------------------
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-// 16 bytes global -> shared, bypassing L1; bytes past src_bytes (0..16) are zero-filled.
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src_bytes) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-__device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
 
 // Four consecutive floats of an activation row (vec: the address is 16-byte aligned).
 __device__ __forceinline__ float4 ldx4(const float* p, bool vec) {

@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "cuda/block_reduce.cuh"
+#include "cuda/bulk.cuh"
 #include "ops/softmax/backend.h"
 
 namespace lmk::cuda {
@@ -221,34 +222,6 @@ __device__ __forceinline__ void online_add(float& m, float& s, const float (&v)[
 #pragma unroll
   for (int e = 0; e < N; ++e) s += expf(v[e] - base);
 }
-
-// ---- bulk copies (TMA, 1-D) into shared memory, completing on an mbarrier ----------------------
-
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void mbar_init(uint64_t* bar) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(bar)) : "memory");
-  asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-}
-__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
-  asm volatile(
-      "{\n .reg .pred done;\n"
-      "WAIT_%=:\n mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-      " @!done bra WAIT_%=;\n}" ::"r"(smem_u32(bar)),
-      "r"(parity)
-      : "memory");
-}
-// bytes: a multiple of 16; src and dst 16-byte aligned.
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
-                   smem_u32(dst)),
-               "l"(src), "r"(bytes), "r"(smem_u32(bar))
-               : "memory");
-}
-// Orders this thread's earlier generic shared-memory reads before later bulk-copy writes.
-__device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
 // ---- a cluster of blocks per row -----------------------------------------------------------------
 // Block `rank` of the cluster owns columns [rank * chunk, (rank + 1) * chunk) of its row (chunk
