@@ -133,14 +133,18 @@ struct GlobalBytes {
   __device__ __forceinline__ uint32_t u32(const uint8_t* p) const { return ld_u32_2a(p, fast); }
   __device__ __forceinline__ uint32_t u16(const uint8_t* p) const { return ld_u16(p); }
 };
-// Shared memory, any 2-byte aligned address; a stage slot is padded so the word after the last
-// field exists.
+// Shared memory, any 2-byte aligned address inside a staged copy whose start `base` lies
+// `base_mis` bytes past a 4-byte boundary. The misalignment of p is taken from p - base, so when
+// base_mis is a constant and the field offsets are too (an unrolled loop), it folds away and an
+// aligned word is one load. A stage slot is padded so the word after the last field exists.
 struct SharedBytes {
+  const uint8_t* base;
+  int base_mis;
   __device__ __forceinline__ uint32_t u32(const uint8_t* p) const {
+    const int mis = (int(p - base) + base_mis) & 3;
     // Pointer arithmetic (not integer casts) keeps p's shared address space visible: LDS, not LD.
-    const int mis = int(reinterpret_cast<uintptr_t>(p)) & 3;
     const uint32_t* q = reinterpret_cast<const uint32_t*>(p - mis);
-    return __funnelshift_r(q[0], q[1], uint32_t(mis) * 8);
+    return mis ? __funnelshift_r(q[0], q[1], uint32_t(mis) * 8) : q[0];
   }
   __device__ __forceinline__ uint32_t u16(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
 };

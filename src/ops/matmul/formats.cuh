@@ -91,8 +91,9 @@ __device__ __forceinline__ void same_scale(Dec& d, float sc) {
 
 // Integer codes for the int8 tensor-core mat-vec (qmv.cuh): lo / hi hold the codes of elements
 // 4c..4c+3 / 16+4c..16+4c+3 as four bytes each (unsigned when F::kSigned is false), so that
-// w = sc * code + off exactly as the spec's f32 dequant (sc0/off0 for elements 0..15 of the
-// sub-block, sc1/off1 for 16..31; they differ only for F::kHalfScales formats).
+// w = sc * (code + F::kBias) + off exactly as the spec's f32 dequant (sc0/off0 for elements
+// 0..15 of the sub-block, sc1/off1 for 16..31; they differ only for F::kHalfScales formats;
+// off is the min term, always 0 unless F::kMin).
 struct Dec8 {
   uint32_t lo, hi;
   float sc0, sc1, off0, off1;
@@ -122,6 +123,8 @@ struct FQ4_0 {
   static constexpr int kBytes = 18;
   static constexpr int kSubBlocks = 1;  // 32-element sub-blocks per block
   static constexpr bool kSigned = false, kHalfScales = false;
+  static constexpr int kBias = -8;
+  static constexpr bool kMin = false;
   struct Raw {
     uint32_t q, d;
   };
@@ -139,7 +142,7 @@ struct FQ4_0 {
     d.lo = r.q & 0x0F0F0F0Fu;
     d.hi = (r.q >> 4) & 0x0F0F0F0Fu;
     const float sc = f16_lo(r.d);
-    scale8(d, sc, -8.0f * sc);
+    scale8(d, sc, 0.0f);
   }
 };
 
@@ -149,6 +152,8 @@ struct FIQ4_NL {
   static constexpr int kBytes = 18;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = true, kHalfScales = false;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = false;
   using Raw = FQ4_0::Raw;
   template <class B, class I>
   static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
@@ -170,6 +175,8 @@ struct FQ8_0 {
   static constexpr int kBytes = 34;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = true, kHalfScales = false;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = false;
   struct Raw {
     uint32_t q0, q1, d;
   };
@@ -196,6 +203,8 @@ struct FQ5_0 {
   static constexpr int kBytes = 22;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = false, kHalfScales = false;
+  static constexpr int kBias = -16;
+  static constexpr bool kMin = false;
   struct Raw {
     uint32_t q, qh, d;
     int c;
@@ -216,7 +225,7 @@ struct FQ5_0 {
     d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
     d.hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
     const float sc = f16_lo(r.d);
-    scale8(d, sc, -16.0f * sc);
+    scale8(d, sc, 0.0f);
   }
 };
 
@@ -226,6 +235,8 @@ struct FQ5_1 {
   static constexpr int kBytes = 24;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = false, kHalfScales = false;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = true;
   struct Raw {
     uint32_t q, qh, dm;
     int c;
@@ -271,6 +282,8 @@ struct FQ4_K {
   static constexpr int kBytes = 144;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = false;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = true;
   struct Raw {
     uint32_t q0, q1, hdr, s0, s1, s2;
   };
@@ -307,6 +320,8 @@ struct FQ5_K {
   static constexpr int kBytes = 176;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = false;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = true;
   struct Raw {
     uint32_t q0, q1, h0, h1, hdr, s0, s1, s2;
   };
@@ -344,6 +359,8 @@ struct FQ6_K {
   static constexpr int kBytes = 210;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = true;
+  static constexpr int kBias = -32;
+  static constexpr bool kMin = false;
   struct Raw {
     uint32_t l0, l1, h0, h1, sc, d;
   };
@@ -373,8 +390,7 @@ struct FQ6_K {
     const float dd = f16_lo(r.d);
     d.sc0 = dd * float(int8_t(r.sc & 0xFF));
     d.sc1 = dd * float(int8_t((r.sc >> 8) & 0xFF));
-    d.off0 = -32.0f * d.sc0;  // codes are stored + 32
-    d.off1 = -32.0f * d.sc1;
+    d.off0 = d.off1 = 0.0f;  // codes are stored + 32: kBias
   }
 };
 
@@ -384,6 +400,8 @@ struct FQ2_K {
   static constexpr int kBytes = 84;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = true;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = true;
   struct Raw {
     uint32_t q0, q1, sc, dd;
   };
@@ -425,6 +443,8 @@ struct FIQ4_XS {
   static constexpr int kBytes = 136;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = true, kHalfScales = false;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = false;
   struct Raw {
     uint32_t q, hdr, sl;
   };

@@ -16,13 +16,14 @@
 // hold the pieces of activation row m, so one mma serves two activation rows.
 //
 // Loads: GGUF blocks are 18/34/210-byte records, so reading them in place means 2- and 4-byte
-// loads. Each warp instead streams its part of the weights into shared memory with bulk copies
-// (TMA, one instruction per weight row and stage, completing on a per-slot mbarrier; several
-// stages in flight without holding registers) and decodes from there with the format decoders
-// of formats.cuh (SharedBytes, codes8). A stage is 8 consecutive sub-blocks (one K-quant
-// super-block, or 8 small blocks) of each of the CTA's 16 weight rows, plus the matching x
-// pieces; a row's copy covers the 16-byte granules around its bytes, so any row stride works
-// (a copy that would leave the weight tensor is done with plain byte loads).
+// loads. Each warp instead streams its part of the weights into shared memory with 16-byte
+// cp.async copies (several stages in flight without holding registers) and decodes from there
+// with the format decoders of formats.cuh (SharedBytes, codes8). A stage is 8 consecutive
+// sub-blocks (one K-quant super-block, or 8 small blocks) of each of the CTA's 16 weight rows,
+// plus the matching x records; the copy covers the 16-byte granules around the weight bytes, so
+// any row stride works (granules sticking out of the weight tensor are filled by plain loads).
+// (Bulk TMA copies, one per row and stage, measured slower: the copy instruction takes uniform
+// operands, so 17 per-lane copies serialise.)
 //
 // Layout: a CTA owns one mma tile of 16 weight rows of one work item; its warps take the row's
 // stages round-robin; lane (g, t) decodes rows g and g+8 (elements 4t..4t+3 and 16+4t..16+4t+3
@@ -91,8 +92,9 @@ __device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, u
 template <class F, int MT>
 struct QmvStage {
   static constexpr int kRowBytes = F::kBytes * 8 / F::kSubBlocks;  // bytes of 8 sub-blocks
-  static constexpr int kSlot = (kRowBytes + 30) / 16 * 16 + 16;    // granules around them at any
-                                                                   // offset + room for SharedBytes::u32
+  static constexpr int kGranules = (kRowBytes + 30) / 16;          // 16-byte copies at any offset
+  static constexpr int kAlignedGranules = (kRowBytes + 15) / 16;   // rows 16-byte aligned
+  static constexpr int kSlot = kGranules * 16 + 16;                // + room for SharedBytes::u32
   static constexpr int kX = 16 * kSlot;                            // offset of the x records
   static constexpr int kBytes = kX + MT * 8 * kQmvXRecord;         // one stage of one warp
 };
@@ -109,20 +111,18 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   constexpr int P = kQmvStages;
   extern __shared__ __align__(16) uint8_t qmv_smem[];
   __shared__ float red[8][16][MT];
-  __shared__ uint64_t bars[8][P];  // per warp and stage slot: the slot's bulk copies landed
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
   const int g = lane >> 2, t = lane & 3;
   uint8_t* ring = qmv_smem + warp * (P * S::kBytes);
   const int64_t nst = (p.nsb + 7) / 8;  // stages per row
   const int64_t my_stages = nst > warp ? (nst - warp + nwarps - 1) / nwarps : 0;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(p.w), hi = reinterpret_cast<uintptr_t>(p.w_end);
+  // Rows start 16-byte aligned and a stage is whole granules: no offsets, no extra granule.
+  const bool aligned = S::kRowBytes % 16 == 0 && lo % 16 == 0 && p.row_bytes % 16 == 0 && p.expert_stride % 16 == 0;
   const int64_t n_rt = (p.n + 15) / 16;
   const int64_t n_items = item_count(p.rs);
   const int64_t total = n_items * n_rt;
   // This lane's activation row (column group) and piece pair: columns 2t, 2t+1 of the mma.
-  if (lane < P) mbar_init(&bars[warp][lane]);
-  __syncwarp();
-  uint64_t issued = 0, consumed = 0;  // stages of this warp, over all its work units
   const int my_m = t >> 1;
   const int xm = my_m < MT ? my_m : 0;  // the x record this lane reads (in bounds for MT = 1)
   const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
@@ -153,51 +153,43 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
 #pragma unroll
     for (int m = 0; m < MT; ++m) xbase[m] = p.xq + xrow[m] * p.nsb * kQmvXRecord;
 
-    // Stage j of this warp (row stage s = warp + j * nwarps) into slot j % P, by bulk copies:
-    // lane r < 16 copies weight row r's 8 sub-blocks (the 16-byte granules around them), lane
-    // 16 + m the x records of activation row m. A copy that would leave the weight tensor (its
-    // first or last granule) is done with plain byte loads instead. Stage phases are counted
-    // per warp across work units (`issued`), so the slot barriers' parities stay in step.
+    // Stage j of this warp (row stage s = warp + j * nwarps) into slot j % P.
     auto issue = [&](int64_t j) {
-      if (j >= my_stages) return;
-      const int64_t s = warp + j * nwarps;
-      const int slot_i = int(issued % P);
-      uint8_t* slot = ring + slot_i * S::kBytes;
-      uint64_t* bar = &bars[warp][slot_i];
-      const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
-      const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
-      const void* src = nullptr;
-      void* dst = nullptr;
-      uint32_t bytes = 0;
-      bool edge = false;
-      if (lane < 16) {
-        const uintptr_t a = stage + roff(lane), a16 = a & ~uintptr_t(15);
-        const uintptr_t end = (a + S::kRowBytes + 15) & ~uintptr_t(15);
-        src = reinterpret_cast<const void*>(a16);
-        dst = slot + lane * S::kSlot;
-        bytes = uint32_t(end - a16);
-        edge = !interior && (a16 < lo || end > hi);
-      } else if (lane - 16 < count) {
-        const int m = lane - 16;
-        src = xbase[m < MT ? m : 0] + s * 8 * kQmvXRecord;
-        dst = slot + S::kX + (m < MT ? m : 0) * 8 * kQmvXRecord;
-        bytes = uint32_t(nv * kQmvXRecord);
-      }
-      const uint32_t total = __reduce_add_sync(0xffffffffu, edge ? 0u : bytes);
-      fence_proxy_async();  // this lane's reads of the slot's previous stage come first
-      __syncwarp();
-      if (lane == 0) mbar_expect_tx(bar, total);
-      __syncwarp();
-      if (bytes && !edge) {
-        bulk_load(dst, src, bytes, bar);
-      } else if (edge) {  // only the bytes inside the weight tensor
-        const uintptr_t a = reinterpret_cast<uintptr_t>(src);
+      if (j < my_stages) {
+        const int64_t s = warp + j * nwarps;
+        uint8_t* slot = ring + (j % P) * S::kBytes;
+        const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
+        auto copy_rows = [&](auto granules) {
+          constexpr int G = decltype(granules)::value;
+          for (int i = lane; i < 16 * G; i += 32) {
+            const int r = i / G, gi = i - r * G;
+            const uintptr_t src = ((stage + roff(r)) & ~uintptr_t(15)) + 16 * gi;
+            uint8_t* dst = slot + r * S::kSlot + 16 * gi;
+            if (interior || (src >= lo && src + 16 <= hi)) {
+              cp_async16(dst, reinterpret_cast<const void*>(src), 16);
+            } else {  // tensor edge: only the bytes inside the tensor
 #pragma unroll 1
-        for (uint32_t i = 0; i < bytes; ++i)
-          static_cast<uint8_t*>(dst)[i] =
-              a + i >= lo && a + i < hi ? *reinterpret_cast<const uint8_t*>(a + i) : uint8_t(0);
+              for (int b = 0; b < 16; ++b)
+                dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t(0);
+            }
+          }
+        };
+        if (aligned)
+          copy_rows(std::integral_constant<int, S::kAlignedGranules>{});
+        else
+          copy_rows(std::integral_constant<int, S::kGranules>{});
+        // x records of the stage's sub-blocks: contiguous, 9 granules each.
+        const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
+#pragma unroll
+        for (int m = 0; m < MT; ++m) {
+          if (m < count) {
+            const uint8_t* src = xbase[m] + s * 8 * kQmvXRecord;
+            for (int i = lane; i < nv * 9; i += 32)
+              cp_async16(slot + S::kX + m * 8 * kQmvXRecord + 16 * i, src + 16 * i, 16);
+          }
+        }
       }
-      ++issued;
+      cp_async_commit();
     };
 
     float acc[2] = {0.0f, 0.0f};  // rows g, g + 8 for activation row my_m
@@ -205,47 +197,59 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
     for (int j = 0; j < P - 1; ++j) issue(j);
     for (int64_t j = 0; j < my_stages; ++j) {
       issue(j + P - 1);
-      const int slot_i = int(consumed % P);
-      mbar_wait(&bars[warp][slot_i], uint32_t(consumed / P) & 1u);
-      __syncwarp();  // byte-copied edge granules of other lanes are visible too
-      ++consumed;
+      cp_async_wait<P - 1>();
+      __syncwarp();
       const int64_t s = warp + j * nwarps;
-      const uint8_t* slot = ring + slot_i * S::kBytes;
+      const uint8_t* slot = ring + (j % P) * S::kBytes;
       const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
-      const uint8_t* wg = slot + g * S::kSlot + int((stage + roff(g)) & 15);
-      const uint8_t* wg8 = slot + (g + 8) * S::kSlot + int((stage + roff(g + 8)) & 15);
+      const int og = int((stage + roff(g)) & 15), og8 = int((stage + roff(g + 8)) & 15);
+      const uint8_t* wg = slot + g * S::kSlot + og;
+      const uint8_t* wg8 = slot + (g + 8) * S::kSlot + og8;
+      // Rows 16-byte aligned: every field's alignment is a compile-time constant (SharedBytes).
+      const SharedBytes m0{wg, aligned ? 0 : og & 3}, m1{wg8, aligned ? 0 : og8 & 3};
       const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
       // Unrolled (the partial last stage of a K % 256 != 0 row is a uniform guard) so the shared
-      // loads and mmas of neighbouring sub-blocks overlap.
+      // loads and mmas of neighbouring sub-blocks overlap. Per row and sub-block:
+      //   acc += sc·(fx·(128·c[2t] + c[2t+1]) + kBias·Σx) + off·Σx
+      // (Σx only on the lane holding pieces 0 and 1, so each row adds it once).
 #pragma unroll
       for (int sbl = 0; sbl < 8; ++sbl) {
         if (sbl < nv) {
           Dec8 d0, d1;  // rows g and g + 8
-          F::codes8(F::load(SharedBytes{}, wg, sbl, t), sbl, d0);
-          F::codes8(F::load(SharedBytes{}, wg8, sbl, t), sbl, d1);
+          F::codes8(F::load(m0, wg, sbl, t), sbl, d0);
+          F::codes8(F::load(m1, wg8, sbl, t), sbl, d1);
           // B: column g = piece g % 4 of activation row g / 4 (zero past the item's rows).
           const int bm = g / 4 < MT ? g / 4 : 0;
           uint2 b = *reinterpret_cast<const uint2*>(slot + S::kX + (bm * 8 + sbl) * kQmvXRecord + (g % 4) * 32 + t * 8);
           if (g / 4 >= count) b = make_uint2(0u, 0u);
           const float4 xs = *reinterpret_cast<const float4*>(slot + S::kX + (xm * 8 + sbl) * kQmvXRecord + 128);
           const float fx = xs.x * piece_w;
-          const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;  // offsets: once per row
+          const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;
           // Lanes whose activation row is absent accumulate values that are never stored.
           if constexpr (F::kHalfScales) {
             int c0[4], c1[4];
             mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
             mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
-            acc[0] += (d0.sc0 * fx) * float(c0[0] * 128 + c0[1]) + (d0.sc1 * fx) * float(c1[0] * 128 + c1[1]) +
-                      d0.off0 * sx_lo + d0.off1 * sx_hi;
-            acc[1] += (d1.sc0 * fx) * float(c0[2] * 128 + c0[3]) + (d1.sc1 * fx) * float(c1[2] * 128 + c1[3]) +
-                      d1.off0 * sx_lo + d1.off1 * sx_hi;
+            const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
+            acc[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), acc[0]);
+            acc[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), acc[0]);
+            acc[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), acc[1]);
+            acc[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), acc[1]);
+            if constexpr (F::kMin) {
+              acc[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, acc[0]));
+              acc[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, acc[1]));
+            }
           } else {
             int c[4];
             const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
             mma_k32<F::kSigned>(c, a, b.x, b.y);
-            const float sx = sx_lo + sx_hi;
-            acc[0] += (d0.sc0 * fx) * float(c[0] * 128 + c[1]) + d0.off0 * sx;
-            acc[1] += (d1.sc0 * fx) * float(c[2] * 128 + c[3]) + d1.off0 * sx;
+            const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
+            acc[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), acc[0]);
+            acc[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), acc[1]);
+            if constexpr (F::kMin) {
+              acc[0] = fmaf(d0.off0, sx, acc[0]);
+              acc[1] = fmaf(d1.off0, sx, acc[1]);
+            }
           }
         }
       }
@@ -287,7 +291,8 @@ void launch_qmv(const QmvParams& p, cudaStream_t stream) {
   if (work <= 0) return;
   const int64_t nst = (p.nsb + 7) / 8;
   const int by_smem = (96 * 1024) / (kQmvStages * QmvStage<F, MT>::kBytes);
-  const int warps = int(std::max<int64_t>(1, std::min<int64_t>({nst, 8, by_smem})));
+  // At least ~4 stages per warp (the per-unit setup is paid per warp), at most 8 warps.
+  const int warps = int(std::max<int64_t>(1, std::min<int64_t>({(nst + 3) / 4, 8, by_smem})));
   const int smem = qmv_smem_bytes<F, MT>(warps);
   auto kernel = qmv_kernel<F, MT>;
   static const bool attr = [&] {
