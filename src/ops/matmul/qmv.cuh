@@ -104,7 +104,9 @@ constexpr int qmv_smem_bytes(int warps) {
   return warps * kQmvStages * QmvStage<F, MT>::kBytes;
 }
 
-template <class F, int MT>
+// Aligned: the weight rows start 16-byte aligned and a stage is whole granules (checked by the
+// launcher), so every field's alignment in the stage is a compile-time constant.
+template <class F, int MT, bool Aligned>
 __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   static_assert(MT == 1 || MT == 2, "one mma holds the pieces of two activation rows");
   using S = QmvStage<F, MT>;
@@ -117,8 +119,7 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   const int64_t nst = (p.nsb + 7) / 8;  // stages per row
   const int64_t my_stages = nst > warp ? (nst - warp + nwarps - 1) / nwarps : 0;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(p.w), hi = reinterpret_cast<uintptr_t>(p.w_end);
-  // Rows start 16-byte aligned and a stage is whole granules: no offsets, no extra granule.
-  const bool aligned = S::kRowBytes % 16 == 0 && lo % 16 == 0 && p.row_bytes % 16 == 0 && p.expert_stride % 16 == 0;
+  constexpr bool aligned = Aligned;
   const int64_t n_rt = (p.n + 15) / 16;
   const int64_t n_items = item_count(p.rs);
   const int64_t total = n_items * n_rt;
@@ -202,11 +203,11 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
       const int64_t s = warp + j * nwarps;
       const uint8_t* slot = ring + (j % P) * S::kBytes;
       const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
-      const int og = int((stage + roff(g)) & 15), og8 = int((stage + roff(g + 8)) & 15);
+      const int og = Aligned ? 0 : int((stage + roff(g)) & 15), og8 = Aligned ? 0 : int((stage + roff(g + 8)) & 15);
       const uint8_t* wg = slot + g * S::kSlot + og;
       const uint8_t* wg8 = slot + (g + 8) * S::kSlot + og8;
-      // Rows 16-byte aligned: every field's alignment is a compile-time constant (SharedBytes).
-      const SharedBytes m0{wg, aligned ? 0 : og & 3}, m1{wg8, aligned ? 0 : og8 & 3};
+      // Aligned: og = og8 = 0 and every field's alignment is a compile-time constant (SharedBytes).
+      const SharedBytes m0{wg, Aligned ? 0 : og & 3}, m1{wg8, Aligned ? 0 : og8 & 3};
       const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
       // Unrolled (the partial last stage of a K % 256 != 0 row is a uniform guard) so the shared
       // loads and mmas of neighbouring sub-blocks overlap. Per row and sub-block:
@@ -278,6 +279,19 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   }
 }
 
+template <class F, int MT, bool Aligned>
+void launch_qmv_kernel(const QmvParams& p, int warps, int smem, int64_t work, cudaStream_t stream) {
+  auto kernel = qmv_kernel<F, MT, Aligned>;
+  static const bool attr = [&] {
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmv_smem_bytes<F, MT>(8)));
+    return true;
+  }();
+  (void)attr;
+  const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * warps, smem)) * sm_count();
+  kernel<<<unsigned(work < cap ? work : cap), 32 * warps, smem, stream>>>(p);
+  LMK_LAUNCH_CHECK(qmv_kernel);
+}
+
 // One activation row per item (M = 1 decode and single routed rows); 2..8 rows per weight read
 // use the bf16 tensor-core mat-vec (qmv_tc.cuh). p.xq must hold the pieces of x
 // (split_x in cuda.cu, run before). Warps: one per stage of a row, at most 8, fewer when
@@ -294,16 +308,12 @@ void launch_qmv(const QmvParams& p, cudaStream_t stream) {
   // At least ~4 stages per warp (the per-unit setup is paid per warp), at most 8 warps.
   const int warps = int(std::max<int64_t>(1, std::min<int64_t>({(nst + 3) / 4, 8, by_smem})));
   const int smem = qmv_smem_bytes<F, MT>(warps);
-  auto kernel = qmv_kernel<F, MT>;
-  static const bool attr = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmv_smem_bytes<F, MT>(8)));
-    return true;
-  }();
-  (void)attr;
-  const int64_t cap =
-      int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * warps, smem)) * sm_count();
-  kernel<<<unsigned(work < cap ? work : cap), 32 * warps, smem, stream>>>(p);
-  LMK_LAUNCH_CHECK(qmv_kernel);
+  const bool aligned = QmvStage<F, MT>::kRowBytes % 16 == 0 && reinterpret_cast<uintptr_t>(p.w) % 16 == 0 &&
+                       p.row_bytes % 16 == 0 && p.expert_stride % 16 == 0;
+  if constexpr (QmvStage<F, MT>::kRowBytes % 16 == 0) {
+    if (aligned) return launch_qmv_kernel<F, MT, true>(p, warps, smem, work, stream);
+  }
+  launch_qmv_kernel<F, MT, false>(p, warps, smem, work, stream);
 }
 
 }  // namespace lmk::cuda::mm
