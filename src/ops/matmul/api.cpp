@@ -13,12 +13,12 @@ namespace lmk {
 #define LMK_QFORMATS "q4_0, q5_0, q5_1, q8_0, iq4_nl, q2_K, q4_K, q5_K, q6_K, iq4_xs"
 LMK_REGISTER_OP({"quantized_matmul_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
                  "matmul-moe-sampling.md §3.1",
-                 "qmv_<fmt> (M = 1, f32 FMA), qmv_tc_<fmt> (M 2..8, mma bf16x3 = f32), qmm_<fmt>_bf16 (M > 8)"});
+                 "qmv_<fmt> (M <= 8: int8 mma on x split into 4 int8 pieces = f32), qmm_<fmt>_bf16 (M > 8)"});
 LMK_REGISTER_OP({"mul_mv_ext", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
-                 "matmul-moe-sampling.md §3.2", "qmv_tc_<fmt> (weight broadcast over the batch)"});
+                 "matmul-moe-sampling.md §3.2", "qmv_<fmt> (weight decoded once for up to 8 rows)"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w [E,N,K], u32/i32 ids",
                  true, true, "matmul-moe-sampling.md §3.3",
-                 "moe_route (count/scan/row lists), qmv_<fmt> / qmv_tc_<fmt> per expert, qmm_<fmt>_bf16 grouped"});
+                 "moe_route (count/scan/row lists), qmv_<fmt> per expert, qmm_<fmt>_bf16 grouped"});
 LMK_REGISTER_OP({"dense_mm", "matmul", "bf16, f16, f32 src0; f32 src1, dst", true, true, "matmul-moe-sampling.md §5.3",
                  "gemv_<t>_m{1,2,4,8} (M <= 8), cublasLt {bf16,f16,f32 (COMPUTE_32F, no TF32)}"});
 LMK_REGISTER_OP({"dense_gemm", "matmul", "f16 (or bf16) a, b, c", true, true, "matmul-moe-sampling.md §5.1",

@@ -15,7 +15,6 @@
 #include "ops/matmul/launch.h"
 #include "ops/matmul/qmm.cuh"
 #include "ops/matmul/qmv.cuh"
-#include "ops/matmul/qmv_tc.cuh"
 
 namespace lmk::cuda {
 
@@ -337,9 +336,6 @@ void run_qmv_fmt(DType t, const QmvParams& p, cudaStream_t s) {
   split_x(p, s);
   visit_format(t, [&](auto f) { run_qmv<decltype(f)>(p, s); });
 }
-void run_qmv_tc_fmt(DType t, const QmvTcParams& p, cudaStream_t s) {
-  visit_format(t, [&](auto f) { run_qmv_tc<decltype(f)>(p, s); });
-}
 void run_qmm_fmt(DType t, const QmmParams& p, int bm, cudaStream_t s) {
   if (p.rs.n_items > 65535)
     LMK_THROW(Unsupported, "quantized matmul: ", p.rs.n_items, " row tiles exceed the grid limit (65535)");
@@ -349,26 +345,6 @@ void run_qmm_fmt(DType t, const QmmParams& p, int bm, cudaStream_t s) {
 // 4-byte aligned start and end of every expert: the fast word loads never leave the tensor.
 bool fast_weights(const QWeight& w) {
   return is_aligned(w.data, 4) && (w.n * w.row_bytes) % 4 == 0 && w.expert_stride % 4 == 0;
-}
-
-// Scratch bytes of the tensor-core mat-vec's split-K partial sums.
-int64_t qmv_tc_scratch(int64_t items, int64_t n, int splits) {
-  return splits > 1 ? items * ceil_div(n, kTcRows) * splits * kTcRows * 8 * int64_t(sizeof(float)) : 0;
-}
-
-// Tensor-core mat-vec over `items` items of up to 8 rows; partials carved from `cv` if needed.
-template <class CarveT>
-QmvTcParams qmv_tc_params(const QmvParams& q, Workspace& ws, CarveT& cv) {
-  QmvTcParams tp;
-  tp.q = q;
-  tp.splits = qmv_tc_splits(q.rs.n_items, q.n, q.nsb);
-  const int64_t slots = q.rs.n_items * ceil_div(q.n, kTcRows);
-  if (tp.splits > 1 && slots > kCounters) tp.splits = 1;
-  if (tp.splits > 1) {
-    tp.partial = cv.template take<float>(slots * tp.splits * kTcRows * 8);
-    tp.counters = ws.counters;
-  }
-  return tp;
 }
 
 QmvParams qmv_params(const QWeight& w, const float* x, float* y) {
@@ -591,21 +567,12 @@ void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s) {
     QmvParams p = qmv_params(a.w, a.x, a.y);
     p.rs.mode = ItemMode::plain;
     p.rs.m_rows = a.rows;
-    if (a.rows == 1) {
-      p.rs.per_item = 1;
-      p.rs.n_items = 1;
-      Workspace& ws = workspace(s, qmv_scratch_bytes(1, p.nsb));
-      Carve cv{static_cast<char*>(ws.scratch)};
-      qmv_scratch(p, 1, cv);
-      run_qmv_fmt(a.w.type, p, st);
-      return;
-    }
-    p.rs.per_item = 8;
-    p.rs.n_items = ceil_div(a.rows, 8);
-    const int splits = qmv_tc_splits(p.rs.n_items, a.w.n, p.nsb);
-    Workspace& ws = workspace(s, qmv_tc_scratch(p.rs.n_items, a.w.n, splits));
+    p.rs.per_item = a.rows == 1 ? 1 : 8;
+    p.rs.n_items = ceil_div(a.rows, int64_t(p.rs.per_item));
+    Workspace& ws = workspace(s, qmv_scratch_bytes(a.rows, p.nsb));
     Carve cv{static_cast<char*>(ws.scratch)};
-    run_qmv_tc_fmt(a.w.type, qmv_tc_params(p, ws, cv), st);
+    qmv_scratch(p, a.rows, cv);
+    run_qmv_fmt(a.w.type, p, st);
     return;
   }
   Workspace& ws = workspace(s, a.rows * a.w.k * 2);
@@ -639,16 +606,13 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
   const bool direct = path != MatmulPath::matmat && R <= kDirectRows;
   const double avg = double(R) / double(std::min(E, R));
   const bool mat_mat = path == MatmulPath::matmat || (path == MatmulPath::automatic && !direct && avg > kMatMatRowsPerExpert);
-  // Mat-vec pieces: single rows on the FMA kernel when experts average one row, else up to 8
-  // rows per piece on the tensor-core mat-vec.
+  // Mat-vec pieces: single rows when experts average one row, else up to 8 rows per piece.
   const int tile = mat_mat ? 64 : avg > 1.0 ? 8 : 1;
   const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
   const int64_t route_bytes = align_up(4 * E, 256) * 4 + align_up(4 * R, 256) + align_up(12 * max_items, 256) + 256;
   const int64_t xb_bytes = mat_mat ? align_up(a.x_rows * a.w.k * 2, 256) : 0;
-  const int64_t tc_bytes =
-      !mat_mat && tile > 1 ? qmv_tc_scratch(max_items, a.w.n, qmv_tc_splits(max_items, a.w.n, a.w.k / 32)) : 0;
-  const int64_t qmv_bytes = !mat_mat && tile == 1 ? qmv_scratch_bytes(a.x_rows, a.w.k / 32) : 0;
-  Workspace& ws = workspace(s, (direct ? 0 : route_bytes + xb_bytes + align_up(tc_bytes, 256)) + qmv_bytes);
+  const int64_t qmv_bytes = !mat_mat ? qmv_scratch_bytes(a.x_rows, a.w.k / 32) : 0;
+  Workspace& ws = workspace(s, (direct ? 0 : route_bytes + xb_bytes) + qmv_bytes);
   if (debug) {
     dbg = ws.flags;
     LMK_CUDA_CHECK(cudaMemsetAsync(dbg, 0, 4, st));
@@ -697,15 +661,11 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
       QmmParams p = qmm_params(a.w, xb, a.y);
       p.rs = rs;
       run_qmm_fmt(a.w.type, p, 64, st);
-    } else if (tile == 1) {
+    } else {
       QmvParams p = qmv_params(a.w, a.x, a.y);
       p.rs = rs;
       qmv_scratch(p, a.x_rows, cv);
       run_qmv_fmt(a.w.type, p, st);
-    } else {
-      QmvParams p = qmv_params(a.w, a.x, a.y);
-      p.rs = rs;
-      run_qmv_tc_fmt(a.w.type, qmv_tc_params(p, ws, cv), st);
     }
   }
 

@@ -11,7 +11,6 @@
 namespace lmk::cuda::mm {
 
 struct QmvParams;
-struct QmvTcParams;
 struct QmmParams;
 
 // Dense mat-vec: y[b, m, n] = Σ_k xround(x[b, m, k]) · w[b / (b1 / b0), n, k].
@@ -29,12 +28,10 @@ struct GemvParams {
 void gemv(const GemvParams& p, cudaStream_t stream);
 
 // Quantized kernels of format F (a formats.cuh struct); explicitly instantiated per format in
-// qmv_*.cu / qmm_*.cu. run_qmv: one activation row per item; run_qmv_tc: up to 8; bm: tile rows
+// qmv_*.cu / qmm_*.cu. run_qmv: items of 1 or up to 8 activation rows; bm: tile rows
 // of the mat-mat kernel (64, 128).
 template <class F>
 void run_qmv(const QmvParams& p, cudaStream_t stream);
-template <class F>
-void run_qmv_tc(const QmvTcParams& p, cudaStream_t stream);
 template <class F>
 void run_qmm(const QmmParams& p, int bm, cudaStream_t stream);
 

@@ -108,7 +108,8 @@ constexpr int qmv_smem_bytes(int warps) {
 // launcher), so every field's alignment in the stage is a compile-time constant.
 template <class F, int MT, bool Aligned>
 __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
-  static_assert(MT == 1 || MT == 2, "one mma holds the pieces of two activation rows");
+  static_assert(MT == 1 || MT % 2 == 0, "one mma holds the pieces of two activation rows");
+  constexpr int NB = (MT + 1) / 2;  // mmas per sub-block: activation rows 2nb, 2nb + 1
   using S = QmvStage<F, MT>;
   constexpr int P = kQmvStages;
   extern __shared__ __align__(16) uint8_t qmv_smem[];
@@ -124,8 +125,7 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   const int64_t n_items = item_count(p.rs);
   const int64_t total = n_items * n_rt;
   // This lane's activation row (column group) and piece pair: columns 2t, 2t+1 of the mma.
-  const int my_m = t >> 1;
-  const int xm = my_m < MT ? my_m : 0;  // the x record this lane reads (in bounds for MT = 1)
+  const int my_m = t >> 1;  // + 2nb: this lane's activation row in mma nb
   const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
 
   for (int64_t wi = blockIdx.x; wi < total; wi += gridDim.x) {
@@ -193,7 +193,7 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
       cp_async_commit();
     };
 
-    float acc[2] = {0.0f, 0.0f};  // rows g, g + 8 for activation row my_m
+    float acc[NB][2] = {};  // rows g, g + 8 for activation row 2nb + my_m
 #pragma unroll
     for (int j = 0; j < P - 1; ++j) issue(j);
     for (int64_t j = 0; j < my_stages; ++j) {
@@ -219,37 +219,45 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
           Dec8 d0, d1;  // rows g and g + 8
           F::codes8(F::load(m0, wg, sbl, t), sbl, d0);
           F::codes8(F::load(m1, wg8, sbl, t), sbl, d1);
-          // B: column g = piece g % 4 of activation row g / 4 (zero past the item's rows).
-          const int bm = g / 4 < MT ? g / 4 : 0;
-          uint2 b = *reinterpret_cast<const uint2*>(slot + S::kX + (bm * 8 + sbl) * kQmvXRecord + (g % 4) * 32 + t * 8);
-          if (g / 4 >= count) b = make_uint2(0u, 0u);
-          const float4 xs = *reinterpret_cast<const float4*>(slot + S::kX + (xm * 8 + sbl) * kQmvXRecord + 128);
-          const float fx = xs.x * piece_w;
-          const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;
-          // Lanes whose activation row is absent accumulate values that are never stored.
-          if constexpr (F::kHalfScales) {
-            int c0[4], c1[4];
-            mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
-            mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
-            const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
-            acc[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), acc[0]);
-            acc[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), acc[0]);
-            acc[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), acc[1]);
-            acc[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), acc[1]);
-            if constexpr (F::kMin) {
-              acc[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, acc[0]));
-              acc[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, acc[1]));
-            }
-          } else {
-            int c[4];
-            const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
-            mma_k32<F::kSigned>(c, a, b.x, b.y);
-            const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
-            acc[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), acc[0]);
-            acc[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), acc[1]);
-            if constexpr (F::kMin) {
-              acc[0] = fmaf(d0.off0, sx, acc[0]);
-              acc[1] = fmaf(d1.off0, sx, acc[1]);
+#pragma unroll
+          for (int nb = 0; nb < NB; ++nb) {
+            if (2 * nb < count) {  // uniform: groups past the item's rows are skipped
+              // B: column g = piece g % 4 of activation row 2nb + g / 4 (zero past the item's rows).
+              const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
+              uint2 b = *reinterpret_cast<const uint2*>(slot + S::kX + ((bm < MT ? bm : 0) * 8 + sbl) * kQmvXRecord +
+                                                        (g % 4) * 32 + t * 8);
+              if (bm >= count) b = make_uint2(0u, 0u);
+              const float4 xs =
+                  *reinterpret_cast<const float4*>(slot + S::kX + ((xm < MT ? xm : 0) * 8 + sbl) * kQmvXRecord + 128);
+              const float fx = xs.x * piece_w;
+              const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;
+              float* ac = acc[nb];
+              // Lanes whose activation row is absent accumulate values that are never stored.
+              if constexpr (F::kHalfScales) {
+                int c0[4], c1[4];
+                mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
+                mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
+                const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
+                ac[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), ac[0]);
+                ac[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), ac[0]);
+                ac[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), ac[1]);
+                ac[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), ac[1]);
+                if constexpr (F::kMin) {
+                  ac[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, ac[0]));
+                  ac[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, ac[1]));
+                }
+              } else {
+                int c[4];
+                const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
+                mma_k32<F::kSigned>(c, a, b.x, b.y);
+                const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
+                ac[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), ac[0]);
+                ac[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), ac[1]);
+                if constexpr (F::kMin) {
+                  ac[0] = fmaf(d0.off0, sx, ac[0]);
+                  ac[1] = fmaf(d1.off0, sx, ac[1]);
+                }
+              }
             }
           }
         }
@@ -258,11 +266,15 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
     }
 
     // Lanes t and t^1 hold the two piece pairs of activation row t/2: add them, then across warps.
-    acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], 1);
-    acc[1] += __shfl_xor_sync(0xffffffffu, acc[1], 1);
-    if ((t & 1) == 0 && my_m < MT) {
-      red[warp][g][my_m] = acc[0];
-      red[warp][g + 8][my_m] = acc[1];
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      acc[nb][0] += __shfl_xor_sync(0xffffffffu, acc[nb][0], 1);
+      acc[nb][1] += __shfl_xor_sync(0xffffffffu, acc[nb][1], 1);
+      const int m = 2 * nb + my_m;
+      if ((t & 1) == 0 && m < MT) {
+        red[warp][g][m] = acc[nb][0];
+        red[warp][g + 8][m] = acc[nb][1];
+      }
     }
     __syncthreads();
     if (tid < 16 * MT) {
@@ -292,19 +304,12 @@ void launch_qmv_kernel(const QmvParams& p, int warps, int smem, int64_t work, cu
   LMK_LAUNCH_CHECK(qmv_kernel);
 }
 
-// One activation row per item (M = 1 decode and single routed rows); 2..8 rows per weight read
-// use the bf16 tensor-core mat-vec (qmv_tc.cuh). p.xq must hold the pieces of x
-// (split_x in cuda.cu, run before). Warps: one per stage of a row, at most 8, fewer when
-// a format's stage is large (about 96 KiB of stages per CTA, two CTAs per SM).
-template <class F>
-void launch_qmv(const QmvParams& p, cudaStream_t stream) {
-  constexpr int MT = 1;
-  if (16 * p.row_bytes >= (int64_t(1) << 31))
-    LMK_THROW(Unsupported, "quantized mat-vec: rows of ", p.row_bytes, " bytes exceed the supported 2^27");
+template <class F, int MT>
+void launch_qmv_mt(const QmvParams& p, cudaStream_t stream) {
   const int64_t work = p.rs.n_items * ((p.n + 15) / 16);
   if (work <= 0) return;
   const int64_t nst = (p.nsb + 7) / 8;
-  const int by_smem = (96 * 1024) / (kQmvStages * QmvStage<F, MT>::kBytes);
+  const int by_smem = (110 * 1024) / (kQmvStages * QmvStage<F, MT>::kBytes);
   // At least ~4 stages per warp (the per-unit setup is paid per warp), at most 8 warps.
   const int warps = int(std::max<int64_t>(1, std::min<int64_t>({(nst + 3) / 4, 8, by_smem})));
   const int smem = qmv_smem_bytes<F, MT>(warps);
@@ -314,6 +319,20 @@ void launch_qmv(const QmvParams& p, cudaStream_t stream) {
     if (aligned) return launch_qmv_kernel<F, MT, true>(p, warps, smem, work, stream);
   }
   launch_qmv_kernel<F, MT, false>(p, warps, smem, work, stream);
+}
+
+// Items of one activation row (M = 1 decode, single routed rows) or of up to 8 (p.rs.per_item:
+// small batches, grouped routed rows; the weights are decoded once per item). p.xq must hold
+// the pieces of x (split_x in cuda.cu, run before). Warps per CTA: enough for ~4 stages each,
+// at most 8, fewer when a stage is large (about 110 KiB of stages per CTA, two CTAs per SM).
+template <class F>
+void launch_qmv(const QmvParams& p, cudaStream_t stream) {
+  if (16 * p.row_bytes >= (int64_t(1) << 31))
+    LMK_THROW(Unsupported, "quantized mat-vec: rows of ", p.row_bytes, " bytes exceed the supported 2^27");
+  if (p.rs.per_item <= 1)
+    launch_qmv_mt<F, 1>(p, stream);
+  else
+    launch_qmv_mt<F, 8>(p, stream);
 }
 
 }  // namespace lmk::cuda::mm

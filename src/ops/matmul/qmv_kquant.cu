@@ -1,25 +1,15 @@
-// Mat-vec instances (FMA and tensor-core) of the 256-element formats (see qmv.cuh).
+// Mat-vec instances of the 256-element formats (see qmv.cuh).
 #include "ops/matmul/launch.h"
 #include "ops/matmul/qmv.cuh"
-#include "ops/matmul/qmv_tc.cuh"
 
 namespace lmk::cuda::mm {
 template <class F>
 void run_qmv(const QmvParams& p, cudaStream_t stream) {
   launch_qmv<F>(p, stream);
 }
-template <class F>
-void run_qmv_tc(const QmvTcParams& p, cudaStream_t stream) {
-  launch_qmv_tc<F>(p, stream);
-}
 template void run_qmv<FQ2_K>(const QmvParams&, cudaStream_t);
 template void run_qmv<FQ4_K>(const QmvParams&, cudaStream_t);
 template void run_qmv<FQ5_K>(const QmvParams&, cudaStream_t);
 template void run_qmv<FQ6_K>(const QmvParams&, cudaStream_t);
 template void run_qmv<FIQ4_XS>(const QmvParams&, cudaStream_t);
-template void run_qmv_tc<FQ2_K>(const QmvTcParams&, cudaStream_t);
-template void run_qmv_tc<FQ4_K>(const QmvTcParams&, cudaStream_t);
-template void run_qmv_tc<FQ5_K>(const QmvTcParams&, cudaStream_t);
-template void run_qmv_tc<FQ6_K>(const QmvTcParams&, cudaStream_t);
-template void run_qmv_tc<FIQ4_XS>(const QmvTcParams&, cudaStream_t);
 }  // namespace lmk::cuda::mm
