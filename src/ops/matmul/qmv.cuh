@@ -294,8 +294,10 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
 template <class F, int MT, bool Aligned>
 void launch_qmv_kernel(const QmvParams& p, int warps, int smem, int64_t work, cudaStream_t stream) {
   auto kernel = qmv_kernel<F, MT, Aligned>;
+  // Launches stay within 110 KiB (launch_qmv_mt) or one warp's stages (under 48 KiB).
   static const bool attr = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmv_smem_bytes<F, MT>(8)));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                        std::min(qmv_smem_bytes<F, MT>(8), 110 * 1024)));
     return true;
   }();
   (void)attr;
