@@ -277,8 +277,8 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
       }
     }
     __syncthreads();
-    if (tid < 16 * MT) {
-      const int r = tid / MT, m = tid % MT;
+    for (int i = tid; i < 16 * MT; i += int(blockDim.x)) {  // a CTA may have a single warp
+      const int r = i / MT, m = i % MT;
       float sum = 0.0f;
       for (int w = 0; w < nwarps; ++w) sum += red[w][r][m];
       int64_t yr = yrow[0];
