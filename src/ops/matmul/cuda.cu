@@ -567,7 +567,7 @@ void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s) {
     QmvParams p = qmv_params(a.w, a.x, a.y);
     p.rs.mode = ItemMode::plain;
     p.rs.m_rows = a.rows;
-    p.rs.per_item = a.rows == 1 ? 1 : 8;
+    p.rs.per_item = int(std::min<int64_t>(a.rows, 8));
     p.rs.n_items = ceil_div(a.rows, int64_t(p.rs.per_item));
     Workspace& ws = workspace(s, qmv_scratch_bytes(a.rows, p.nsb));
     Carve cv{static_cast<char*>(ws.scratch)};

@@ -331,8 +331,15 @@ template <class F>
 void launch_qmv(const QmvParams& p, cudaStream_t stream) {
   if (16 * p.row_bytes >= (int64_t(1) << 31))
     LMK_THROW(Unsupported, "quantized mat-vec: rows of ", p.row_bytes, " bytes exceed the supported 2^27");
-  if (p.rs.per_item <= 1)
+  // Items smaller than 8 rows (M = 2..4 plain batches) take a narrower stage: less shared
+  // memory per warp, more warps per SM.
+  const int64_t rows = p.rs.mode == ItemMode::plain ? std::min<int64_t>(p.rs.m_rows, p.rs.per_item) : p.rs.per_item;
+  if (rows <= 1)
     launch_qmv_mt<F, 1>(p, stream);
+  else if (rows <= 2)
+    launch_qmv_mt<F, 2>(p, stream);
+  else if (rows <= 4)
+    launch_qmv_mt<F, 4>(p, stream);
   else
     launch_qmv_mt<F, 8>(p, stream);
 }
