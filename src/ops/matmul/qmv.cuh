@@ -104,9 +104,11 @@ constexpr int qmv_smem_bytes(int warps) {
   return warps * kQmvStages * QmvStage<F, MT>::kBytes;
 }
 
-// Aligned: the weight rows start 16-byte aligned and a stage is whole granules (checked by the
-// launcher), so every field's alignment in the stage is a compile-time constant.
-template <class F, int MT, bool Aligned>
+// Align (checked by the launcher) — 16: the weight rows start 16-byte aligned and a stage is
+// whole granules; 4: the rows start 4-byte aligned. In both every field's alignment in a stage
+// is a compile-time constant (for 4, one of two by the stage's parity), so a word is one load.
+// 2: any 2-byte aligned rows, alignment handled at run time.
+template <class F, int MT, int Align>
 __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   static_assert(MT == 1 || MT % 2 == 0, "one mma holds the pieces of two activation rows");
   constexpr int NB = (MT + 1) / 2;  // mmas per sub-block: activation rows 2nb, 2nb + 1
@@ -120,7 +122,7 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   const int64_t nst = (p.nsb + 7) / 8;  // stages per row
   const int64_t my_stages = nst > warp ? (nst - warp + nwarps - 1) / nwarps : 0;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(p.w), hi = reinterpret_cast<uintptr_t>(p.w_end);
-  constexpr bool aligned = Aligned;
+  constexpr bool aligned = Align == 16;
   const int64_t n_rt = (p.n + 15) / 16;
   const int64_t n_items = item_count(p.rs);
   const int64_t total = n_items * n_rt;
@@ -203,64 +205,80 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
       const int64_t s = warp + j * nwarps;
       const uint8_t* slot = ring + (j % P) * S::kBytes;
       const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
-      const int og = Aligned ? 0 : int((stage + roff(g)) & 15), og8 = Aligned ? 0 : int((stage + roff(g + 8)) & 15);
+      const int og = Align == 16 ? 0 : int((stage + roff(g)) & 15);
+      const int og8 = Align == 16 ? 0 : int((stage + roff(g + 8)) & 15);
       const uint8_t* wg = slot + g * S::kSlot + og;
       const uint8_t* wg8 = slot + (g + 8) * S::kSlot + og8;
-      // Aligned: og = og8 = 0 and every field's alignment is a compile-time constant (SharedBytes).
-      const SharedBytes m0{wg, Aligned ? 0 : og & 3}, m1{wg8, Aligned ? 0 : og8 & 3};
       const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
-      // Unrolled (the partial last stage of a K % 256 != 0 row is a uniform guard) so the shared
-      // loads and mmas of neighbouring sub-blocks overlap. Per row and sub-block:
-      //   acc += sc·(fx·(128·c[2t] + c[2t+1]) + kBias·Σx) + off·Σx
-      // (Σx only on the lane holding pieces 0 and 1, so each row adds it once).
-#pragma unroll
-      for (int sbl = 0; sbl < 8; ++sbl) {
-        if (sbl < nv) {
-          Dec8 d0, d1;  // rows g and g + 8
-          F::codes8(F::load(m0, wg, sbl, t), sbl, d0);
-          F::codes8(F::load(m1, wg8, sbl, t), sbl, d1);
-#pragma unroll
-          for (int nb = 0; nb < NB; ++nb) {
-            if (2 * nb < count) {  // uniform: groups past the item's rows are skipped
-              // B: column g = piece g % 4 of activation row 2nb + g / 4 (zero past the item's rows).
-              const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
-              uint2 b = *reinterpret_cast<const uint2*>(slot + S::kX + ((bm < MT ? bm : 0) * 8 + sbl) * kQmvXRecord +
-                                                        (g % 4) * 32 + t * 8);
-              if (bm >= count) b = make_uint2(0u, 0u);
-              const float4 xs =
-                  *reinterpret_cast<const float4*>(slot + S::kX + ((xm < MT ? xm : 0) * 8 + sbl) * kQmvXRecord + 128);
-              const float fx = xs.x * piece_w;
-              const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;
-              float* ac = acc[nb];
-              // Lanes whose activation row is absent accumulate values that are never stored.
-              if constexpr (F::kHalfScales) {
-                int c0[4], c1[4];
-                mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
-                mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
-                const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
-                ac[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), ac[0]);
-                ac[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), ac[0]);
-                ac[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), ac[1]);
-                ac[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), ac[1]);
-                if constexpr (F::kMin) {
-                  ac[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, ac[0]));
-                  ac[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, ac[1]));
-                }
-              } else {
-                int c[4];
-                const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
-                mma_k32<F::kSigned>(c, a, b.x, b.y);
-                const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
-                ac[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), ac[0]);
-                ac[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), ac[1]);
-                if constexpr (F::kMin) {
-                  ac[0] = fmaf(d0.off0, sx, ac[0]);
-                  ac[1] = fmaf(d1.off0, sx, ac[1]);
+      // The stage's sub-blocks, with the rows' misalignment (mod 4) as compile-time constants
+      // where Align allows (one instantiation per value) or run-time ints.
+      auto decode_stage = [&](auto mis0, auto mis1) {
+        const SharedBytes m0{wg, int(mis0)}, m1{wg8, int(mis1)};
+        // Unrolled (the partial last stage of a K % 256 != 0 row is a uniform guard) so the shared
+        // loads and mmas of neighbouring sub-blocks overlap. Per row and sub-block:
+        //   acc += sc·(fx·(128·c[2t] + c[2t+1]) + kBias·Σx) + off·Σx
+        // (Σx only on the lane holding pieces 0 and 1, so each row adds it once).
+  #pragma unroll
+        for (int sbl = 0; sbl < 8; ++sbl) {
+          if (sbl < nv) {
+            Dec8 d0, d1;  // rows g and g + 8
+            F::codes8(F::load(m0, wg, sbl, t), sbl, d0);
+            F::codes8(F::load(m1, wg8, sbl, t), sbl, d1);
+  #pragma unroll
+            for (int nb = 0; nb < NB; ++nb) {
+              if (2 * nb < count) {  // uniform: groups past the item's rows are skipped
+                // B: column g = piece g % 4 of activation row 2nb + g / 4 (zero past the item's rows).
+                const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
+                uint2 b = *reinterpret_cast<const uint2*>(slot + S::kX + ((bm < MT ? bm : 0) * 8 + sbl) * kQmvXRecord +
+                                                          (g % 4) * 32 + t * 8);
+                if (bm >= count) b = make_uint2(0u, 0u);
+                const float4 xs =
+                    *reinterpret_cast<const float4*>(slot + S::kX + ((xm < MT ? xm : 0) * 8 + sbl) * kQmvXRecord + 128);
+                const float fx = xs.x * piece_w;
+                const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;
+                float* ac = acc[nb];
+                // Lanes whose activation row is absent accumulate values that are never stored.
+                if constexpr (F::kHalfScales) {
+                  int c0[4], c1[4];
+                  mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
+                  mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
+                  const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
+                  ac[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), ac[0]);
+                  ac[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), ac[0]);
+                  ac[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), ac[1]);
+                  ac[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), ac[1]);
+                  if constexpr (F::kMin) {
+                    ac[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, ac[0]));
+                    ac[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, ac[1]));
+                  }
+                } else {
+                  int c[4];
+                  const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
+                  mma_k32<F::kSigned>(c, a, b.x, b.y);
+                  const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
+                  ac[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), ac[0]);
+                  ac[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), ac[1]);
+                  if constexpr (F::kMin) {
+                    ac[0] = fmaf(d0.off0, sx, ac[0]);
+                    ac[1] = fmaf(d1.off0, sx, ac[1]);
+                  }
                 }
               }
             }
           }
         }
+      };
+      using C0 = std::integral_constant<int, 0>;
+      using C2 = std::integral_constant<int, 2>;
+      if constexpr (Align == 16) {
+        decode_stage(C0{}, C0{});
+      } else if constexpr (Align == 4) {  // fields are 2-byte aligned: the stage start is 0 or 2 mod 4
+        if (((s * S::kRowBytes) & 3) == 0)
+          decode_stage(C0{}, C0{});
+        else
+          decode_stage(C2{}, C2{});
+      } else {
+        decode_stage(og & 3, og8 & 3);
       }
       __syncwarp();  // the slot is refilled by the next issue
     }
@@ -291,9 +309,9 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   }
 }
 
-template <class F, int MT, bool Aligned>
+template <class F, int MT, int Align>
 void launch_qmv_kernel(const QmvParams& p, int warps, int smem, int64_t work, cudaStream_t stream) {
-  auto kernel = qmv_kernel<F, MT, Aligned>;
+  auto kernel = qmv_kernel<F, MT, Align>;
   // Launches stay within 110 KiB (launch_qmv_mt) or one warp's stages (under 48 KiB).
   static const bool attr = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
@@ -315,12 +333,14 @@ void launch_qmv_mt(const QmvParams& p, cudaStream_t stream) {
   // At least ~4 stages per warp (the per-unit setup is paid per warp), at most 8 warps.
   const int warps = int(std::max<int64_t>(1, std::min<int64_t>({(nst + 3) / 4, 8, by_smem})));
   const int smem = qmv_smem_bytes<F, MT>(warps);
-  const bool aligned = QmvStage<F, MT>::kRowBytes % 16 == 0 && reinterpret_cast<uintptr_t>(p.w) % 16 == 0 &&
-                       p.row_bytes % 16 == 0 && p.expert_stride % 16 == 0;
+  auto rows_aligned = [&](int64_t a) {
+    return reinterpret_cast<uintptr_t>(p.w) % a == 0 && p.row_bytes % a == 0 && p.expert_stride % a == 0;
+  };
   if constexpr (QmvStage<F, MT>::kRowBytes % 16 == 0) {
-    if (aligned) return launch_qmv_kernel<F, MT, true>(p, warps, smem, work, stream);
+    if (rows_aligned(16)) return launch_qmv_kernel<F, MT, 16>(p, warps, smem, work, stream);
   }
-  launch_qmv_kernel<F, MT, false>(p, warps, smem, work, stream);
+  if (rows_aligned(4)) return launch_qmv_kernel<F, MT, 4>(p, warps, smem, work, stream);
+  launch_qmv_kernel<F, MT, 2>(p, warps, smem, work, stream);
 }
 
 // Items of one activation row (M = 1 decode, single routed rows) or of up to 8 (p.rs.per_item:
