@@ -218,13 +218,13 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
         // loads and mmas of neighbouring sub-blocks overlap. Per row and sub-block:
         //   acc += sc·(fx·(128·c[2t] + c[2t+1]) + kBias·Σx) + off·Σx
         // (Σx only on the lane holding pieces 0 and 1, so each row adds it once).
-  #pragma unroll
+#pragma unroll
         for (int sbl = 0; sbl < 8; ++sbl) {
           if (sbl < nv) {
             Dec8 d0, d1;  // rows g and g + 8
             F::codes8(F::load(m0, wg, sbl, t), sbl, d0);
             F::codes8(F::load(m1, wg8, sbl, t), sbl, d1);
-  #pragma unroll
+#pragma unroll
             for (int nb = 0; nb < NB; ++nb) {
               if (2 * nb < count) {  // uniform: groups past the item's rows are skipped
                 // B: column g = piece g % 4 of activation row 2nb + g / 4 (zero past the item's rows).
