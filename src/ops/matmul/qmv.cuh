@@ -122,16 +122,29 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   const int64_t nst = (p.nsb + 7) / 8;  // stages per row
   const int64_t my_stages = nst > warp ? (nst - warp + nwarps - 1) / nwarps : 0;
   const uintptr_t lo = reinterpret_cast<uintptr_t>(p.w), hi = reinterpret_cast<uintptr_t>(p.w_end);
-  constexpr bool aligned = Align == 16;
-  const int64_t n_rt = (p.n + 15) / 16;
-  const int64_t n_items = item_count(p.rs);
-  const int64_t total = n_items * n_rt;
+  // Work units (item, row tile) fit 32 bits (checked on the host): 32-bit divisions below.
+  const uint32_t n_rt = uint32_t((p.n + 15) / 16);
+  const uint32_t n_items = uint32_t(item_count(p.rs));
+  const uint32_t total = n_items * n_rt;
+  // This lane's weight granules of a stage: granule i = lane + 32k of the 16 rows x G (row
+  // i / G, granule i % G), fixed for the kernel; their row-relative source offsets are set per
+  // work unit (rows past N re-read the last row).
+  constexpr int G = Align == 16 ? S::kAlignedGranules : S::kGranules;
+  constexpr int KW = (16 * G + 31) / 32;
+  uint32_t gsrc[KW];  // per unit: row offset within the tile (+ 16·gi when Align == 16)
+  int gdst[KW];       // offset in the slot; -1: no granule
   // This lane's activation row (column group) and piece pair: columns 2t, 2t+1 of the mma.
   const int my_m = t >> 1;  // + 2nb: this lane's activation row in mma nb
   const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
 
-  for (int64_t wi = blockIdx.x; wi < total; wi += gridDim.x) {
-    const int64_t item = wi % n_items, n0 = (wi / n_items) * 16;
+#pragma unroll
+  for (int k = 0; k < KW; ++k) {
+    const int i = lane + 32 * k, r = i / G, gi = i - r * G;
+    gdst[k] = i < 16 * G ? r * S::kSlot + 16 * gi : -1;
+  }
+  for (uint32_t wi = blockIdx.x; wi < total; wi += gridDim.x) {
+    const uint32_t item = wi % n_items;
+    const int64_t n0 = int64_t(wi / n_items) * 16;
     const ItemHead h = item_head(p.rs, item);
     if (h.invalid) {  // out-of-range expert id: zero this item's output row slice
       if (tid < 16 && n0 + tid < p.n) p.y[h.start * p.n + n0 + tid] = 0.0f;
@@ -155,6 +168,11 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
     const uint8_t* xbase[MT];
 #pragma unroll
     for (int m = 0; m < MT; ++m) xbase[m] = p.xq + xrow[m] * p.nsb * kQmvXRecord;
+#pragma unroll
+    for (int k = 0; k < KW; ++k) {
+      const int i = lane + 32 * k, r = i / G, gi = i - r * G;
+      gsrc[k] = roff(r < 16 ? r : 15) + (Align == 16 ? uint32_t(16 * gi) : 0u);
+    }
 
     // Stage j of this warp (row stage s = warp + j * nwarps) into slot j % P.
     auto issue = [&](int64_t j) {
@@ -162,25 +180,22 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
         const int64_t s = warp + j * nwarps;
         uint8_t* slot = ring + (j % P) * S::kBytes;
         const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
-        auto copy_rows = [&](auto granules) {
-          constexpr int G = decltype(granules)::value;
-          for (int i = lane; i < 16 * G; i += 32) {
-            const int r = i / G, gi = i - r * G;
-            const uintptr_t src = ((stage + roff(r)) & ~uintptr_t(15)) + 16 * gi;
-            uint8_t* dst = slot + r * S::kSlot + 16 * gi;
-            if (interior || (src >= lo && src + 16 <= hi)) {
-              cp_async16(dst, reinterpret_cast<const void*>(src), 16);
-            } else {  // tensor edge: only the bytes inside the tensor
+#pragma unroll
+        for (int k = 0; k < KW; ++k) {
+          if (gdst[k] < 0) continue;
+          const int gi = (lane + 32 * k) % G;
+          // Align 16: rows and stages are whole granules; else the granules around the row bytes.
+          const uintptr_t src =
+              Align == 16 ? stage + gsrc[k] : ((stage + gsrc[k]) & ~uintptr_t(15)) + 16 * uintptr_t(gi);
+          uint8_t* dst = slot + gdst[k];
+          if (interior || (src >= lo && src + 16 <= hi)) {
+            cp_async16(dst, reinterpret_cast<const void*>(src), 16);
+          } else {  // tensor edge: only the bytes inside the tensor
 #pragma unroll 1
-              for (int b = 0; b < 16; ++b)
-                dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t(0);
-            }
+            for (int b = 0; b < 16; ++b)
+              dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t(0);
           }
-        };
-        if (aligned)
-          copy_rows(std::integral_constant<int, S::kAlignedGranules>{});
-        else
-          copy_rows(std::integral_constant<int, S::kGranules>{});
+        }
         // x records of the stage's sub-blocks: contiguous, 9 granules each.
         const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
 #pragma unroll
@@ -328,6 +343,8 @@ template <class F, int MT>
 void launch_qmv_mt(const QmvParams& p, cudaStream_t stream) {
   const int64_t work = p.rs.n_items * ((p.n + 15) / 16);
   if (work <= 0) return;
+  if (work > int64_t(INT32_MAX))
+    LMK_THROW(Unsupported, "quantized mat-vec: ", work, " (item, row tile) pairs exceed the supported 2^31");
   const int64_t nst = (p.nsb + 7) / 8;
   const int by_smem = (110 * 1024) / (kQmvStages * QmvStage<F, MT>::kBytes);
   // At least ~4 stages per warp (the per-unit setup is paid per warp), at most 8 warps.
