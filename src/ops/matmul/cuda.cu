@@ -321,6 +321,9 @@ __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t ro
   if (lane == 0)
     *reinterpret_cast<float4*>(rec + 128) =
         make_float4(finite ? ldexpf(1.0f, e) : __int_as_float(0x7fc00000), half, other, 0.0f);
+  // The mat-vec kernel (launched with programmatic dependence) may start its weight loads now;
+  // its griddepcontrol.wait still waits for this grid's writes.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
 void split_x(const QmvParams& p, cudaStream_t stream) {

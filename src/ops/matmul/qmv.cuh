@@ -142,6 +142,7 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
     const int i = lane + 32 * k, r = i / G, gi = i - r * G;
     gdst[k] = i < 16 * G ? r * S::kSlot + 16 * gi : -1;
   }
+  bool x_ready = false;  // griddepcontrol.wait done (x pieces written by split_x)
   for (uint32_t wi = blockIdx.x; wi < total; wi += gridDim.x) {
     const uint32_t item = wi % n_items;
     const int64_t n0 = int64_t(wi / n_items) * 16;
@@ -174,47 +175,63 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
       gsrc[k] = roff(r < 16 ? r : 15) + (Align == 16 ? uint32_t(16 * gi) : 0u);
     }
 
-    // Stage j of this warp (row stage s = warp + j * nwarps) into slot j % P.
-    auto issue = [&](int64_t j) {
-      if (j < my_stages) {
-        const int64_t s = warp + j * nwarps;
-        uint8_t* slot = ring + (j % P) * S::kBytes;
-        const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
+    // Stage j of this warp (row stage s = warp + j * nwarps) into slot j % P: its weight
+    // granules, then the x records of its sub-blocks (contiguous, 9 granules each).
+    auto issue_w = [&](int64_t j) {
+      if (j >= my_stages) return;
+      const int64_t s = warp + j * nwarps;
+      uint8_t* slot = ring + (j % P) * S::kBytes;
+      const uintptr_t stage = tile + uintptr_t(s * S::kRowBytes);
 #pragma unroll
-        for (int k = 0; k < KW; ++k) {
-          if (gdst[k] < 0) continue;
-          const int gi = (lane + 32 * k) % G;
-          // Align 16: rows and stages are whole granules; else the granules around the row bytes.
-          const uintptr_t src =
-              Align == 16 ? stage + gsrc[k] : ((stage + gsrc[k]) & ~uintptr_t(15)) + 16 * uintptr_t(gi);
-          uint8_t* dst = slot + gdst[k];
-          if (interior || (src >= lo && src + 16 <= hi)) {
-            cp_async16(dst, reinterpret_cast<const void*>(src), 16);
-          } else {  // tensor edge: only the bytes inside the tensor
+      for (int k = 0; k < KW; ++k) {
+        if (gdst[k] < 0) continue;
+        const int gi = (lane + 32 * k) % G;
+        // Align 16: rows and stages are whole granules; else the granules around the row bytes.
+        const uintptr_t src =
+            Align == 16 ? stage + gsrc[k] : ((stage + gsrc[k]) & ~uintptr_t(15)) + 16 * uintptr_t(gi);
+        uint8_t* dst = slot + gdst[k];
+        if (interior || (src >= lo && src + 16 <= hi)) {
+          cp_async16(dst, reinterpret_cast<const void*>(src), 16);
+        } else {  // tensor edge: only the bytes inside the tensor
 #pragma unroll 1
-            for (int b = 0; b < 16; ++b)
-              dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t(0);
-          }
-        }
-        // x records of the stage's sub-blocks: contiguous, 9 granules each.
-        const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
-#pragma unroll
-        for (int m = 0; m < MT; ++m) {
-          if (m < count) {
-            const uint8_t* src = xbase[m] + s * 8 * kQmvXRecord;
-            for (int i = lane; i < nv * 9; i += 32)
-              cp_async16(slot + S::kX + m * 8 * kQmvXRecord + 16 * i, src + 16 * i, 16);
-          }
+          for (int b = 0; b < 16; ++b)
+            dst[b] = src + b >= lo && src + b < hi ? *reinterpret_cast<const uint8_t*>(src + b) : uint8_t(0);
         }
       }
-      cp_async_commit();
+    };
+    auto issue_x = [&](int64_t j) {
+      if (j >= my_stages) return;
+      const int64_t s = warp + j * nwarps;
+      uint8_t* slot = ring + (j % P) * S::kBytes;
+      const int nv = int(p.nsb - s * 8 < 8 ? p.nsb - s * 8 : 8);
+#pragma unroll
+      for (int m = 0; m < MT; ++m) {
+        if (m < count) {
+          const uint8_t* src = xbase[m] + s * 8 * kQmvXRecord;
+          for (int i = lane; i < nv * 9; i += 32)
+            cp_async16(slot + S::kX + m * 8 * kQmvXRecord + 16 * i, src + 16 * i, 16);
+        }
+      }
     };
 
     float acc[NB][2] = {};  // rows g, g + 8 for activation row 2nb + my_m
+    // Prologue: the weights of the first stages go out before waiting for split_x (launched
+    // just before this kernel with programmatic dependence), so they overlap its tail.
 #pragma unroll
-    for (int j = 0; j < P - 1; ++j) issue(j);
+    for (int j = 0; j < P - 1; ++j) issue_w(j);
+    if (!x_ready) {
+      asm volatile("griddepcontrol.wait;" ::: "memory");
+      x_ready = true;
+    }
+#pragma unroll
+    for (int j = 0; j < P - 1; ++j) {
+      issue_x(j);
+      cp_async_commit();
+    }
     for (int64_t j = 0; j < my_stages; ++j) {
-      issue(j + P - 1);
+      issue_w(j + P - 1);
+      issue_x(j + P - 1);
+      cp_async_commit();
       cp_async_wait<P - 1>();
       __syncwarp();
       const int64_t s = warp + j * nwarps;
@@ -335,8 +352,19 @@ void launch_qmv_kernel(const QmvParams& p, int warps, int smem, int64_t work, cu
   }();
   (void)attr;
   const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * warps, smem)) * sm_count();
-  kernel<<<unsigned(work < cap ? work : cap), 32 * warps, smem, stream>>>(p);
-  LMK_LAUNCH_CHECK(qmv_kernel);
+  // Programmatic dependent launch: the kernel may start while split_x finishes; it waits
+  // (griddepcontrol.wait) before reading the x pieces.
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(work < cap ? work : cap));
+  cfg.blockDim = dim3(unsigned(32 * warps));
+  cfg.dynamicSmemBytes = size_t(smem);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr_pdl[1];
+  attr_pdl[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr_pdl[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr_pdl;
+  cfg.numAttrs = 1;
+  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
 }
 
 template <class F, int MT>
@@ -347,8 +375,10 @@ void launch_qmv_mt(const QmvParams& p, cudaStream_t stream) {
     LMK_THROW(Unsupported, "quantized mat-vec: ", work, " (item, row tile) pairs exceed the supported 2^31");
   const int64_t nst = (p.nsb + 7) / 8;
   const int by_smem = (110 * 1024) / (kQmvStages * QmvStage<F, MT>::kBytes);
-  // At least ~4 stages per warp (the per-unit setup is paid per warp), at most 8 warps.
-  const int warps = int(std::max<int64_t>(1, std::min<int64_t>({(nst + 3) / 4, 8, by_smem})));
+  // Warps split a row's stages: enough for ~16 warps per SM when there are few work units,
+  // else ~4 stages per warp (the per-unit setup is paid per warp); at most 8 and one per stage.
+  const int64_t want = std::max<int64_t>((nst + 3) / 4, (16 * int64_t(sm_count()) + work - 1) / work);
+  const int warps = int(std::max<int64_t>(1, std::min<int64_t>({want, nst, 8, by_smem})));
   const int smem = qmv_smem_bytes<F, MT>(warps);
   auto rows_aligned = [&](int64_t a) {
     return reinterpret_cast<uintptr_t>(p.w) % a == 0 && p.row_bytes % a == 0 && p.expert_stride % a == 0;
