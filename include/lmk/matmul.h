@@ -24,7 +24,8 @@
 // holds; call matmul_workspace_reserve() with the largest shapes first to keep later calls —
 // and CUDA graph capture — allocation-free. One workspace serves one stream, so calls on the
 // same stream from several host threads at once are not supported (calls on different streams
-// are). Scratch needs: quantized mat-mat path 2·M·K bytes (bf16 activations); expert-routed
+// are). Scratch needs: quantized mat-vec path (M <= 8, and routed rows) 4.5·(rows of x)·K bytes
+// (the activations split into int8 pieces); quantized mat-mat path 2·M·K bytes (bf16 activations); expert-routed
 // 16·(E + 1) + 4·R + 12·(min(E, R) + R) bytes plus 2·(rows of x)·K for its mat-mat path
 // (R = T·top_k); dense_mm with bf16/f16 weights and M > 8: 2·B1·M·K bytes.
 #pragma once
