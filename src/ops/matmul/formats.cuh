@@ -8,12 +8,13 @@
 //   Raw  load(m, row, sb, c)      the words lane c needs from sub-block sb of a row (2-byte
 //                                 aligned fields read through the byte policy m: GlobalBytes
 //                                 in place, SharedBytes from a staged copy);
-//   void finish(raw, sb, Dec&)    integer codes as floats v[8] (v[0..3]: elements 4c..4c+3,
-//                                 v[4..7]: 16+4c..16+4c+3) and the scale / offset of each half,
-//                                 so that the weight is w = sc * v + off exactly as the spec's f32
-//                                 dequant (scales are exact f32 products; off = -min or +m).
-// Codes become floats with the 2^23 trick: bits 0x4B0000bb are the float 2^23 + bb, so one byte
-// permute and one exact subtraction give the integer (no int->float conversion instruction).
+//   void codes8(raw, sb, Dec8&)   the integer codes as bytes (lo: elements 4c..4c+3, hi:
+//                                 16+4c..16+4c+3) and the scale / min term of each half, so that
+//                                 w = sc * (code + kBias) + off exactly as the spec's f32 dequant
+//                                 (scales are exact f32 products; off = -min or +m, kMin formats);
+//                                 flags kSigned (s8 codes), kHalfScales (16-value scales).
+// decode_f32 turns them into floats with the 2^23 trick: bits 0x4B0000bb are the float 2^23 + bb,
+// so one byte permute and one exact subtraction give the integer (no int->float conversion).
 #pragma once
 #include "ops/matmul/common.cuh"
 
@@ -60,34 +61,7 @@ constexpr uint32_t word(int i) {
 constexpr uint32_t kT0 = word(0), kT1 = word(1), kT2 = word(2), kT3 = word(3);
 }  // namespace iq4
 
-// The 8 nibbles of q (byte j: low nibble = element 4c+j, high nibble = element 16+4c+j) looked
-// up in the codebook; v in the canonical order. Each half-word's four nibbles serve as a byte
-// permute selector into the table (low 3 bits: entry within 0..7 / 8..15); bit 3 of each nibble
-// chooses between the two half tables through a sign-replicating permute of q << 4 (low nibbles)
-// and q (high nibbles).
-__device__ __forceinline__ void iq4_codes(uint32_t q, float* v) {
-  const uint32_t q4 = q << 4;
-  const uint32_t s0 = q & 0x7777u, s1 = (q >> 16) & 0x7777u;
-  const uint32_t a0 = prmt(iq4::kT0, iq4::kT1, s0), b0 = prmt(iq4::kT2, iq4::kT3, s0);
-  const uint32_t a1 = prmt(iq4::kT0, iq4::kT1, s1), b1 = prmt(iq4::kT2, iq4::kT3, s1);
-  const uint32_t m0 = prmt(q4, q, 0xD9C8u), m1 = prmt(q4, q, 0xFBEAu);
-  const uint32_t r0 = (a0 & ~m0) | (b0 & m0);  // [lo0, hi0, lo1, hi1]
-  const uint32_t r1 = (a1 & ~m1) | (b1 & m1);  // [lo2, hi2, lo3, hi3]
-  constexpr float kMagic = 8388608.0f + 128.0f;
-  v[0] = byte_f<0>(r0) - kMagic;
-  v[4] = byte_f<1>(r0) - kMagic;
-  v[1] = byte_f<2>(r0) - kMagic;
-  v[5] = byte_f<3>(r0) - kMagic;
-  v[2] = byte_f<0>(r1) - kMagic;
-  v[6] = byte_f<1>(r1) - kMagic;
-  v[3] = byte_f<2>(r1) - kMagic;
-  v[7] = byte_f<3>(r1) - kMagic;
-}
 
-__device__ __forceinline__ void same_scale(Dec& d, float sc) {
-  d.sc0 = d.sc1 = sc;
-  d.off0 = d.off1 = 0.0f;
-}
 
 // Integer codes for the int8 tensor-core mat-vec (qmv.cuh): lo / hi hold the codes of elements
 // 4c..4c+3 / 16+4c..16+4c+3 as four bytes each (unsigned when F::kSigned is false), so that
@@ -115,11 +89,27 @@ __device__ __forceinline__ void iq4_codes8(uint32_t q, Dec8& d) {
   d.hi = prmt(r0, r1, 0x7531u) ^ 0x80808080u;
 }
 
+// The f32 form of codes8 (the mma mat-mat kernel, qmm.cuh): v = code + kBias as exact floats,
+// the scale of each half and the min term, so that w = sc * v + off.
+template <class F, class I>
+__device__ __forceinline__ void decode_f32(const typename F::Raw& r, I sb, Dec& d) {
+  Dec8 c;
+  F::codes8(r, int(sb & 7), c);
+  // Signed bytes are shifted to unsigned (+128) first; codes4<B> subtracts B exactly.
+  constexpr int kB = (F::kSigned ? 128 : 0) - F::kBias;
+  const uint32_t flip = F::kSigned ? 0x80808080u : 0u;
+  codes4<kB>(c.lo ^ flip, d.v);
+  codes4<kB>(c.hi ^ flip, d.v + 4);
+  d.sc0 = c.sc0;
+  d.sc1 = c.sc1;
+  d.off0 = c.off0;
+  d.off1 = c.off1;
+}
+
 // ---- 32-element formats -------------------------------------------------------------------------
 
 struct FQ4_0 {
   static constexpr DType kType = DType::q4_0;
-  static constexpr bool kOffset = false;
   static constexpr int kBytes = 18;
   static constexpr int kSubBlocks = 1;  // 32-element sub-blocks per block
   static constexpr bool kSigned = false, kHalfScales = false;
@@ -133,11 +123,6 @@ struct FQ4_0 {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 2 + 4 * c), m.u16(b)};
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
-    codes4<8>(r.q & 0x0F0F0F0Fu, d.v);
-    codes4<8>((r.q >> 4) & 0x0F0F0F0Fu, d.v + 4);
-    same_scale(d, f16_lo(r.d));
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = r.q & 0x0F0F0F0Fu;
     d.hi = (r.q >> 4) & 0x0F0F0F0Fu;
@@ -148,7 +133,6 @@ struct FQ4_0 {
 
 struct FIQ4_NL {
   static constexpr DType kType = DType::iq4_nl;
-  static constexpr bool kOffset = false;
   static constexpr int kBytes = 18;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = true, kHalfScales = false;
@@ -159,10 +143,6 @@ struct FIQ4_NL {
   static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     return FQ4_0::load(m, row, sb, c);
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
-    iq4_codes(r.q, d.v);
-    same_scale(d, f16_lo(r.d));
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     iq4_codes8(r.q, d);
     scale8(d, f16_lo(r.d), 0.0f);
@@ -171,7 +151,6 @@ struct FIQ4_NL {
 
 struct FQ8_0 {
   static constexpr DType kType = DType::q8_0;
-  static constexpr bool kOffset = false;
   static constexpr int kBytes = 34;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = true, kHalfScales = false;
@@ -185,11 +164,6 @@ struct FQ8_0 {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 2 + 4 * c), m.u32(b + 18 + 4 * c), m.u16(b)};
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
-    codes4<128>(r.q0 ^ 0x80808080u, d.v);  // int8 -> unsigned q + 128
-    codes4<128>(r.q1 ^ 0x80808080u, d.v + 4);
-    same_scale(d, f16_lo(r.d));
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = r.q0;
     d.hi = r.q1;
@@ -199,7 +173,6 @@ struct FQ8_0 {
 
 struct FQ5_0 {
   static constexpr DType kType = DType::q5_0;
-  static constexpr bool kOffset = false;
   static constexpr int kBytes = 22;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = false, kHalfScales = false;
@@ -214,13 +187,6 @@ struct FQ5_0 {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 6 + 4 * c), m.u32(b + 2), m.u16(b), c};
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
-    const uint32_t lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
-    const uint32_t hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
-    codes4<16>(lo, d.v);
-    codes4<16>(hi, d.v + 4);
-    same_scale(d, f16_lo(r.d));
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
     d.hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
@@ -231,7 +197,6 @@ struct FQ5_0 {
 
 struct FQ5_1 {
   static constexpr DType kType = DType::q5_1;
-  static constexpr bool kOffset = true;
   static constexpr int kBytes = 24;
   static constexpr int kSubBlocks = 1;
   static constexpr bool kSigned = false, kHalfScales = false;
@@ -245,14 +210,6 @@ struct FQ5_1 {
   static __device__ __forceinline__ Raw load(const B& m, const uint8_t* row, I sb, int c) {
     const uint8_t* b = row + sb * kBytes;
     return {m.u32(b + 8 + 4 * c), m.u32(b + 4), m.u32(b), c};
-  }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t, Dec& d) {
-    const uint32_t lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
-    const uint32_t hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
-    codes4<0>(lo, d.v);
-    codes4<0>(hi, d.v + 4);
-    d.sc0 = d.sc1 = f16_lo(r.dm);
-    d.off0 = d.off1 = f16_hi(r.dm);
   }
   static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
@@ -278,7 +235,6 @@ __device__ __forceinline__ void kquant_sm(uint32_t s0, uint32_t s1, uint32_t s2,
 
 struct FQ4_K {
   static constexpr DType kType = DType::q4_K;
-  static constexpr bool kOffset = true;
   static constexpr int kBytes = 144;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = false;
@@ -295,15 +251,6 @@ struct FQ4_K {
     return {m.u32(q), m.u32(q + 16), m.u32(b),
             m.u32(b + 4), m.u32(b + 8), m.u32(b + 12)};
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
-    const int i = int(sb & 7), sh = 4 * (i & 1);
-    codes4<0>((r.q0 >> sh) & 0x0F0F0F0Fu, d.v);
-    codes4<0>((r.q1 >> sh) & 0x0F0F0F0Fu, d.v + 4);
-    int sc, mn;
-    kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
-    d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
-    d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int i = int(sb & 7), sh = 4 * (i & 1);
     d.lo = (r.q0 >> sh) & 0x0F0F0F0Fu;
@@ -316,7 +263,6 @@ struct FQ4_K {
 
 struct FQ5_K {
   static constexpr DType kType = DType::q5_K;
-  static constexpr bool kOffset = true;
   static constexpr int kBytes = 176;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = false;
@@ -334,15 +280,6 @@ struct FQ5_K {
     return {m.u32(q),     m.u32(q + 16), m.u32(h),     m.u32(h + 16),
             m.u32(b),     m.u32(b + 4),  m.u32(b + 8), m.u32(b + 12)};
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
-    const int i = int(sb & 7), sh = 4 * (i & 1);
-    codes4<0>(((r.q0 >> sh) & 0x0F0F0F0Fu) | ((r.h0 >> i) & 0x01010101u) << 4, d.v);
-    codes4<0>(((r.q1 >> sh) & 0x0F0F0F0Fu) | ((r.h1 >> i) & 0x01010101u) << 4, d.v + 4);
-    int sc, mn;
-    kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
-    d.sc0 = d.sc1 = f16_lo(r.hdr) * float(sc);
-    d.off0 = d.off1 = -(f16_hi(r.hdr) * float(mn));
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int i = int(sb & 7), sh = 4 * (i & 1);
     d.lo = ((r.q0 >> sh) & 0x0F0F0F0Fu) | ((r.h0 >> i) & 0x01010101u) << 4;
@@ -355,7 +292,6 @@ struct FQ5_K {
 
 struct FQ6_K {
   static constexpr DType kType = DType::q6_K;
-  static constexpr bool kOffset = false;
   static constexpr int kBytes = 210;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = true;
@@ -374,15 +310,6 @@ struct FQ6_K {
     return {m.u32(l), m.u32(l + 16), m.u32(q), m.u32(q + 16),
             m.u16(b + 192 + 8 * h + 2 * t), m.u16(b + 208)};
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
-    const int t = int(sb & 3), ns = 4 * (t >> 1), hs = 2 * t;
-    codes4<32>(((r.l0 >> ns) & 0x0F0F0F0Fu) | ((r.h0 >> hs) & 0x03030303u) << 4, d.v);
-    codes4<32>(((r.l1 >> ns) & 0x0F0F0F0Fu) | ((r.h1 >> hs) & 0x03030303u) << 4, d.v + 4);
-    const float dd = f16_lo(r.d);
-    d.sc0 = dd * float(int8_t(r.sc & 0xFF));         // elements 0..15 of the quarter: scales[2t]
-    d.sc1 = dd * float(int8_t((r.sc >> 8) & 0xFF));  // elements 16..31: scales[2t + 1]
-    d.off0 = d.off1 = 0.0f;
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int t = int(sb & 3), ns = 4 * (t >> 1), hs = 2 * t;
     d.lo = ((r.l0 >> ns) & 0x0F0F0F0Fu) | ((r.h0 >> hs) & 0x03030303u) << 4;
@@ -396,7 +323,6 @@ struct FQ6_K {
 
 struct FQ2_K {
   static constexpr DType kType = DType::q2_K;
-  static constexpr bool kOffset = true;
   static constexpr int kBytes = 84;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = false, kHalfScales = true;
@@ -413,17 +339,6 @@ struct FQ2_K {
     const uint8_t* q = b + 16 + 32 * (i >> 2) + 4 * c;
     return {m.u32(q), m.u32(q + 16), m.u16(b + 2 * i), m.u32(b + 80)};
   }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
-    const int sh = 2 * int(sb & 3);
-    codes4<0>((r.q0 >> sh) & 0x03030303u, d.v);
-    codes4<0>((r.q1 >> sh) & 0x03030303u, d.v + 4);
-    const float dd = f16_lo(r.dd), dmin = f16_hi(r.dd);
-    const int s0 = int(r.sc & 0xFF), s1 = int(r.sc >> 8) & 0xFF;
-    d.sc0 = dd * float(s0 & 15);
-    d.sc1 = dd * float(s1 & 15);
-    d.off0 = -(dmin * float(s0 >> 4));
-    d.off1 = -(dmin * float(s1 >> 4));
-  }
   static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int sh = 2 * int(sb & 3);
     d.lo = (r.q0 >> sh) & 0x03030303u;
@@ -439,7 +354,6 @@ struct FQ2_K {
 
 struct FIQ4_XS {
   static constexpr DType kType = DType::iq4_xs;
-  static constexpr bool kOffset = false;
   static constexpr int kBytes = 136;
   static constexpr int kSubBlocks = 8;
   static constexpr bool kSigned = true, kHalfScales = false;
@@ -453,12 +367,6 @@ struct FIQ4_XS {
     const uint8_t* b = row + (sb >> 3) * kBytes;
     const int i = int(sb & 7);
     return {m.u32(b + 8 + 16 * i + 4 * c), m.u32(b), m.u32(b + 4)};
-  }
-  static __device__ __forceinline__ void finish(const Raw& r, int64_t sb, Dec& d) {
-    const int i = int(sb & 7);
-    iq4_codes(r.q, d.v);
-    const int ls = int((r.sl >> (4 * i)) & 15u) | int((r.hdr >> (16 + 2 * i)) & 3u) << 4;
-    same_scale(d, f16_lo(r.hdr) * float(ls - 32));
   }
   static __device__ __forceinline__ void codes8(const Raw& r, int sb, Dec8& d) {
     const int i = int(sb & 7);

@@ -99,12 +99,12 @@ __global__ void __launch_bounds__(256) qmm_kernel(const QmmParams p) {
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
       Dec d;
-      F::finish(raw[j], kt, d);
+      decode_f32<F>(raw[j], kt, d);
       float w[8];
 #pragma unroll
       for (int i = 0; i < 8; ++i) {
         const float sc = i < 4 ? d.sc0 : d.sc1;
-        w[i] = F::kOffset ? fmaf(sc, d.v[i], i < 4 ? d.off0 : d.off1) : sc * d.v[i];
+        w[i] = F::kMin ? fmaf(sc, d.v[i], i < 4 ? d.off0 : d.off1) : sc * d.v[i];
         if (!wvalid[j]) w[i] = 0.0f;
       }
       const int row = (tid >> 2) + 64 * j;
