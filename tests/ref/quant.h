@@ -67,22 +67,31 @@ inline void scale_min_6bit(const uint8_t* s, int i, int& sc, int& mn) {
   }
 }
 
-// One block of `t` at p -> y[0 .. qk-1] (exact values).
-inline void dequant_block(DType t, const uint8_t* p, double* y) {
+// Formats whose weights carry a min term (w = scale·code + offset); the others are scale·code.
+inline bool has_min(DType t) {
+  return t == DType::q5_1 || t == DType::q4_K || t == DType::q5_K || t == DType::q2_K;
+}
+
+// One block of `t` at p as exact terms: w[i] = sq[i] + off[i], sq = scale·code (the code with its
+// bias, e.g. q - 8), off = the min term (0 unless has_min(t)). The matmul references use the
+// split for the spec's offset-aware error normaliser.
+inline void dequant_terms(DType t, const uint8_t* p, double* sq, double* off) {
+  const Format f = format_of(t);
+  for (int i = 0; i < f.qk; ++i) off[i] = 0.0;
   switch (t) {
     case DType::q4_0: {
       const double d = f16(rd16(p));
       for (int j = 0; j < 16; ++j) {
-        y[j] = ((p[2 + j] & 0x0F) - 8) * d;
-        y[j + 16] = ((p[2 + j] >> 4) - 8) * d;
+        sq[j] = ((p[2 + j] & 0x0F) - 8) * d;
+        sq[j + 16] = ((p[2 + j] >> 4) - 8) * d;
       }
       break;
     }
     case DType::iq4_nl: {
       const double d = f16(rd16(p));
       for (int j = 0; j < 16; ++j) {
-        y[j] = d * kIq4nl[p[2 + j] & 0x0F];
-        y[j + 16] = d * kIq4nl[p[2 + j] >> 4];
+        sq[j] = d * kIq4nl[p[2 + j] & 0x0F];
+        sq[j + 16] = d * kIq4nl[p[2 + j] >> 4];
       }
       break;
     }
@@ -96,18 +105,19 @@ inline void dequant_block(DType t, const uint8_t* p, double* y) {
         const int x0 = (qs[j] & 0x0F) | (((qh >> j) & 1) << 4);
         const int x1 = (qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
         if (one) {
-          y[j] = x0 * d + m;
-          y[j + 16] = x1 * d + m;
+          sq[j] = x0 * d;
+          sq[j + 16] = x1 * d;
+          off[j] = off[j + 16] = m;
         } else {
-          y[j] = (x0 - 16) * d;
-          y[j + 16] = (x1 - 16) * d;
+          sq[j] = (x0 - 16) * d;
+          sq[j + 16] = (x1 - 16) * d;
         }
       }
       break;
     }
     case DType::q8_0: {
       const double d = f16(rd16(p));
-      for (int j = 0; j < 32; ++j) y[j] = int8_t(p[2 + j]) * d;
+      for (int j = 0; j < 32; ++j) sq[j] = int8_t(p[2 + j]) * d;
       break;
     }
     case DType::q4_K:
@@ -127,8 +137,10 @@ inline void dequant_block(DType t, const uint8_t* p, double* y) {
             lo += 16 * ((qh[l] >> (2 * pr)) & 1);
             hi += 16 * ((qh[l] >> (2 * pr + 1)) & 1);
           }
-          y[64 * pr + l] = d * sc0 * lo - dmin * mn0;
-          y[64 * pr + 32 + l] = d * sc1 * hi - dmin * mn1;
+          sq[64 * pr + l] = d * sc0 * lo;
+          off[64 * pr + l] = -(dmin * mn0);
+          sq[64 * pr + 32 + l] = d * sc1 * hi;
+          off[64 * pr + 32 + l] = -(dmin * mn1);
         }
       }
       break;
@@ -139,7 +151,7 @@ inline void dequant_block(DType t, const uint8_t* p, double* y) {
         const uint8_t* L = p + 64 * h;
         const uint8_t* H = p + 128 + 32 * h;
         const int8_t* S = reinterpret_cast<const int8_t*>(p + 192 + 8 * h);
-        double* out = y + 128 * h;
+        double* out = sq + 128 * h;
         for (int l = 0; l < 32; ++l) {
           const int is = l / 16;
           const int q1 = (L[l] & 0xF) | (((H[l] >> 0) & 3) << 4);
@@ -159,9 +171,11 @@ inline void dequant_block(DType t, const uint8_t* p, double* y) {
       const uint8_t* qs = p + 16;
       const double d = f16(rd16(p + 80)), dmin = f16(rd16(p + 82));
       for (int g = 0; g < 16; ++g) {
-        const int half = g / 8, gi = g % 8, shift = 2 * (gi / 2), off = 32 * half + 16 * (gi % 2);
-        for (int l = 0; l < 16; ++l)
-          y[16 * g + l] = d * (scales[g] & 0xF) * ((qs[off + l] >> shift) & 3) - dmin * (scales[g] >> 4);
+        const int half = g / 8, gi = g % 8, shift = 2 * (gi / 2), o = 32 * half + 16 * (gi % 2);
+        for (int l = 0; l < 16; ++l) {
+          sq[16 * g + l] = d * (scales[g] & 0xF) * ((qs[o + l] >> shift) & 3);
+          off[16 * g + l] = -(dmin * (scales[g] >> 4));
+        }
       }
       break;
     }
@@ -174,14 +188,22 @@ inline void dequant_block(DType t, const uint8_t* p, double* y) {
         const int ls = ((sl[b / 2] >> (4 * (b % 2))) & 0xF) | (((sh >> (2 * b)) & 3) << 4);
         const double dl = d * (ls - 32);
         for (int j = 0; j < 16; ++j) {
-          y[32 * b + j] = dl * kIq4nl[qs[16 * b + j] & 0xF];
-          y[32 * b + 16 + j] = dl * kIq4nl[qs[16 * b + j] >> 4];
+          sq[32 * b + j] = dl * kIq4nl[qs[16 * b + j] & 0xF];
+          sq[32 * b + 16 + j] = dl * kIq4nl[qs[16 * b + j] >> 4];
         }
       }
       break;
     }
     default: break;
   }
+}
+
+// One block of `t` at p -> y[0 .. qk-1] (exact values).
+inline void dequant_block(DType t, const uint8_t* p, double* y) {
+  double off[256];
+  dequant_terms(t, p, y, off);
+  if (has_min(t))
+    for (int i = 0; i < format_of(t).qk; ++i) y[i] = y[i] + off[i];
 }
 
 // n values of t at p, each rounded once to f32 (the spec's f32 result), as doubles.
