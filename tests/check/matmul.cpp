@@ -139,6 +139,8 @@ struct IdCase {
   bool i32_ids = false;
   int64_t expert_pad_blocks = 0;  // extra blocks between experts (strided view)
   MatmulPath path = MatmulPath::automatic;
+  int64_t lead_blocks = 0;  // the weight view starts this many blocks into its buffer (e.g. one
+                            // 18-byte block: a base 2 bytes past a 16-byte boundary)
 };
 
 std::string id_name(const IdCase& c) {
@@ -146,7 +148,7 @@ std::string id_name(const IdCase& c) {
   std::ostringstream os;
   os << name(c.t) << " E" << c.e << " k" << c.top_k << " T" << c.tokens << " N" << c.n << " K" << c.k << " "
      << routes[int(c.routing)] << (c.per_slot ? " per-slot" : "") << (c.i32_ids ? " i32" : "")
-     << (c.expert_pad_blocks ? " strided" : "")
+     << (c.expert_pad_blocks ? " strided" : "") << (c.lead_blocks ? " offset" : "")
      << (c.path == MatmulPath::matvec ? " mv" : c.path == MatmulPath::matmat ? " mm" : "");
   return os.str();
 }
@@ -182,8 +184,8 @@ CompareResult check_quantized_id(Device d, const IdCase& c) {
   const int64_t per_expert = c.n * c.k / qk, stride = per_expert + c.expert_pad_blocks;
   auto x = activations({x_rows, c.k}, seed);
   // Weight bytes: E experts of `stride` blocks; only the first per_expert blocks of each are used.
-  HostTensor wbytes(DType::u8, {c.e * stride * bs});
-  auto blocks = mm::random_blocks(c.t, c.e * stride, seed + 1);
+  HostTensor wbytes(DType::u8, {(c.lead_blocks + c.e * stride) * bs});
+  auto blocks = mm::random_blocks(c.t, c.lead_blocks + c.e * stride, seed + 1);
   std::memcpy(wbytes.bytes.data(), blocks.data(), blocks.size());
   auto ids = make_ids(c, seed + 2);
   HostTensor hids(c.i32_ids ? DType::i32 : DType::u32, {c.tokens, c.top_k});
@@ -191,7 +193,7 @@ CompareResult check_quantized_id(Device d, const IdCase& c) {
 
   auto dx = to_device(x, d), dwb = to_device(wbytes, d), dids = to_device(hids, d);
   const int64_t shape[3] = {c.e, c.n, c.k}, strides[3] = {stride, c.k / qk, 1};
-  Tensor dw(dwb.buffer.data(), c.t, shape, strides, d);
+  Tensor dw(static_cast<uint8_t*>(dwb.buffer.data()) + c.lead_blocks * bs, c.t, shape, strides, d);
   auto y = poisoned(DType::f32, {rows, c.n}, d);
   quantized_matmul_id_ggml(dx, dw, dids, y, c.top_k, c.per_slot, default_stream(), Tensor(), c.path);
 
@@ -201,7 +203,7 @@ CompareResult check_quantized_id(Device d, const IdCase& c) {
   const auto xd = x.to_double();
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t e = ids[size_t(row)];
-    auto wd = mm::dequant_matrix(c.t, wbytes.bytes.data() + e * stride * bs, c.n, c.k);
+    auto wd = mm::dequant_matrix(c.t, wbytes.bytes.data() + (c.lead_blocks + e * stride) * bs, c.n, c.k);
     const std::vector<int64_t> xr{c.per_slot ? row : row / c.top_k};
     if (mat_mat) mm::matmul_rows(xd, xr, wd.data(), c.n, c.k, round_bf16, round_bf16, r, row);
     else mm::matmul_rows(xd, xr, wd.data(), c.n, c.k, mm::identity, mm::identity, r, row);
@@ -352,6 +354,11 @@ LMK_CHECKS(matmul) {
       {DType::q4_K, 8, 4, 40, 33, 256, Routing::uniform, false, false, 0, MatmulPath::matmat},
       {DType::q6_K, 8, 4, 40, 33, 512, Routing::uniform},  // automatic: grouped mat-mat (20 rows per expert)
       {DType::q2_K, 8, 4, 2, 33, 256, Routing::distinct},
+      // Weight views whose base is not 16-byte aligned (the mat-vec's first granules lie partly
+      // before the tensor): single routed rows and grouped 8-row pieces.
+      {DType::q4_0, 8, 2, 3, 40, 512, Routing::uniform, false, false, 0, MatmulPath::automatic, 1},
+      {DType::q6_K, 8, 2, 3, 40, 512, Routing::uniform, false, false, 0, MatmulPath::automatic, 1},
+      {DType::iq4_xs, 4, 2, 40, 40, 512, Routing::uniform, false, false, 0, MatmulPath::matvec, 1},
   };
   for (const auto& c : id_cases)
     cases.push_back({"quantized_matmul_id_ggml", id_name(c), c.tokens == 5 || c.tokens == 33,
