@@ -149,11 +149,6 @@ struct SharedBytes {
   __device__ __forceinline__ uint32_t u16(const uint8_t* p) const { return *reinterpret_cast<const uint16_t*>(p); }
 };
 
-// Four consecutive floats of an activation row (vec: the address is 16-byte aligned).
-__device__ __forceinline__ float4 ldx4(const float* p, bool vec) {
-  if (vec) return __ldg(reinterpret_cast<const float4*>(p));
-  return make_float4(__ldg(p), __ldg(p + 1), __ldg(p + 2), __ldg(p + 3));
-}
 
 // ---- warp reduce-scatter ----------------------------------------------------------------------------
 // v[0..V) per lane (V a power of two <= 32) summed over the warp with V - 1 + log2(32 / V)

@@ -360,8 +360,6 @@ QmvParams qmv_params(const QWeight& w, const float* x, float* y) {
   p.row_bytes = w.row_bytes;
   p.expert_stride = w.expert_stride;
   p.nsb = w.k / 32;
-  p.fast = fast_weights(w);
-  p.xvec = is_aligned(x, 16);
   p.w_end = p.w + (w.n_experts - 1) * w.expert_stride + w.n * w.row_bytes;
   return p;
 }

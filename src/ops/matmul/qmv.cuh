@@ -1,5 +1,6 @@
-// Quantized mat-vec on int8 tensor cores at f32 accuracy (spec §3.1 M = 1, §3.3 single routed
-// rows): y[m, n] = Σ_k x[m, k]·W[n, k] for one or two activation rows per work item.
+// Quantized mat-vec on int8 tensor cores at f32 accuracy (spec §3.1 M <= 8, §3.3 routed rows):
+// y[m, n] = Σ_k x[m, k]·W[n, k] for up to 8 activation rows per work item (weights decoded once
+// per item).
 //
 // Why: at 4 bits a weight is half a byte, so streaming W at full bandwidth leaves ~4 thread
 // instructions per weight on an H200; converting every code to f32 and multiplying costs more
@@ -43,9 +44,7 @@ struct QmvParams {
   int64_t n = 0;
   const uint8_t* w = nullptr;
   int64_t row_bytes = 0, expert_stride = 0;
-  int64_t nsb = 0;    // 32-element sub-blocks per row (k / 32)
-  bool fast = false;  // the weight tensor starts and ends 4-byte aligned (see ld_u32_2a)
-  bool xvec = false;  // x is 16-byte aligned (float4 loads)
+  int64_t nsb = 0;                 // 32-element sub-blocks per row (k / 32)
   const uint8_t* w_end = nullptr;  // end of the whole weight tensor (every expert)
   RowSource rs;
   // int8 mat-vec only: x split into pieces (split_x_kernel, cuda.cu), in scratch: per x row and
