@@ -137,6 +137,17 @@ struct Plan {
   QuantParams params;
 };
 
+// A key of the global settings (bits, group_size, mode) read into cfg; false for any other key.
+// `prefix` names the enclosing object in error messages ("" or "quantization.").
+bool global_field(formats::JsonReader& r, const std::string& key, const std::string& prefix,
+                  const std::string& label, QuantizationConfig& cfg) {
+  if (key == "bits") cfg.global.bits = positive_int(r, prefix + "bits");
+  else if (key == "group_size") cfg.global.group_size = positive_int(r, prefix + "group_size");
+  else if (key == "mode") check_mode(r, label);
+  else return false;
+  return true;
+}
+
 }  // namespace
 
 QuantParams QuantizationConfig::lookup(std::string_view tensor_name, std::string* matched_key) const {
@@ -168,12 +179,7 @@ QuantParams QuantizationConfig::lookup(std::string_view tensor_name, std::string
 QuantizationConfig parse_quantization_config_json(std::string_view json, const std::string& label) {
   return parse_config(json, label, [&](formats::JsonReader& r, QuantizationConfig& cfg) {
     json_object(r, "the top level", [&](const std::string& key) {
-      if (key == "bits") {
-        cfg.global.bits = positive_int(r, "bits");
-      } else if (key == "group_size") {
-        cfg.global.group_size = positive_int(r, "group_size");
-      } else if (key == "mode") {
-        check_mode(r, label);
+      if (global_field(r, key, "", label, cfg)) {
       } else if (key == "per_tensor") {
         json_object(r, "per_tensor", [&](const std::string& name) {
           const std::string what = "per_tensor entry '" + name + "'";
@@ -211,12 +217,7 @@ QuantizationConfig parse_config_json_quantization(std::string_view json, const s
       found = true;
       std::map<std::string, std::pair<int, std::optional<int>>> overrides;
       json_object(r, "\"quantization\"", [&](const std::string& k) {
-        if (k == "bits") {
-          cfg.global.bits = positive_int(r, "quantization.bits");
-        } else if (k == "group_size") {
-          cfg.global.group_size = positive_int(r, "quantization.group_size");
-        } else if (k == "mode") {
-          check_mode(r, label);
+        if (global_field(r, k, "quantization.", label, cfg)) {
         } else if (k != "quant_method" && r.peek() == '{') {
           const std::string what = "quantization override '" + k + "'";
           std::optional<int> bits, gs;

@@ -56,6 +56,7 @@ struct QmvParams {
 
 constexpr int kQmvXRecord = 144;  // bytes of one sub-block's x pieces + scale record
 constexpr int kQmvStages = 3;     // stage slots per warp (2 stages in flight while one is decoded)
+constexpr int kQmvCtaSmem = 110 * 1024;  // stage bytes per CTA: two CTAs per SM
 
 // Scratch bytes for the x pieces of `x_rows` rows.
 inline int64_t qmv_scratch_bytes(int64_t x_rows, int64_t nsb) { return x_rows * nsb * kQmvXRecord + 256; }
@@ -343,10 +344,10 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
 template <class F, int MT, int Align>
 void launch_qmv_kernel(const QmvParams& p, int warps, int smem, int64_t work, cudaStream_t stream) {
   auto kernel = qmv_kernel<F, MT, Align>;
-  // Launches stay within 110 KiB (launch_qmv_mt) or one warp's stages (under 48 KiB).
+  // Launches stay within kQmvCtaSmem (launch_qmv_mt) or one warp's stages (under 48 KiB).
   static const bool attr = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                        std::min(qmv_smem_bytes<F, MT>(8), 110 * 1024)));
+                                        std::min(qmv_smem_bytes<F, MT>(8), kQmvCtaSmem)));
     return true;
   }();
   (void)attr;
@@ -373,7 +374,7 @@ void launch_qmv_mt(const QmvParams& p, cudaStream_t stream) {
   if (work > int64_t(INT32_MAX))
     LMK_THROW(Unsupported, "quantized mat-vec: ", work, " (item, row tile) pairs exceed the supported 2^31");
   const int64_t nst = (p.nsb + 7) / 8;
-  const int by_smem = (110 * 1024) / (kQmvStages * QmvStage<F, MT>::kBytes);
+  const int by_smem = kQmvCtaSmem / (kQmvStages * QmvStage<F, MT>::kBytes);
   // Warps split a row's stages: enough for ~16 warps per SM when there are few work units,
   // else ~4 stages per warp (the per-unit setup is paid per warp); at most 8 and one per stage.
   const int64_t want = std::max<int64_t>((nst + 3) / 4, (16 * int64_t(sm_count()) + work - 1) / work);
@@ -391,8 +392,7 @@ void launch_qmv_mt(const QmvParams& p, cudaStream_t stream) {
 
 // Items of one activation row (M = 1 decode, single routed rows) or of up to 8 (p.rs.per_item:
 // small batches, grouped routed rows; the weights are decoded once per item). p.xq must hold
-// the pieces of x (split_x in cuda.cu, run before). Warps per CTA: enough for ~4 stages each,
-// at most 8, fewer when a stage is large (about 110 KiB of stages per CTA, two CTAs per SM).
+// the pieces of x (split_x in cuda.cu, run before). Warps per CTA: see launch_qmv_mt.
 template <class F>
 void launch_qmv(const QmvParams& p, cudaStream_t stream) {
   if (16 * p.row_bytes >= (int64_t(1) << 31))
