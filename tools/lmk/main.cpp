@@ -27,7 +27,7 @@ int usage() {
       "  ops [--markdown] [--perf FILE] the op registry (markdown: docs/ops.md; FILE: perf TSV for figures)\n"
       "  check [--op NAME[,NAME]] [--all] [--device cpu|cuda]\n"
       "                                 run the ops against the fp64 reference (quick cases unless --all)\n"
-      "  bench [--op NAME[,NAME]] [--quick] [--json FILE] [--tsv FILE] [--device cpu|cuda]\n"
+      "  bench [--op NAME[,NAME]] [--case TEXT] [--quick] [--json FILE] [--tsv FILE] [--device cpu|cuda]\n"
       "                                 time the ops; % of the copy bandwidth measured in the same run\n"
       "  gguf FILE [--all]              metadata and tensor table of a GGUF file");
   return 2;
@@ -157,6 +157,7 @@ int cmd_bench(const Args& a) {
   Device dev = pick_device(a);
   bool quick = a.flag("--quick");
   const auto only = split_ops(a.opt("--op"));
+  const std::string case_text = a.opt("--case");  // only cases whose name contains it (for ncu)
   bench::Context ctx(dev, quick);
   std::printf("lmk bench on %s (%s): copy bandwidth %.0f GB/s (read + write, measured now)%s\n", dev.str().c_str(),
               ctx.device_name.c_str(), ctx.copy_gbps,
@@ -168,6 +169,7 @@ int cmd_bench(const Args& a) {
     if (!only.empty() && !only.count(bc.op)) continue;
     if (quick && !bc.quick) continue;
     if (dev.is_cpu() && !bc.cpu) continue;
+    if (!case_text.empty() && bc.name.find(case_text) == std::string::npos) continue;
     size_t before = ctx.results.size();
     try {
       bc.run(ctx);
