@@ -42,6 +42,24 @@ void quantized_case(Context& c, DType t, int64_t m, int64_t n, int64_t k, Matmul
   c.record("quantized_matmul_ggml", nm, us, bytes, mat_mat ? 2.0 * double(m) * double(n) * double(k) : 0);
 }
 
+// The packed weights of pack_ggml (packing is load-time work, not timed). Same bytes as the raw
+// case (the padding is not counted); the peer is llama.cpp's raw-weight figure.
+void packed_case(Context& c, DType t, int64_t m, int64_t n, int64_t k) {
+  if (c.device.is_cpu()) {
+    n = std::min<int64_t>(n, 256);
+    k = std::min<int64_t>(k, 1024);
+  }
+  auto w = c.random(t, {n, k});
+  const PackedGgml pw = pack_ggml(w, c.stream);
+  auto x = c.random(DType::f32, {m, k});
+  auto y = c.empty(DType::f32, {m, n});
+  if (c.device.is_cuda()) matmul_workspace_reserve(c.stream, 5 * m * k + (1 << 20));
+  const double us = c.time_us([&] { quantized_matmul_ggml(x, pw, y, c.stream); });
+  const double bytes = double(w.bytes()) + 4.0 * double(m * k) + 4.0 * double(m * n);
+  const std::string nm = std::string(name(t)) + " " + mnk(m, n, k);
+  c.record("quantized_matmul_ggml_packed", nm, us, bytes, 0, ("quantized_matmul_ggml/" + nm).c_str());
+}
+
 void dense_case(Context& c, const std::string& op, DType t, int64_t m, int64_t n, int64_t k) {
   if (c.device.is_cpu()) {
     n = std::min<int64_t>(n, 256);
@@ -113,6 +131,16 @@ LMK_BENCHES(matmul) {
                        t == DType::q4_0 && m == 8, false, [t, m](Context& c) { quantized_case(c, t, m, 4096, 14336); }});
     cases.push_back({"quantized_matmul_ggml", std::string(name(t)) + " " + mnk(512, 4096, 14336), t == DType::q4_0,
                      false, [t](Context& c) { quantized_case(c, t, 512, 4096, 14336); }});
+  }
+  // Packed weights (pack_ggml): M = 1 at the four shapes, M = 2, 4, 8 at 4096 x 14336.
+  for (DType t : kRequired) {
+    for (auto [n, k] : kShapes)
+      cases.push_back({"quantized_matmul_ggml_packed", std::string(name(t)) + " " + mnk(1, n, k),
+                       n == 4096 && k == 14336, n == 4096 && k == 4096,
+                       [t, n, k](Context& c) { packed_case(c, t, 1, n, k); }});
+    for (int64_t m : {2, 4, 8})
+      cases.push_back({"quantized_matmul_ggml_packed", std::string(name(t)) + " " + mnk(m, 4096, 14336),
+                       t == DType::q4_0, false, [t, m](Context& c) { packed_case(c, t, m, 4096, 14336); }});
   }
   cases.push_back({"mul_mv_ext", "iq4_nl 4x4096x14336", false, false, [](Context& c) {
     int64_t n = c.device.is_cpu() ? 256 : 4096, k = c.device.is_cpu() ? 1024 : 14336, m = 4;

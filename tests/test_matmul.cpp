@@ -166,6 +166,68 @@ TEST(MatmulErrors, DenseRejectsBadArguments) {
   EXPECT_EQ(code_of([&] { dense_gemm(h.X(2, 8), h.X(3, 8), h.Y(2, 3)); }), kUnsupported);
 }
 
+const std::vector<DType> kAllFormats = {DType::q4_0, DType::q5_0,  DType::q5_1, DType::q8_0, DType::iq4_nl,
+                                        DType::q2_K, DType::q4_K, DType::q5_K, DType::q6_K, DType::iq4_xs};
+
+// pack_ggml is a permutation of the raw bytes plus zero padding: every raw byte lands in exactly
+// one packed byte (a weight of all-0xA5 bytes packs to exactly that many 0xA5 bytes, the rest 0),
+// and unpack_ggml restores random blocks bit for bit. Ragged N and K included.
+TEST(MatmulPacked, PackIsAPermutationPlusPaddingCpu) {
+  for (DType t : kAllFormats) {
+    const int64_t qk = ref::mm::block_elems(t);
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{37, qk == 256 ? 768 : 704}, {1, qk}, {16, 1024}}) {
+      const int64_t blocks = n * k / qk, bytes = blocks * ref::mm::block_size(t);
+      std::vector<uint8_t> fill(size_t(bytes), 0xA5);
+      const PackedGgml pf = pack_ggml(Tensor(fill.data(), t, {n, k}));
+      EXPECT_EQ(pf.n, n);
+      EXPECT_EQ(pf.k, k);
+      EXPECT_EQ(pf.bytes.bytes() % 64, 0) << name(t);  // records stay 16-byte aligned
+      const auto* pb = static_cast<const uint8_t*>(pf.bytes.data());
+      int64_t marked = 0, other = 0;
+      for (int64_t i = 0; i < pf.bytes.bytes(); ++i) {
+        if (pb[i] == 0xA5) ++marked;
+        else if (pb[i] != 0) ++other;
+      }
+      EXPECT_EQ(marked, bytes) << name(t) << " " << n << "x" << k;
+      EXPECT_EQ(other, 0) << name(t);
+      auto wb = ref::mm::random_blocks(t, blocks, 7 + uint64_t(n));
+      const PackedGgml pr = pack_ggml(Tensor(wb.data(), t, {n, k}));
+      std::vector<uint8_t> back(wb.size(), 0);
+      unpack_ggml(pr, Tensor(back.data(), t, {n, k}));
+      EXPECT_EQ(back, wb) << name(t) << " " << n << "x" << k;
+    }
+  }
+}
+
+TEST(MatmulErrors, PackedRejectsBadArguments) {
+  Host h;
+  EXPECT_EQ(code_of([&] { (void)pack_ggml(Tensor(h.x.data(), DType::f32, {N, K})); }), kUnsupported);
+  EXPECT_EQ(code_of([&] { (void)pack_ggml(h.Wq(DType::q4_0, N, 48)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { (void)pack_ggml(Tensor(h.w.data(), DType::q4_0, {1, N, K})); }), kInvalid);
+  EXPECT_EQ(code_of([&] { (void)pack_ggml(h.Wq(DType::q4_0, 0, K)); }), kInvalid);
+  EXPECT_EQ(code_of([&] { (void)pack_ggml(Tensor(h.w.data() + 1, DType::q4_0, {N, K})); }), kInvalid);
+  const PackedGgml pw = pack_ggml(h.Wq());
+  auto run = [&](const Tensor& x, const PackedGgml& w, const Tensor& y) { quantized_matmul_ggml(x, w, y); };
+  EXPECT_NO_THROW(run(h.X(), pw, h.Y()));
+  EXPECT_EQ(code_of([&] { run(h.X(M, 32), pw, h.Y()); }), kInvalid);            // K mismatch
+  EXPECT_EQ(code_of([&] { run(h.X(), pw, h.Y(M, N + 1)); }), kInvalid);        // N mismatch
+  EXPECT_EQ(code_of([&] { run(h.X(), pw, h.Y(M + 1, N)); }), kInvalid);        // M mismatch
+  EXPECT_EQ(code_of([&] { run(Tensor(h.h16.data(), DType::f16, {M, K}), pw, h.Y()); }), kUnsupported);
+  EXPECT_EQ(code_of([&] { run(h.X(), pw, Tensor(h.x.data(), DType::f32, {M, N})); }), kInvalid);  // y over x
+  EXPECT_EQ(code_of([&] { run(h.X(), PackedGgml{}, h.Y()); }), kInvalid);      // not made by pack_ggml
+  PackedGgml bad = pack_ggml(h.Wq());
+  bad.n = 40;  // sizes that do not match the bytes
+  EXPECT_EQ(code_of([&] { run(h.X(), bad, Tensor(h.y.data(), DType::f32, {M, 40})); }), kInvalid);
+  bad.n = N;
+  bad.type = DType::f32;
+  EXPECT_EQ(code_of([&] { run(h.X(), bad, h.Y()); }), kUnsupported);
+  bad.type = DType::q4_K;  // K = 64 is no q4_K matrix
+  EXPECT_EQ(code_of([&] { run(h.X(), bad, h.Y()); }), kInvalid);
+  std::vector<uint8_t> out(size_t(N * K), 0);
+  EXPECT_EQ(code_of([&] { unpack_ggml(pw, Tensor(out.data(), DType::q8_0, {N, K})); }), kUnsupported);
+  EXPECT_EQ(code_of([&] { unpack_ggml(pw, Tensor(out.data(), DType::q4_0, {N + 1, K})); }), kInvalid);
+}
+
 TEST(Matmul, MulMvExtMatchesQuantizedMatmulCpu) {
   // The same weight for every batch index: mul_mv_ext == quantized_matmul_ggml on [batch·M, K].
   const int64_t batch = 2, m = 3, n = 5, k = 256;
@@ -367,6 +429,63 @@ TEST(MatmulGpu, MatvecIsDeterministicAndCapturable) {
     EXPECT_EQ(h4.bytes, test::to_host(b4).bytes) << name(ty);
     EXPECT_EQ(hr.bytes, test::to_host(br).bytes) << name(ty);
   }
+}
+// The CUDA packer and unpacker agree with the CPU's byte for byte; the packed mat-vec is
+// deterministic, replays bit-identically from a CUDA graph and agrees with the fp64 reference.
+TEST(MatmulGpu, PackedMatchesCpuAndIsCapturable) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device here";
+  const Device g = Device::cuda(0);
+  for (DType ty : kAllFormats) {
+    const int64_t n = 45, k = ref::mm::block_elems(ty) == 256 ? 2048 : 1760;
+    auto wb = ref::mm::random_blocks(ty, n * k / ref::mm::block_elems(ty), 43);
+    test::HostTensor w(ty, {n, k});
+    std::memcpy(w.bytes.data(), wb.data(), wb.size());
+    const PackedGgml cpu = pack_ggml(w.view());
+    auto dw = test::to_device(w, g);
+    const PackedGgml gpu = pack_ggml(dw.tensor);
+    ASSERT_EQ(gpu.bytes.bytes(), cpu.bytes.bytes());
+    std::vector<uint8_t> got(size_t(gpu.bytes.bytes()));
+    copy_bytes(got.data(), Device::cpu(), gpu.bytes.data(), g, gpu.bytes.bytes(), default_stream());
+    EXPECT_EQ(0, std::memcmp(got.data(), cpu.bytes.data(), got.size())) << name(ty);
+    auto back = test::poisoned(ty, {n, k}, g);
+    unpack_ggml(gpu, back.tensor);
+    EXPECT_EQ(test::to_host(back).bytes, w.bytes) << name(ty);
+
+    auto x = test::random_normal(DType::f32, {3, k}, 44);
+    auto dx = test::to_device(x, g);
+    const Tensor x1(dx.tensor.data(), DType::f32, {1, k}, g);
+    auto a1 = test::poisoned(DType::f32, {1, n}, g), a3 = test::poisoned(DType::f32, {3, n}, g);
+    quantized_matmul_ggml(x1, gpu, a1.tensor);
+    quantized_matmul_ggml(dx.tensor, gpu, a3.tensor);
+    const auto h1 = test::to_host(a1), h3 = test::to_host(a3);
+    Refs refs(3, n);
+    const auto xd = x.to_double();
+    const auto wd = ref::mm::dequant_matrix(ty, w.bytes.data(), n, k);
+    for (int64_t r = 0; r < 3; ++r) refs.add_row(xd, r, wd, n, k, r);
+    for (int64_t i = 0; i < 3 * n; ++i) {
+      const Expect e = expect(refs, MatmulPath::matvec, size_t(i));
+      ASSERT_NEAR(h3.as<float>()[i], e.want, e.allowed) << name(ty) << " M=3 " << i;
+      if (i < n) ASSERT_NEAR(h1.as<float>()[i], e.want, e.allowed) << name(ty) << " M=1 " << i;
+    }
+    Stream s = Stream::create(g);
+    matmul_workspace_reserve(s, int64_t(1) << 20);
+    auto b1 = test::poisoned(DType::f32, {1, n}, g), b3 = test::poisoned(DType::f32, {3, n}, g);
+    Graph graph;
+    graph.begin_capture(s);
+    quantized_matmul_ggml(x1, gpu, b1.tensor, s);
+    quantized_matmul_ggml(dx.tensor, gpu, b3.tensor, s);
+    graph.end_capture();
+    graph.replay(s);
+    graph.replay(s);
+    s.synchronize();
+    EXPECT_EQ(h1.bytes, test::to_host(b1).bytes) << name(ty);
+    EXPECT_EQ(h3.bytes, test::to_host(b3).bytes) << name(ty);
+  }
+  // A CPU x with a GPU packed weight is rejected.
+  Host h;
+  auto dw = test::to_device(test::HostTensor(DType::q4_0, {N, K}), g);
+  const PackedGgml pw = pack_ggml(dw.tensor);
+  EXPECT_EQ(code_of([&] { quantized_matmul_ggml(h.X(), pw, h.Y()); }), kInvalid);
 }
 #endif
 

@@ -7,10 +7,11 @@
 // |w_k| := |scale·q_k| + |offset| for formats with a min term):
 //   * quantized mat-vec path (M <= 8 by default): f32 activations times the exact f32 dequantized
 //     weight, f32 accumulation (e <= 1e-5). Formats with a min/offset term (Q5_1, Q4_K, Q5_K,
-//     Q2_K) are evaluated in the factored form scale·Σx·q + offset·Σx that §0 allows. On CUDA,
-//     M = 1 runs f32 FMAs; 2..8 rows run on tensor cores without losing f32 accuracy: integer
-//     codes are exact in bf16, each activation is split into three bf16 pieces that sum to it
-//     exactly, products are exact and summed in f32, scales applied in f32 per 16 values.
+//     Q2_K) are evaluated in the factored form scale·Σx·q + offset·Σx that §0 allows. On CUDA
+//     the integer codes go into int8 tensor-core mmas: each 32-value sub-block of x is scaled by
+//     a power of two and split into four int8 pieces (27 significant bits, more than an f32
+//     holds), code·piece sums are exact in int32, and the scales are applied in f32 per
+//     sub-block (per 16 values for Q6_K / Q2_K).
 //   * quantized mat-mat path (M > 8): tensor cores on bf16 operands — activations rounded to bf16
 //     (RNE), each weight dequantized in f32 and rounded once to bf16 — f32 accumulation
 //     (bf16 row of the table, e <= 1.6e-2).
@@ -31,6 +32,7 @@
 #pragma once
 #include <cstdint>
 
+#include "lmk/buffer.h"
 #include "lmk/device.h"
 #include "lmk/tensor.h"
 
@@ -50,6 +52,29 @@ enum class MatmulPath : uint8_t { automatic, matvec, matmat };
 // multiple of 16 bytes take the vectorised path, any other (2-byte aligned) layout a slower one.
 void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, Stream& stream = default_stream(),
                            MatmulPath path = MatmulPath::automatic);
+
+// ---- explicit load-time repack for decode (issue 5: "repacking once at load time is allowed") --
+// pack_ggml(w) returns the bytes of a GGML weight [N, K] permuted into the layout the CUDA
+// mat-vec reads fastest (src/ops/matmul/packed_layout.h): per 16-row tile and 256-element chunk,
+// every lane's codes as 16-byte words and the rows' scales beside them. Same bytes as the blocks
+// plus zero padding to whole tiles and chunks (N rounded up to 16, K to 256), on w's device.
+// Pack once when the model loads, then call quantized_matmul_ggml with the packed weight: same
+// arithmetic as the raw weight's mat-vec (the order of the partial sums may differ), and
+// deterministic: the same call gives the same bits every time. Any M works: up to 8 rows per
+// pass over the weights (M > 8 re-reads them per 8 rows, so keep the raw weight for prefill's
+// mat-mat). The CPU backend unpacks into scratch and runs its own kernel.
+// unpack_ggml restores the raw blocks (out: w's dtype, [N, K], on the packed weight's device).
+struct PackedGgml {
+  DType type = DType::q4_0;
+  int64_t n = 0, k = 0;
+  Buffer bytes;  // the packed matrix
+  Device device() const { return bytes.device(); }
+};
+PackedGgml pack_ggml(const Tensor& w, Stream& stream = default_stream());
+void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& stream = default_stream());
+// y[m, n] = Σ_k x[m, k] · dequant(w)[n, k] for a packed w: x f32 [M, K], y f32 [M, N], same
+// precision as the mat-vec path (e <= 1e-5).
+void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& stream = default_stream());
 
 // ---- §3.2 mul_mv_ext --------------------------------------------------------------------------------
 // Small-batch mat-vec: y[b, m, n] = Σ_k x[b, m, k] · dequant(w)[n, k], the same weight for every

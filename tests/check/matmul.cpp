@@ -119,6 +119,18 @@ CompareResult check_quantized(Device d, DType t, int64_t m, int64_t n, int64_t k
   return compare_norm(to_host(y), quant_ref(x, w, mat_mat), mat_mat ? 1e-4 : 1e-5);
 }
 
+// pack_ggml then the packed mat-vec (items of up to 8 rows), against the fp64 reference.
+CompareResult check_packed(Device d, DType t, int64_t m, int64_t n, int64_t k) {
+  const uint64_t seed = case_seed("packed" + shape_name(t, {m, n, k}));
+  auto x = activations({m, k}, seed);
+  auto w = block_weight(t, {n, k}, seed + 1);
+  auto dx = to_device(x, d), dw = to_device(w, d);
+  const PackedGgml pw = pack_ggml(dw);
+  auto y = poisoned(DType::f32, {m, n}, d);
+  quantized_matmul_ggml(dx, pw, y);
+  return compare_norm(to_host(y), quant_ref(x, w, false), 1e-5);
+}
+
 CompareResult check_mv_ext(Device d, DType t, int64_t batch, int64_t m, int64_t n, int64_t k) {
   const uint64_t seed = case_seed("mv_ext" + shape_name(t, {batch, m, n, k}));
   auto x = activations({batch, m, k}, seed);
@@ -298,6 +310,19 @@ LMK_CHECKS(matmul) {
     add(9, 33, k_small, MatmulPath::automatic, false);
     add(64, 96, 512 + (kq ? 0 : 32), MatmulPath::automatic, true);  // mat-mat, ragged tiles
     add(16, 37, k_odd, MatmulPath::matvec, false);
+    // Packed weights (pack_ggml): ragged tiles (N % 16 != 0) and chunks (K % 256 != 0), one row,
+    // several tiles per CTA and chunks per warp, M = 2..8 in one item and M > 8 in several.
+    auto add_packed = [&](int64_t m, int64_t n, int64_t k, bool quick) {
+      cases.push_back({"quantized_matmul_ggml_packed", f + " " + std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k),
+                       quick, [=](Device d) { return check_packed(d, t, m, n, k); }});
+    };
+    add_packed(1, 33, k_odd, true);
+    add_packed(1, 1, k_small, false);
+    add_packed(1, 600, 4096, false);
+    add_packed(2, 47, k_fast, false);
+    add_packed(4, 16, k_odd, false);
+    add_packed(8, 65, k_fast, true);
+    add_packed(11, 20, k_small, false);
     add(16, 37, k_odd, MatmulPath::matmat, false);
     add(3, 33, k_small, MatmulPath::matmat, false);
     add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);

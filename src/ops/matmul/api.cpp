@@ -1,5 +1,6 @@
 #include "lmk/matmul.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "core/check.h"
 #include "lmk/registry.h"
 #include "ops/matmul/backend.h"
+#include "ops/matmul/packed_layout.h"
 
 namespace lmk {
 
@@ -14,6 +16,10 @@ namespace lmk {
 LMK_REGISTER_OP({"quantized_matmul_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
                  "matmul-moe-sampling.md §3.1",
                  "qmv_<fmt> (M <= 8: int8 mma on x split into 4 int8 pieces = f32), qmm_<fmt>_bf16 (M > 8)"});
+LMK_REGISTER_OP({"quantized_matmul_ggml_packed", "matmul",
+                 "f32 x, pack_ggml weight (" LMK_QFORMATS "), f32 y", true, true,
+                 "matmul-moe-sampling.md §3.1 (load-time repack, issue 5)",
+                 "qmvp_<fmt> (packed codes straight into int8 mma, M <= 8 per pass); pack/unpack gather kernels"});
 LMK_REGISTER_OP({"mul_mv_ext", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
                  "matmul-moe-sampling.md §3.2", "qmv_<fmt> (weight decoded once for up to 8 rows)"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w [E,N,K], u32/i32 ids",
@@ -147,6 +153,109 @@ void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, St
   check_no_overlap(op, "y", y, "w", w);
   QmmArgs a{x.data_as<float>(), y.data_as<float>(), m, quant_weight(op, w, n, k)};
   run_quantized(op, a, w.device(), path, s);
+}
+
+namespace {
+PackedView packed_view(const PackedGgml& w) {
+  PackedView v;
+  v.data = w.bytes.data();
+  v.type = w.type;
+  v.n = w.n;
+  v.k = w.k;
+  v.row_bytes = storage_bytes(w.type, w.k);
+  return v;
+}
+
+// A packed weight as pack_ggml made it: known format, sizes that match its bytes.
+void check_packed(const char* op, const PackedGgml& w) {
+  if (!w.bytes.data())
+    LMK_THROW(InvalidArgument, op, ": argument 'w' is an empty PackedGgml (not made by pack_ggml)");
+  if (!std::count(kBlockTypes.begin(), kBlockTypes.end(), w.type))
+    LMK_THROW(Unsupported, op, ": argument 'w' has dtype ", name(w.type), ", not a GGML block format");
+  if (w.n <= 0 || w.k <= 0 || w.k % dtype_info(w.type).block_elems != 0)
+    LMK_THROW(InvalidArgument, op, ": argument 'w' has shape [", w.n, ", ", w.k, "], not a valid ", name(w.type),
+              " matrix");
+  const auto g = packed::geometry(w.type, w.n, w.k, storage_bytes(w.type, w.k));
+  if (g.tiles > INT64_MAX / g.chunks / g.rec || w.bytes.bytes() != g.matrix_bytes())
+    LMK_THROW(InvalidArgument, op, ": argument 'w' holds ", w.bytes.bytes(), " bytes, expected ",
+              g.tiles <= INT64_MAX / g.chunks / g.rec ? g.matrix_bytes() : -1, " for a packed ", name(w.type), " [",
+              w.n, ", ", w.k, "]");
+}
+}  // namespace
+
+PackedGgml pack_ggml(const Tensor& w, Stream& s) {
+  const char* op = "pack_ggml";
+  check_contiguous(op, "w", w);
+  check_dtype(op, "w", w, kBlockTypes);
+  check_rank(op, "w", w, 2);
+  const int64_t n = w.size(0), k = w.size(1);
+  check_block_k(op, "w", w.dtype(), k);
+  const auto g = packed::geometry(w.dtype(), n, k, storage_bytes(w.dtype(), k));
+  mul_checked(op, "packed bytes", mul_checked(op, "packed bytes", g.tiles, g.chunks), g.rec);
+  PackedGgml p;
+  p.type = w.dtype();
+  p.n = n;
+  p.k = k;
+  p.bytes = Buffer(g.matrix_bytes(), w.device());
+  const PackedView v = packed_view(p);
+  if (w.device().is_cpu()) cpu::pack(w.data(), v, p.bytes.data());
+#ifdef LMK_WITH_CUDA
+  else cuda::pack(w.data(), v, p.bytes.data(), s);
+#else
+  else LMK_THROW(Unsupported, op, ": built without CUDA");
+#endif
+  return p;
+}
+
+void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& s) {
+  const char* op = "unpack_ggml";
+  check_packed(op, w);
+  check_contiguous(op, "out", out);
+  check_dtype(op, "out", out, {w.type});
+  check_shape(op, "out", out, {w.n, w.k});
+  if (out.device() != w.device())
+    LMK_THROW(InvalidArgument, op, ": argument 'out' is on ", out.device().str(), ", the packed weight on ",
+              w.device().str());
+  if (w.device().is_cpu()) cpu::unpack(packed_view(w), out.data());
+#ifdef LMK_WITH_CUDA
+  else cuda::unpack(packed_view(w), out.data(), s);
+#else
+  else LMK_THROW(Unsupported, op, ": built without CUDA");
+#endif
+}
+
+void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& s) {
+  const char* op = "quantized_matmul_ggml";
+  check_packed(op, w);
+  check_contiguous(op, "x", x);
+  check_dtype(op, "x", x, {DType::f32});
+  check_operand(op, "y", y, {DType::f32}, "x", x);
+  if (x.device() != w.device())
+    LMK_THROW(InvalidArgument, op, ": argument 'x' is on ", x.device().str(), ", the packed weight on ",
+              w.device().str());
+  check_rank(op, "x", x, 2);
+  check_rank(op, "y", y, 2);
+  const int64_t m = x.size(0);
+  check_last_dim(op, "x", x, w.k, "K of w");
+  check_shape(op, "y", y, {m, w.n});
+  check_no_overlap(op, "y", y, "x", x);
+  const PackedView v = packed_view(w);
+  if (x.device().is_cpu()) {
+    std::vector<uint8_t> raw(size_t(w.n * v.row_bytes));
+    cpu::unpack(v, raw.data());
+    QWeight q;
+    q.data = raw.data();
+    q.type = w.type;
+    q.n = w.n;
+    q.k = w.k;
+    q.row_bytes = v.row_bytes;
+    cpu::quantized_matmul(QmmArgs{x.data_as<float>(), y.data_as<float>(), m, q});
+  }
+#ifdef LMK_WITH_CUDA
+  else cuda::quantized_matmul_packed(x.data_as<float>(), m, v, y.data_as<float>(), s);
+#else
+  else LMK_THROW(Unsupported, op, ": built without CUDA");
+#endif
 }
 
 void mul_mv_ext(const Tensor& w, const Tensor& x, const Tensor& y, Stream& s) {

@@ -54,7 +54,18 @@ struct DenseArgs {
   bool own_kernel = false;  // always the mat-vec kernel (dense_gemv_bf16, dense_matvec)
 };
 
+// A packed weight (pack_ggml): one matrix [n, k] in the layout of ops/matmul/packed_layout.h.
+struct PackedView {
+  const void* data = nullptr;
+  DType type = DType::q4_0;
+  int64_t n = 0, k = 0;
+  int64_t row_bytes = 0;  // raw row bytes
+};
+
 namespace cpu {
+// Gather (pack) / scatter (unpack) between raw blocks and the packed layout.
+void pack(const void* raw, const PackedView& p, void* packed);
+void unpack(const PackedView& p, void* raw);
 void quantized_matmul(const QmmArgs& a);
 // ids were checked (< n_experts) by the caller.
 void quantized_matmul_id(const QmmIdArgs& a);
@@ -68,6 +79,10 @@ void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s);
 void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_flag, bool debug, Stream& s);
 void dense(const DenseArgs& a, Stream& s);
 void workspace_reserve(Stream& s, int64_t scratch_bytes);
+void pack(const void* raw, const PackedView& p, void* packed, Stream& s);
+void unpack(const PackedView& p, void* raw, Stream& s);
+// y[m, :] = x[m, :] · Wᵀ for m < rows, W packed.
+void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y, Stream& s);
 }  // namespace cuda
 
 }  // namespace lmk

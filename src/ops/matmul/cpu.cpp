@@ -7,6 +7,7 @@
 #include "cpu/common.h"
 #include "formats/blocks.h"
 #include "ops/matmul/backend.h"
+#include "ops/matmul/packed_layout.h"
 
 namespace lmk::cpu {
 
@@ -59,6 +60,26 @@ void store_from_f64(void* p, DType t, int64_t i, double v) {
 }
 
 }  // namespace
+
+void pack(const void* raw, const PackedView& p, void* packed) {
+  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  const auto* src = static_cast<const uint8_t*>(raw);
+  auto* dst = static_cast<uint8_t*>(packed);
+  for (int64_t off = 0; off < g.matrix_bytes(); ++off) {
+    const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, off);
+    dst[off] = s < 0 ? uint8_t(0) : src[s];
+  }
+}
+
+void unpack(const PackedView& p, void* raw) {
+  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  const auto* src = static_cast<const uint8_t*>(p.data);
+  auto* dst = static_cast<uint8_t*>(raw);
+  for (int64_t off = 0; off < g.matrix_bytes(); ++off) {
+    const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, off);
+    if (s >= 0) dst[s] = src[off];
+  }
+}
 
 void quantized_matmul(const QmmArgs& a) {
   const QWeight& w = a.w;

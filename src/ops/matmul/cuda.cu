@@ -15,6 +15,7 @@
 #include "ops/matmul/launch.h"
 #include "ops/matmul/qmm.cuh"
 #include "ops/matmul/qmv.cuh"
+#include "ops/matmul/qmv_packed.cuh"
 
 namespace lmk::cuda {
 
@@ -331,6 +332,24 @@ void split_x(const QmvParams& p, cudaStream_t stream) {
   if (units <= 0) return;
   split_x_kernel<<<unsigned((units + 7) / 8), 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq);
   LMK_LAUNCH_CHECK(split_x_kernel);
+}
+
+// ---- pack_ggml: byte gather / scatter through packed::source_of -----------------------------------
+__global__ void pack_kernel(const uint8_t* raw, PackedView p, int64_t chunks, int64_t bytes, uint8_t* out, bool unpack) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t off = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; off < bytes; off += stride) {
+    const int64_t src = packed::source_of(p.type, p.n, p.row_bytes, chunks, off);
+    if (!unpack) out[off] = src < 0 ? uint8_t(0) : raw[src];
+    else if (src >= 0) out[src] = static_cast<const uint8_t*>(p.data)[off];
+  }
+}
+
+void launch_pack(const void* raw, const PackedView& p, void* out, bool unpack, Stream& s) {
+  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  const int64_t blocks = std::min<int64_t>(ceil_div(g.matrix_bytes(), 256), int64_t(sm_count()) * 16);
+  pack_kernel<<<unsigned(blocks), 256, 0, stream_of(s)>>>(static_cast<const uint8_t*>(raw), p, g.chunks,
+                                                          g.matrix_bytes(), static_cast<uint8_t*>(out), unpack);
+  LMK_LAUNCH_CHECK(pack_kernel);
 }
 
 // ---- quantized dispatch -------------------------------------------------------------------------------
@@ -676,6 +695,41 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
     LMK_CUDA_CHECK(cudaStreamSynchronize(st));
     if (flags[0]) throw_invalid_id(a, flags[1]);
   }
+}
+
+void pack(const void* raw, const PackedView& p, void* packed, Stream& s) {
+  DeviceGuard guard(s.device());
+  launch_pack(raw, p, packed, false, s);
+}
+
+void unpack(const PackedView& p, void* raw, Stream& s) {
+  DeviceGuard guard(s.device());
+  launch_pack(nullptr, p, raw, true, s);
+}
+
+void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y, Stream& s) {
+  DeviceGuard guard(s.device());
+  const cudaStream_t st = stream_of(s);
+  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  QmvParams sp;  // split_x's view of x
+  sp.x = x;
+  sp.k = w.k;
+  sp.nsb = w.k / 32;
+  Workspace& ws = workspace(s, qmv_scratch_bytes(rows, sp.nsb));
+  Carve cv{static_cast<char*>(ws.scratch)};
+  qmv_scratch(sp, rows, cv);
+  QmvpParams p;
+  p.w = static_cast<const uint8_t*>(w.data);
+  p.n = w.n;
+  p.nsb = sp.nsb;
+  p.tiles = g.tiles;
+  p.chunks = g.chunks;
+  p.xq = sp.xq;
+  p.y = y;
+  p.m_rows = rows;
+  p.per_item = int(std::min<int64_t>(rows, 8));
+  split_x(sp, st);
+  visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
 }
 
 void dense(const DenseArgs& a, Stream& s) {

@@ -129,6 +129,10 @@ struct FQ4_0 {
     const float sc = f16_lo(r.d);
     scale8(d, sc, 0.0f);
   }
+  // Sub-block s of a packed chunk (packed_layout.h): L = this row's lane words, H = its header.
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    return {L[s], H[s / 2] >> (16 * (s & 1))};
+  }
 };
 
 struct FIQ4_NL {
@@ -146,6 +150,9 @@ struct FIQ4_NL {
   static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
     iq4_codes8(r.q, d);
     scale8(d, f16_lo(r.d), 0.0f);
+  }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int c) {
+    return FQ4_0::packed(L, H, s, c);
   }
 };
 
@@ -168,6 +175,9 @@ struct FQ8_0 {
     d.lo = r.q0;
     d.hi = r.q1;
     scale8(d, f16_lo(r.d), 0.0f);
+  }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    return {L[2 * s], L[2 * s + 1], H[s / 2] >> (16 * (s & 1))};
   }
 };
 
@@ -193,6 +203,9 @@ struct FQ5_0 {
     const float sc = f16_lo(r.d);
     scale8(d, sc, 0.0f);
   }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int c) {
+    return {L[s], H[4 + s], H[s / 2] >> (16 * (s & 1)), c};
+  }
 };
 
 struct FQ5_1 {
@@ -215,6 +228,9 @@ struct FQ5_1 {
     d.lo = (r.q & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (4 * r.c));
     d.hi = ((r.q >> 4) & 0x0F0F0F0Fu) | spread4_bit4(r.qh >> (16 + 4 * r.c));
     scale8(d, f16_lo(r.dm), f16_hi(r.dm));
+  }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int c) {
+    return {L[s], H[8 + s], H[s], c};
   }
 };
 
@@ -259,6 +275,9 @@ struct FQ4_K {
     kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
     scale8(d, f16_lo(r.hdr) * float(sc), -(f16_hi(r.hdr) * float(mn)));
   }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    return {L[2 * (s / 2)], L[2 * (s / 2) + 1], H[0], H[1], H[2], H[3]};
+  }
 };
 
 struct FQ5_K {
@@ -287,6 +306,9 @@ struct FQ5_K {
     int sc, mn;
     kquant_sm(r.s0, r.s1, r.s2, i, sc, mn);
     scale8(d, f16_lo(r.hdr) * float(sc), -(f16_hi(r.hdr) * float(mn)));
+  }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    return {L[2 * (s / 2)], L[2 * (s / 2) + 1], L[8], L[9], H[0], H[1], H[2], H[3]};
   }
 };
 
@@ -319,6 +341,11 @@ struct FQ6_K {
     d.sc1 = dd * float(int8_t((r.sc >> 8) & 0xFF));
     d.off0 = d.off1 = 0.0f;  // codes are stored + 32: kBias
   }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    const int h = s / 4, t = s % 4;
+    return {L[4 * h + 2 * (t & 1)], L[4 * h + 2 * (t & 1) + 1], L[8 + 2 * h], L[9 + 2 * h],
+            H[2 * h + t / 2] >> (16 * (t & 1)), H[4]};
+  }
 };
 
 struct FQ2_K {
@@ -350,6 +377,9 @@ struct FQ2_K {
     d.off0 = -(dmin * float(s0 >> 4));
     d.off1 = -(dmin * float(s1 >> 4));
   }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    return {L[2 * (s / 4)], L[2 * (s / 4) + 1], H[s / 2] >> (16 * (s & 1)), H[4]};
+  }
 };
 
 struct FIQ4_XS {
@@ -373,6 +403,9 @@ struct FIQ4_XS {
     iq4_codes8(r.q, d);
     const int ls = int((r.sl >> (4 * i)) & 15u) | int((r.hdr >> (16 + 2 * i)) & 3u) << 4;
     scale8(d, f16_lo(r.hdr) * float(ls - 32), 0.0f);
+  }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    return {L[s], H[0], H[1]};
   }
 };
 

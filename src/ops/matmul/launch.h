@@ -11,6 +11,7 @@
 namespace lmk::cuda::mm {
 
 struct QmvParams;
+struct QmvpParams;
 struct QmmParams;
 
 // Dense mat-vec: y[b, m, n] = Σ_k xround(x[b, m, k]) · w[b / (b1 / b0), n, k].
@@ -32,6 +33,8 @@ void gemv(const GemvParams& p, cudaStream_t stream);
 // of the mat-mat kernel (64, 128).
 template <class F>
 void run_qmv(const QmvParams& p, cudaStream_t stream);
+template <class F>
+void run_qmvp(const QmvpParams& p, cudaStream_t stream);  // packed weights (qmv_packed.cuh)
 template <class F>
 void run_qmm(const QmmParams& p, int bm, cudaStream_t stream);
 

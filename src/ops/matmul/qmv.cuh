@@ -87,6 +87,52 @@ __device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, u
                  : "r"(a0), "r"(a1), "r"(b0), "r"(0));
 }
 
+// One sub-block of 16 weight rows (d0: row g, d1: row g + 8 of lane (g, t)) against activation
+// rows 2nb, 2nb + 1 for each nb: b[nb] is this lane's B fragment (column g = piece g % 4 of
+// activation row 2nb + g / 4), xs[nb] the {s, Σx of elements 0..15, of 16..31, 0} record of
+// activation row 2nb + t / 2. Per row and sub-block:
+//   acc += sc·(fx·(128·c[2t] + c[2t+1]) + kBias·Σx) + off·Σx
+// (Σx only on the lane holding pieces 0 and 1, so each row adds it once). Lanes whose activation
+// row is absent accumulate values that are never stored.
+template <class F, int NB>
+__device__ __forceinline__ void qmv_accumulate(float (&acc)[NB][2], const Dec8& d0, const Dec8& d1, const uint2 (&b)[NB],
+                                               const float4 (&xs)[NB], int t, int count) {
+  const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb) {
+    if (2 * nb < count) {  // uniform: groups past the item's rows are skipped
+      const float fx = xs[nb].x * piece_w;
+      const float sx_lo = (t & 1) ? 0.0f : xs[nb].y, sx_hi = (t & 1) ? 0.0f : xs[nb].z;
+      float* ac = acc[nb];
+      if constexpr (F::kHalfScales) {
+        int c0[4], c1[4];
+        mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b[nb].x);
+        mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b[nb].y);
+        const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
+        ac[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), ac[0]);
+        ac[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), ac[0]);
+        ac[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), ac[1]);
+        ac[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), ac[1]);
+        if constexpr (F::kMin) {
+          ac[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, ac[0]));
+          ac[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, ac[1]));
+        }
+      } else {
+        int c[4];
+        const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
+        mma_k32<F::kSigned>(c, a, b[nb].x, b[nb].y);
+        const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
+        ac[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), ac[0]);
+        ac[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), ac[1]);
+        if constexpr (F::kMin) {
+          ac[0] = fmaf(d0.off0, sx, ac[0]);
+          ac[1] = fmaf(d1.off0, sx, ac[1]);
+        }
+      }
+    }
+  }
+}
+
 // Shared-memory stage of format F for MT activation rows: 8 sub-blocks of each of 16 weight rows,
 // then the x records (MT x 8 x 144 bytes) of those sub-blocks.
 template <class F, int MT>
@@ -135,7 +181,6 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   int gdst[KW];       // offset in the slot; -1: no granule
   // This lane's activation row (column group) and piece pair: columns 2t, 2t+1 of the mma.
   const int my_m = t >> 1;  // + 2nb: this lane's activation row in mma nb
-  const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
 
 #pragma unroll
   for (int k = 0; k < KW; ++k) {
@@ -247,56 +292,26 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
       auto decode_stage = [&](auto mis0, auto mis1) {
         const SharedBytes m0{wg, int(mis0)}, m1{wg8, int(mis1)};
         // Unrolled (the partial last stage of a K % 256 != 0 row is a uniform guard) so the shared
-        // loads and mmas of neighbouring sub-blocks overlap. Per row and sub-block:
-        //   acc += sc·(fx·(128·c[2t] + c[2t+1]) + kBias·Σx) + off·Σx
-        // (Σx only on the lane holding pieces 0 and 1, so each row adds it once).
+        // loads and mmas of neighbouring sub-blocks overlap.
 #pragma unroll
         for (int sbl = 0; sbl < 8; ++sbl) {
           if (sbl < nv) {
             Dec8 d0, d1;  // rows g and g + 8
             F::codes8(F::load(m0, wg, sbl, t), sbl, d0);
             F::codes8(F::load(m1, wg8, sbl, t), sbl, d1);
+            uint2 b[NB];
+            float4 xs[NB];
 #pragma unroll
             for (int nb = 0; nb < NB; ++nb) {
-              if (2 * nb < count) {  // uniform: groups past the item's rows are skipped
-                // B: column g = piece g % 4 of activation row 2nb + g / 4 (zero past the item's rows).
-                const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
-                uint2 b = *reinterpret_cast<const uint2*>(slot + S::kX + ((bm < MT ? bm : 0) * 8 + sbl) * kQmvXRecord +
-                                                          (g % 4) * 32 + t * 8);
-                if (bm >= count) b = make_uint2(0u, 0u);
-                const float4 xs =
-                    *reinterpret_cast<const float4*>(slot + S::kX + ((xm < MT ? xm : 0) * 8 + sbl) * kQmvXRecord + 128);
-                const float fx = xs.x * piece_w;
-                const float sx_lo = (t & 1) ? 0.0f : xs.y, sx_hi = (t & 1) ? 0.0f : xs.z;
-                float* ac = acc[nb];
-                // Lanes whose activation row is absent accumulate values that are never stored.
-                if constexpr (F::kHalfScales) {
-                  int c0[4], c1[4];
-                  mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b.x);
-                  mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b.y);
-                  const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
-                  ac[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), ac[0]);
-                  ac[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), ac[0]);
-                  ac[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), ac[1]);
-                  ac[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), ac[1]);
-                  if constexpr (F::kMin) {
-                    ac[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, ac[0]));
-                    ac[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, ac[1]));
-                  }
-                } else {
-                  int c[4];
-                  const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
-                  mma_k32<F::kSigned>(c, a, b.x, b.y);
-                  const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
-                  ac[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), ac[0]);
-                  ac[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), ac[1]);
-                  if constexpr (F::kMin) {
-                    ac[0] = fmaf(d0.off0, sx, ac[0]);
-                    ac[1] = fmaf(d1.off0, sx, ac[1]);
-                  }
-                }
-              }
+              if (2 * nb >= count) continue;  // uniform; skipped by qmv_accumulate too
+              // B: column g = piece g % 4 of activation row 2nb + g / 4 (zero past the item's rows).
+              const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
+              b[nb] = *reinterpret_cast<const uint2*>(slot + S::kX + ((bm < MT ? bm : 0) * 8 + sbl) * kQmvXRecord +
+                                                      (g % 4) * 32 + t * 8);
+              if (bm >= count) b[nb] = make_uint2(0u, 0u);
+              xs[nb] = *reinterpret_cast<const float4*>(slot + S::kX + ((xm < MT ? xm : 0) * 8 + sbl) * kQmvXRecord + 128);
             }
+            qmv_accumulate<F>(acc, d0, d1, b, xs, t, count);
           }
         }
       };
