@@ -73,6 +73,7 @@ template <class F, int MT>
 __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   static_assert(MT == 1 || MT % 2 == 0, "one mma holds the pieces of two activation rows");
   constexpr int NB = (MT + 1) / 2;
+  constexpr int XG = NB == 1 ? 4 : NB == 2 ? 2 : 1;  // sub-blocks per x load group (registers)
   constexpr int64_t R = packed::record_bytes(F::kType);
   using Chunk = QmvpChunk<F::kType>;
   __shared__ float red[8][16][MT];
@@ -123,23 +124,34 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
       cur.row_words(1, L1);
       const uint32_t* H0 = cur.hw;
       const uint32_t* H1 = cur.hw + Chunk::HW;
+      // x of XG sub-blocks at a time, loaded together (unconditionally: the partial last chunk
+      // re-reads the row's last record) so their latency is paid once per group, not per mma.
 #pragma unroll
-      for (int s = 0; s < 8; ++s) {
-        const int64_t sb = j * 8 + s;
-        if (sb < p.nsb) {  // uniform: the partial last chunk of a 32-element format
-          Dec8 d0, d1;
-          F::codes8(F::packed(L0, H0, s, t), s, d0);
-          F::codes8(F::packed(L1, H1, s, t), s, d1);
-          uint2 b[NB];
-          float4 xs[NB];
+      for (int s0 = 0; s0 < 8; s0 += XG) {
+        uint2 b[XG][NB];
+        float4 xs[XG][NB];
+#pragma unroll
+        for (int q = 0; q < XG; ++q) {
+          const int64_t sb = j * 8 + s0 + q < p.nsb ? j * 8 + s0 + q : p.nsb - 1;
 #pragma unroll
           for (int nb = 0; nb < NB; ++nb) {
-            if (2 * nb >= count) continue;
-            b[nb] = __ldg(reinterpret_cast<const uint2*>(xrow[nb] + sb * kQmvXRecord));
-            if (2 * nb + g / 4 >= count) b[nb] = make_uint2(0u, 0u);
-            xs[nb] = __ldg(reinterpret_cast<const float4*>(srow[nb] + sb * kQmvXRecord));
+            if (2 * nb >= count) continue;  // uniform
+            b[q][nb] = __ldg(reinterpret_cast<const uint2*>(xrow[nb] + sb * kQmvXRecord));
+            xs[q][nb] = __ldg(reinterpret_cast<const float4*>(srow[nb] + sb * kQmvXRecord));
           }
-          qmv_accumulate<F>(acc, d0, d1, b, xs, t, count);
+        }
+#pragma unroll
+        for (int q = 0; q < XG; ++q) {
+          const int s = s0 + q;
+          if (j * 8 + s < p.nsb) {  // uniform: the partial last chunk of a 32-element format
+            Dec8 d0, d1;
+            F::codes8(F::packed(L0, H0, s, t), s, d0);
+            F::codes8(F::packed(L1, H1, s, t), s, d1);
+#pragma unroll
+            for (int nb = 0; nb < NB; ++nb)
+              if (2 * nb + g / 4 >= count) b[q][nb] = make_uint2(0u, 0u);  // B columns past the item's rows
+            qmv_accumulate<F>(acc, d0, d1, b[q], xs[q], t, count);
+          }
         }
       }
       cur = nxt;
