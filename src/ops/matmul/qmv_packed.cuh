@@ -1,14 +1,15 @@
 // Quantized mat-vec on packed weights (pack_ggml, layout in packed_layout.h): the decode hot path.
 // Same arithmetic as qmv.cuh (int8 mma on x split into four int8 pieces, qmv_accumulate), but the
 // packed layout gives every lane its codes as 16-byte words of 512-byte warp loads, so the
-// weights go straight from global memory into registers: no shared-memory staging, no 2-byte
-// field loads, and registers rather than shared memory bound the bytes in flight.
+// weights go straight from global memory into registers: no shared-memory staging of weights,
+// no 2-byte field loads.
 //
-// Work: a CTA owns a 16-row tile of one item (up to MT activation rows); its warps take the
-// tile's 256-element chunks round-robin, each warp keeping the next chunk's loads in flight
-// while it decodes the current one (across tile boundaries too). Partial sums are reduced
-// across warps in shared memory. x pieces (split_x) are read through L1, where every CTA of the
-// SM finds them. Deterministic: the summation order depends only on the shapes.
+// Work: K is cut into slices of 8 chunks (2048 elements); a CTA owns one slice and a strided set
+// of 16-row tiles, and warp w always decodes chunk w of its slice. So the CTA stages the x
+// pieces of its slice once in shared memory (9 KB per activation row) and every global load in
+// the tile loop is a weight load, the next tile's issued before the current one is decoded.
+// The 8 warps' sums of a tile are reduced in shared memory; with several slices each CTA writes
+// its slice's partial sums and a small kernel adds the slices in order (deterministic).
 #pragma once
 #include "ops/matmul/packed_layout.h"
 #include "ops/matmul/qmv.cuh"
@@ -19,11 +20,16 @@ struct QmvpParams {
   const uint8_t* w = nullptr;  // packed matrix (packed_layout.h)
   int64_t n = 0, nsb = 0;      // weight rows, 32-element sub-blocks of K
   int64_t tiles = 0, chunks = 0;
-  const uint8_t* xq = nullptr;  // split_x records, [m_rows][nsb][kQmvXRecord]
-  float* y = nullptr;           // [m_rows][n]
-  int64_t m_rows = 0;
-  int per_item = 1;  // activation rows per item (<= MT)
+  const uint8_t* xq = nullptr;  // split_x records of the item's rows, [rows][nsb][kQmvXRecord]
+  int rows = 1;                 // activation rows of this launch (<= MT)
+  float* y = nullptr;           // [rows][n] (row stride n)
+  float* part = nullptr;        // slices > 1: partial sums [slice][rows][n]
+  int slices = 1;
 };
+
+constexpr int kQmvpSliceChunks = 8;  // chunks per K-slice = warps per CTA
+// Shared-memory bytes of the x pieces of one slice of MT activation rows.
+constexpr int qmvp_smem_bytes(int mt) { return mt * kQmvpSliceChunks * 8 * kQmvXRecord; }
 
 // 16 bytes the CTA reads once: keep them out of L1 (the x pieces live there).
 __device__ __forceinline__ uint4 ld_stream16(const uint8_t* p) {
@@ -73,90 +79,83 @@ template <class F, int MT>
 __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   static_assert(MT == 1 || MT % 2 == 0, "one mma holds the pieces of two activation rows");
   constexpr int NB = (MT + 1) / 2;
-  constexpr int XG = NB == 1 ? 4 : NB == 2 ? 2 : 1;  // sub-blocks per x load group (registers)
+  constexpr int XG = NB == 1 ? 4 : NB == 2 ? 2 : 1;  // sub-blocks per group of x reads
   constexpr int64_t R = packed::record_bytes(F::kType);
   using Chunk = QmvpChunk<F::kType>;
-  __shared__ float red[8][16][MT];
+  extern __shared__ __align__(16) uint8_t xsm[];  // [row][64 sub-blocks][kQmvXRecord]
+  __shared__ float red[kQmvpSliceChunks][16][MT];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
   const int g = lane >> 2, t = lane & 3, my_m = t >> 1;
-  // Units (item, tile), items fastest (checked on the host to fit 32 bits).
-  const uint32_t n_items = uint32_t((p.m_rows + p.per_item - 1) / p.per_item);
-  const uint32_t total = n_items * uint32_t(p.tiles);
-  const int64_t chunks = p.chunks;
+  const int count = p.rows;
+  const int64_t slice = blockIdx.y, chunk = slice * kQmvpSliceChunks + warp;
+  const bool active = chunk < p.chunks;  // the last slice may have fewer chunks than warps
+  const int64_t sb0 = slice * kQmvpSliceChunks * 8;  // first sub-block of the slice
+  const int nsb_slice = int(p.nsb - sb0 < kQmvpSliceChunks * 8 ? p.nsb - sb0 : kQmvpSliceChunks * 8);
 
-  // This warp's sequence: for each unit u = blockIdx.x + i·gridDim.x, chunks warp, warp + nwarps, ...
-  uint32_t unit = blockIdx.x;
-  int64_t j = warp;
-  auto rec_of = [&](uint32_t u, int64_t c) { return p.w + (int64_t(u / n_items) * chunks + c) * R; };
-  auto advance = [&](uint32_t& u, int64_t& c) {
-    c += nwarps;
-    if (c >= chunks) {
-      c = warp;
-      u += gridDim.x;
-    }
-  };
+  uint32_t tile = blockIdx.x;
+  const uint32_t tiles = uint32_t(p.tiles);
+  auto rec_of = [&](uint32_t tl) { return p.w + (int64_t(tl) * p.chunks + chunk) * R; };
   Chunk cur, nxt;
-  const bool has_work = unit < total && j < chunks;
-  if (has_work) cur.load(rec_of(unit, j), lane);
-  asm volatile("griddepcontrol.wait;" ::: "memory");  // x pieces written by split_x
+  if (active && tile < tiles) cur.load(rec_of(tile), lane);
 
-  for (; unit < total; unit += gridDim.x) {
-    const uint32_t item = unit % n_items;
-    const int64_t n0 = int64_t(unit / n_items) * 16, m0 = int64_t(item) * p.per_item;
-    const int count = int(p.m_rows - m0 < p.per_item ? p.m_rows - m0 : p.per_item);
-    const uint8_t* xrow[NB];  // x records of activation row 2nb + g / 4 (B) and 2nb + my_m (scales)
-    const uint8_t* srow[NB];
-#pragma unroll
-    for (int nb = 0; nb < NB; ++nb) {
-      const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
-      xrow[nb] = p.xq + (m0 + (bm < count ? bm : 0)) * p.nsb * kQmvXRecord + (g % 4) * 32 + t * 8;
-      srow[nb] = p.xq + (m0 + (xm < count ? xm : 0)) * p.nsb * kQmvXRecord + 128;
+  // The slice's x pieces into shared memory (after split_x, launched with programmatic
+  // dependence, has finished writing them).
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  {
+    const int per_row = nsb_slice * kQmvXRecord / 16;
+    for (int i = tid; i < count * per_row; i += int(blockDim.x)) {
+      const int r = i / per_row, o = i - r * per_row;
+      cp_async16(xsm + (r * 64 * kQmvXRecord) + 16 * o, p.xq + (int64_t(r) * p.nsb + sb0) * kQmvXRecord + 16 * o, 16);
     }
+    cp_async_commit();
+    cp_async_wait_all();
+    __syncthreads();
+  }
+  // This lane's B fragment and scale record of sub-block 0 of its chunk, per activation-row pair.
+  const uint8_t* xb[NB];
+  const uint8_t* xsc[NB];
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb) {
+    const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
+    xb[nb] = xsm + ((bm < count ? bm : 0) * 64 + warp * 8) * kQmvXRecord + (g % 4) * 32 + t * 8;
+    xsc[nb] = xsm + ((xm < count ? xm : 0) * 64 + warp * 8) * kQmvXRecord + 128;
+  }
+  const int nv = active ? (nsb_slice - warp * 8 < 8 ? nsb_slice - warp * 8 : 8) : 0;  // sub-blocks of the chunk
+
+  for (; tile < tiles; tile += gridDim.x) {
+    if (active && tile + gridDim.x < tiles) nxt.load(rec_of(tile + gridDim.x), lane);
     float acc[NB][2] = {};
-    for (; j < chunks; j += nwarps) {
-      // Prefetch the warp's next chunk (possibly of its next unit) before decoding this one.
-      uint32_t un = unit;
-      int64_t jn = j;
-      advance(un, jn);
-      if (un < total) nxt.load(rec_of(un, jn), lane);
+    if (active) {
       uint32_t L0[Chunk::LW], L1[Chunk::LW];
       cur.row_words(0, L0);
       cur.row_words(1, L1);
       const uint32_t* H0 = cur.hw;
       const uint32_t* H1 = cur.hw + Chunk::HW;
-      // x of XG sub-blocks at a time, loaded together (unconditionally: the partial last chunk
-      // re-reads the row's last record) so their latency is paid once per group, not per mma.
 #pragma unroll
       for (int s0 = 0; s0 < 8; s0 += XG) {
         uint2 b[XG][NB];
         float4 xs[XG][NB];
 #pragma unroll
-        for (int q = 0; q < XG; ++q) {
-          const int64_t sb = j * 8 + s0 + q < p.nsb ? j * 8 + s0 + q : p.nsb - 1;
+        for (int q = 0; q < XG; ++q)
 #pragma unroll
           for (int nb = 0; nb < NB; ++nb) {
-            if (2 * nb >= count) continue;  // uniform
-            b[q][nb] = __ldg(reinterpret_cast<const uint2*>(xrow[nb] + sb * kQmvXRecord));
-            xs[q][nb] = __ldg(reinterpret_cast<const float4*>(srow[nb] + sb * kQmvXRecord));
+            b[q][nb] = *reinterpret_cast<const uint2*>(xb[nb] + (s0 + q) * kQmvXRecord);
+            if (2 * nb + g / 4 >= count) b[q][nb] = make_uint2(0u, 0u);  // B columns past the rows
+            xs[q][nb] = *reinterpret_cast<const float4*>(xsc[nb] + (s0 + q) * kQmvXRecord);
           }
-        }
 #pragma unroll
         for (int q = 0; q < XG; ++q) {
           const int s = s0 + q;
-          if (j * 8 + s < p.nsb) {  // uniform: the partial last chunk of a 32-element format
+          if (s < nv) {  // uniform: the partial last chunk of a 32-element format
             Dec8 d0, d1;
             F::codes8(F::packed(L0, H0, s, t), s, d0);
             F::codes8(F::packed(L1, H1, s, t), s, d1);
-#pragma unroll
-            for (int nb = 0; nb < NB; ++nb)
-              if (2 * nb + g / 4 >= count) b[q][nb] = make_uint2(0u, 0u);  // B columns past the item's rows
             qmv_accumulate<F>(acc, d0, d1, b[q], xs[q], t, count);
           }
         }
       }
-      cur = nxt;
     }
-    j = warp;  // the next unit starts at this warp's first chunk
+    cur = nxt;
 
     // Lanes t and t^1 hold the two piece pairs of activation row t/2: add them, then across warps.
 #pragma unroll
@@ -170,45 +169,75 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
       }
     }
     __syncthreads();
+    const int64_t n0 = int64_t(tile) * 16;
+    float* out = p.slices > 1 ? p.part + slice * count * p.n : p.y;
     for (int i = tid; i < 16 * MT; i += int(blockDim.x)) {
       const int r = i / MT, m = i % MT;
       float sum = 0.0f;
       for (int w = 0; w < nwarps; ++w) sum += red[w][r][m];
-      if (m < count && n0 + r < p.n) p.y[(m0 + m) * p.n + n0 + r] = sum;
+      if (m < count && n0 + r < p.n) out[m * p.n + n0 + r] = sum;
     }
     __syncthreads();
   }
 }
 
-template <class F, int MT>
-void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
-  const int64_t n_items = (p.m_rows + p.per_item - 1) / p.per_item;
-  const int64_t work = n_items * p.tiles;
-  if (work <= 0) return;
-  if (work > int64_t(INT32_MAX))
-    LMK_THROW(Unsupported, "quantized mat-vec: ", work, " (item, row tile) pairs exceed the supported 2^31");
-  auto kernel = qmvp_kernel<F, MT>;
-  const int warps = int(std::min<int64_t>(8, p.chunks));
-  const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * warps, 0)) * sm_count();
+// y[i] = Σ_s part[s][i] over the slices, in slice order. (A template: the header is included by
+// several translation units.)
+template <int = 0>
+__global__ void __launch_bounds__(256) qmvp_sum_slices_kernel(const float* part, int slices, int64_t count, float* y) {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
+    float sum = part[i];
+    for (int s = 1; s < slices; ++s) sum += part[s * count + i];
+    y[i] = sum;
+  }
+}
+
+template <class... Args>
+void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaStream_t stream, Args... args) {
   cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(work < cap ? work : cap));
-  cfg.blockDim = dim3(unsigned(32 * warps));
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(unsigned(threads));
+  cfg.dynamicSmemBytes = size_t(smem);
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, p));
+  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
 }
 
-// Items of up to 8 activation rows (p.per_item); p.xq must hold the x pieces (split_x).
+template <class F, int MT>
+void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
+  auto kernel = qmvp_kernel<F, MT>;
+  const int smem = qmvp_smem_bytes(MT);
+  static const bool attr = [&] {
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return true;
+  }();
+  (void)attr;
+  const int warps = int(std::min<int64_t>(kQmvpSliceChunks, p.chunks));
+  // Tile groups: as many CTAs as are resident, spread over the slices.
+  const int64_t resident = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * warps, smem)) * sm_count();
+  const int64_t groups = std::min<int64_t>(p.tiles, std::max<int64_t>(1, resident / p.slices));
+  launch_pdl(kernel, dim3(unsigned(groups), unsigned(p.slices)), 32 * warps, smem, stream, p);
+  if (p.slices > 1) {
+    const int64_t count = int64_t(p.rows) * p.n;
+    const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 4);
+    launch_pdl(qmvp_sum_slices_kernel<>, dim3(unsigned(blocks)), 256, 0, stream, static_cast<const float*>(p.part),
+               p.slices, count, p.y);
+  }
+}
+
+// One launch per item of up to 8 activation rows (p.rows); p.xq must hold their x pieces.
 template <class F>
 void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
-  const int64_t rows = std::min<int64_t>(p.m_rows, p.per_item);
-  if (rows <= 1) launch_qmvp_mt<F, 1>(p, stream);
-  else if (rows <= 2) launch_qmvp_mt<F, 2>(p, stream);
-  else if (rows <= 4) launch_qmvp_mt<F, 4>(p, stream);
+  if (p.tiles > int64_t(INT32_MAX) || p.slices > 65535)
+    LMK_THROW(Unsupported, "quantized mat-vec: ", p.tiles, " row tiles x ", p.slices, " K-slices exceed the grid");
+  if (p.rows <= 1) launch_qmvp_mt<F, 1>(p, stream);
+  else if (p.rows <= 2) launch_qmvp_mt<F, 2>(p, stream);
+  else if (p.rows <= 4) launch_qmvp_mt<F, 4>(p, stream);
   else launch_qmvp_mt<F, 8>(p, stream);
 }
 
