@@ -283,45 +283,14 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
 }
 
 // ---- x -> pieces -----------------------------------------------------------------------------------
-// One warp per (x row, sub-block), lane = element. A sub-block with a non-finite value gets s =
-// NaN (every output it touches becomes NaN, as with f32 arithmetic on inf/NaN).
+// One warp per (x row, sub-block), lane = element (split_x_sub_block, qmv.cuh).
 __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t rows, int64_t nsb, int64_t k,
                                                       uint8_t* xq) {
   const int lane = threadIdx.x & 31;
   const int64_t unit = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (unit >= rows * nsb) return;
   const int64_t row = unit / nsb, sb = unit - row * nsb;
-  const float v = x[row * k + sb * 32 + lane];
-  float mx = fabsf(v);
-#pragma unroll
-  for (int o = 16; o >= 1; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
-  float half = v;  // Σ of lanes 0..15 and of 16..31
-#pragma unroll
-  for (int o = 8; o >= 1; o >>= 1) half += __shfl_xor_sync(0xffffffffu, half, o);
-  const float other = __shfl_xor_sync(0xffffffffu, half, 16);
-  const bool finite = isfinite(mx);  // false also when mx is NaN
-  int e = 0;  // s = 2^e with |x| / s < 64: mx = f·2^e1 (f < 1), e = e1 - 6
-  if (finite && mx > 0.0f) {
-    frexpf(mx, &e);
-    e -= 6;
-  }
-  uint32_t packed = 0;                               // the four pieces of this element, bytes 0..3
-  if (finite) {
-    float r = ldexpf(v, -e);  // exact, |r| < 64
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const float pj = rintf(r);
-      packed |= (uint32_t(int(pj)) & 0xFFu) << (8 * j);
-      r = (r - pj) * 128.0f;  // exact: |r - pj| <= 1/2
-    }
-  }
-  uint8_t* rec = xq + unit * kQmvXRecord;
-  uint8_t* dst = rec + ((lane & 15) >> 2) * 8 + ((lane >> 4) << 2) + (lane & 3);
-#pragma unroll
-  for (int j = 0; j < 4; ++j) dst[32 * j] = uint8_t(packed >> (8 * j));
-  if (lane == 0)
-    *reinterpret_cast<float4*>(rec + 128) =
-        make_float4(finite ? ldexpf(1.0f, e) : __int_as_float(0x7fc00000), half, other, 0.0f);
+  split_x_sub_block(x[row * k + sb * 32 + lane], lane, xq + unit * kQmvXRecord);
   // The mat-vec kernel (launched with programmatic dependence) may start its weight loads now;
   // its griddepcontrol.wait still waits for this grid's writes.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -713,28 +682,21 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
   const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
   const int64_t slices = ceil_div(g.chunks, int64_t(kQmvpSliceChunks));
   const int64_t item_rows = std::min<int64_t>(rows, 8);
-  QmvParams sp;  // split_x's view of x
-  sp.x = x;
-  sp.k = w.k;
-  sp.nsb = w.k / 32;
-  const int64_t part_bytes = slices > 1 ? align_up(slices * item_rows * w.n * 4, 256) : 0;
-  Workspace& ws = workspace(s, qmv_scratch_bytes(rows, sp.nsb) + part_bytes);
-  Carve cv{static_cast<char*>(ws.scratch)};
-  qmv_scratch(sp, rows, cv);
-  float* part = slices > 1 ? cv.take<float>(slices * item_rows * w.n) : nullptr;
-  split_x(sp, st);
+  Workspace& ws = workspace(s, slices > 1 ? slices * item_rows * w.n * 4 : 0);
   // One pass over the weights per item of up to 8 activation rows.
   for (int64_t m0 = 0; m0 < rows; m0 += 8) {
     QmvpParams p;
     p.w = static_cast<const uint8_t*>(w.data);
     p.n = w.n;
-    p.nsb = sp.nsb;
+    p.nsb = w.k / 32;
     p.tiles = g.tiles;
     p.chunks = g.chunks;
-    p.xq = sp.xq + m0 * sp.nsb * kQmvXRecord;
+    p.x = x + m0 * w.k;
+    p.k = w.k;
     p.rows = int(std::min<int64_t>(8, rows - m0));
     p.y = y + m0 * w.n;
-    p.part = part;
+    p.part = static_cast<float*>(ws.scratch);
+    p.counters = ws.counters;
     p.slices = int(slices);
     visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
   }

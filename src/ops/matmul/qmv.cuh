@@ -61,6 +61,42 @@ constexpr int kQmvCtaSmem = 110 * 1024;  // stage bytes per CTA: two CTAs per SM
 // Scratch bytes for the x pieces of `x_rows` rows.
 inline int64_t qmv_scratch_bytes(int64_t x_rows, int64_t nsb) { return x_rows * nsb * kQmvXRecord + 256; }
 
+// Splits one 32-value sub-block of x (lane = element, v = its value) into the 144-byte record
+// at rec (any memory space): [4 pieces][4 lanes t][8 bytes] then float4 {s, Σx of elements 0..15,
+// Σx of 16..31, 0}. A sub-block with a non-finite value gets s = NaN (every output it touches
+// becomes NaN, as with f32 arithmetic on inf/NaN).
+__device__ __forceinline__ void split_x_sub_block(float v, int lane, uint8_t* rec) {
+  float mx = fabsf(v);
+#pragma unroll
+  for (int o = 16; o >= 1; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+  float half = v;  // Σ of lanes 0..15 and of 16..31
+#pragma unroll
+  for (int o = 8; o >= 1; o >>= 1) half += __shfl_xor_sync(0xffffffffu, half, o);
+  const float other = __shfl_xor_sync(0xffffffffu, half, 16);
+  const bool finite = isfinite(mx);  // false also when mx is NaN
+  int e = 0;  // s = 2^e with |x| / s < 64: mx = f·2^e1 (f < 1), e = e1 - 6
+  if (finite && mx > 0.0f) {
+    frexpf(mx, &e);
+    e -= 6;
+  }
+  uint32_t packed = 0;  // the four pieces of this element, bytes 0..3
+  if (finite) {
+    float r = ldexpf(v, -e);  // exact, |r| < 64
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const float pj = rintf(r);
+      packed |= (uint32_t(int(pj)) & 0xFFu) << (8 * j);
+      r = (r - pj) * 128.0f;  // exact: |r - pj| <= 1/2
+    }
+  }
+  uint8_t* dst = rec + ((lane & 15) >> 2) * 8 + ((lane >> 4) << 2) + (lane & 3);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) dst[32 * j] = uint8_t(packed >> (8 * j));
+  if (lane == 0)
+    *reinterpret_cast<float4*>(rec + 128) =
+        make_float4(finite ? ldexpf(1.0f, e) : __int_as_float(0x7fc00000), half, other, 0.0f);
+}
+
 // ---- int8 mma ----------------------------------------------------------------------------------------
 template <bool Signed>
 __device__ __forceinline__ void mma_k32(int (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {

@@ -8,8 +8,10 @@
 // of 16-row tiles, and warp w always decodes chunk w of its slice. So the CTA stages the x
 // pieces of its slice once in shared memory (9 KB per activation row) and every global load in
 // the tile loop is a weight load, the next tile's issued before the current one is decoded.
-// The 8 warps' sums of a tile are reduced in shared memory; with several slices each CTA writes
-// its slice's partial sums and a small kernel adds the slices in order (deterministic).
+// The x pieces are made in the kernel (split_x_sub_block) straight into shared memory. The 8
+// warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
+// slice's partial sums and the last CTA to finish the tile adds the slices in order
+// (deterministic; completion counters in the matmul workspace, reset by the last CTA).
 #pragma once
 #include "ops/matmul/packed_layout.h"
 #include "ops/matmul/qmv.cuh"
@@ -20,10 +22,12 @@ struct QmvpParams {
   const uint8_t* w = nullptr;  // packed matrix (packed_layout.h)
   int64_t n = 0, nsb = 0;      // weight rows, 32-element sub-blocks of K
   int64_t tiles = 0, chunks = 0;
-  const uint8_t* xq = nullptr;  // split_x records of the item's rows, [rows][nsb][kQmvXRecord]
-  int rows = 1;                 // activation rows of this launch (<= MT)
-  float* y = nullptr;           // [rows][n] (row stride n)
-  float* part = nullptr;        // slices > 1: partial sums [slice][rows][n]
+  const float* x = nullptr;  // the item's activation rows [rows][k]
+  int64_t k = 0;
+  int rows = 1;              // activation rows of this launch (<= MT)
+  float* y = nullptr;        // [rows][n] (row stride n)
+  float* part = nullptr;     // slices > 1: partial sums [slice][rows][n]
+  int* counters = nullptr;   // slices > 1: one per CTA column (tile group), zero between launches
   int slices = 1;
 };
 
@@ -89,6 +93,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   const int count = p.rows;
   const int64_t slice = blockIdx.y, chunk = slice * kQmvpSliceChunks + warp;
   const bool active = chunk < p.chunks;  // the last slice may have fewer chunks than warps
+  static_assert(16 * MT <= 32 * kQmvpSliceChunks, "one output per thread");
   const int64_t sb0 = slice * kQmvpSliceChunks * 8;  // first sub-block of the slice
   const int nsb_slice = int(p.nsb - sb0 < kQmvpSliceChunks * 8 ? p.nsb - sb0 : kQmvpSliceChunks * 8);
 
@@ -98,17 +103,26 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   Chunk cur, nxt;
   if (active && tile < tiles) cur.load(rec_of(tile), lane);
 
-  // The slice's x pieces into shared memory (after split_x, launched with programmatic
-  // dependence, has finished writing them).
+  // The slice of x, split into pieces straight into shared memory (each CTA of the slice does
+  // it; a few hundred instructions per warp). x may be written by the kernel before this one
+  // (programmatic dependent launch): wait for it first; the first weights are already in flight.
   asm volatile("griddepcontrol.wait;" ::: "memory");
   {
-    const int per_row = nsb_slice * kQmvXRecord / 16;
-    for (int i = tid; i < count * per_row; i += int(blockDim.x)) {
-      const int r = i / per_row, o = i - r * per_row;
-      cp_async16(xsm + (r * 64 * kQmvXRecord) + 16 * o, p.xq + (int64_t(r) * p.nsb + sb0) * kQmvXRecord + 16 * o, 16);
+    constexpr int kU = 4;  // sub-blocks per warp whose loads go out together
+    const int units = count * nsb_slice;
+    for (int u0 = warp * kU; u0 < units; u0 += nwarps * kU) {
+      float v[kU];
+#pragma unroll
+      for (int i = 0; i < kU; ++i) {
+        const int u = u0 + i < units ? u0 + i : units - 1, r = u / nsb_slice, sbl = u - r * nsb_slice;
+        v[i] = __ldg(p.x + int64_t(r) * p.k + (sb0 + sbl) * 32 + lane);
+      }
+#pragma unroll
+      for (int i = 0; i < kU; ++i) {
+        const int u = u0 + i, r = u / nsb_slice, sbl = u - r * nsb_slice;
+        if (u < units) split_x_sub_block(v[i], lane, xsm + (r * 64 + sbl) * kQmvXRecord);
+      }
     }
-    cp_async_commit();
-    cp_async_wait_all();
     __syncthreads();
   }
   // This lane's B fragment and scale record of sub-block 0 of its chunk, per activation-row pair.
@@ -170,26 +184,37 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
     }
     __syncthreads();
     const int64_t n0 = int64_t(tile) * 16;
-    float* out = p.slices > 1 ? p.part + slice * count * p.n : p.y;
-    for (int i = tid; i < 16 * MT; i += int(blockDim.x)) {
-      const int r = i / MT, m = i % MT;
-      float sum = 0.0f;
-      for (int w = 0; w < nwarps; ++w) sum += red[w][r][m];
-      if (m < count && n0 + r < p.n) out[m * p.n + n0 + r] = sum;
+    const int i_out = tid, r_out = i_out / MT, m_out = i_out % MT;  // thread i_out < 16·MT: one output
+    const bool has_out = i_out < 16 * MT && m_out < count && n0 + r_out < p.n;
+    float sum = 0.0f;
+    if (i_out < 16 * MT)
+      for (int w = 0; w < nwarps; ++w) sum += red[w][r_out][m_out];
+    if (p.slices == 1) {
+      if (has_out) p.y[m_out * p.n + n0 + r_out] = sum;
+      __syncthreads();
+      continue;
+    }
+    // Several slices: store this slice's partial; the CTA that completes the tile (the last of
+    // the S CTAs of this column to arrive) adds the S partials in slice order.
+    if (has_out) p.part[(slice * count + m_out) * p.n + n0 + r_out] = sum;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+      const int prev = atomicAdd(p.counters + blockIdx.x, 1);
+      const bool last = (prev + 1) % p.slices == 0;
+      red[0][0][0] = last ? 1.0f : 0.0f;
+      if (last && tile + gridDim.x >= tiles) p.counters[blockIdx.x] = 0;  // this column's final tile
     }
     __syncthreads();
-  }
-}
-
-// y[i] = Σ_s part[s][i] over the slices, in slice order. (A template: the header is included by
-// several translation units.)
-template <int = 0>
-__global__ void __launch_bounds__(256) qmvp_sum_slices_kernel(const float* part, int slices, int64_t count, float* y) {
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    float sum = part[i];
-    for (int s = 1; s < slices; ++s) sum += part[s * count + i];
-    y[i] = sum;
+    if (red[0][0][0] != 0.0f) {
+      __threadfence();
+      if (has_out) {
+        float total = 0.0f;
+        for (int sl = 0; sl < p.slices; ++sl) total += __ldcg(p.part + (sl * count + m_out) * p.n + n0 + r_out);
+        p.y[m_out * p.n + n0 + r_out] = total;
+      }
+    }
+    __syncthreads();
   }
 }
 
@@ -217,20 +242,16 @@ void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
     return true;
   }();
   (void)attr;
-  const int warps = int(std::min<int64_t>(kQmvpSliceChunks, p.chunks));
+  const int warps = kQmvpSliceChunks;  // always 8: thread i < 16·MT owns output i of a tile
   // Tile groups: as many CTAs as are resident, spread over the slices.
   const int64_t resident = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * warps, smem)) * sm_count();
   const int64_t groups = std::min<int64_t>(p.tiles, std::max<int64_t>(1, resident / p.slices));
+  if (p.slices > 1 && groups > kCounters)
+    LMK_THROW(Unsupported, "quantized mat-vec: ", groups, " tile groups exceed the ", kCounters, " counters");
   launch_pdl(kernel, dim3(unsigned(groups), unsigned(p.slices)), 32 * warps, smem, stream, p);
-  if (p.slices > 1) {
-    const int64_t count = int64_t(p.rows) * p.n;
-    const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 4);
-    launch_pdl(qmvp_sum_slices_kernel<>, dim3(unsigned(blocks)), 256, 0, stream, static_cast<const float*>(p.part),
-               p.slices, count, p.y);
-  }
 }
 
-// One launch per item of up to 8 activation rows (p.rows); p.xq must hold their x pieces.
+// One launch per item of up to 8 activation rows (p.rows).
 template <class F>
 void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
   if (p.tiles > int64_t(INT32_MAX) || p.slices > 65535)
