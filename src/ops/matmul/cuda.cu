@@ -696,7 +696,6 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
     p.rows = int(std::min<int64_t>(8, rows - m0));
     p.y = y + m0 * w.n;
     p.part = static_cast<float*>(ws.scratch);
-    p.counters = ws.counters;
     p.slices = int(slices);
     visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
   }
