@@ -682,20 +682,28 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
   const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
   const int64_t slices = ceil_div(g.chunks, int64_t(kQmvpSliceChunks));
   const int64_t item_rows = std::min<int64_t>(rows, 8);
-  Workspace& ws = workspace(s, slices > 1 ? slices * item_rows * w.n * 4 : 0);
+  QmvParams sp;  // split_x's view of x
+  sp.x = x;
+  sp.k = w.k;
+  sp.nsb = w.k / 32;
+  const int64_t part_bytes = slices > 1 ? align_up(slices * item_rows * w.n * 4, 256) : 0;
+  Workspace& ws = workspace(s, qmv_scratch_bytes(rows, sp.nsb) + part_bytes);
+  Carve cv{static_cast<char*>(ws.scratch)};
+  qmv_scratch(sp, rows, cv);
+  float* part = slices > 1 ? cv.take<float>(slices * item_rows * w.n) : nullptr;
+  split_x(sp, st);
   // One pass over the weights per item of up to 8 activation rows.
   for (int64_t m0 = 0; m0 < rows; m0 += 8) {
     QmvpParams p;
     p.w = static_cast<const uint8_t*>(w.data);
     p.n = w.n;
-    p.nsb = w.k / 32;
+    p.nsb = sp.nsb;
     p.tiles = g.tiles;
     p.chunks = g.chunks;
-    p.x = x + m0 * w.k;
-    p.k = w.k;
+    p.xq = sp.xq + m0 * sp.nsb * kQmvXRecord;
     p.rows = int(std::min<int64_t>(8, rows - m0));
     p.y = y + m0 * w.n;
-    p.part = static_cast<float*>(ws.scratch);
+    p.part = part;
     p.slices = int(slices);
     visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
   }

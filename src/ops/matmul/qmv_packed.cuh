@@ -8,11 +8,13 @@
 // of 16-row tiles, and warp w always decodes chunk w of its slice. So the CTA stages the x
 // pieces of its slice once in shared memory (9 KB per activation row) and every global load in
 // the tile loop is a weight load, the next tile's issued before the current one is decoded.
-// The x pieces are made in the kernel (split_x_sub_block) straight into shared memory. The 8
+// (Splitting x inside this kernel instead of in split_x measured slower: 18.9 -> 24.8 us.) The 8
 // warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
 // slice's partial sums and a small kernel, launched behind it, adds the slices in order
 // (deterministic).
 #pragma once
+#include <cstdlib>
+
 #include "ops/matmul/packed_layout.h"
 #include "ops/matmul/qmv.cuh"
 
@@ -22,8 +24,7 @@ struct QmvpParams {
   const uint8_t* w = nullptr;  // packed matrix (packed_layout.h)
   int64_t n = 0, nsb = 0;      // weight rows, 32-element sub-blocks of K
   int64_t tiles = 0, chunks = 0;
-  const float* x = nullptr;  // the item's activation rows [rows][k]
-  int64_t k = 0;
+  const uint8_t* xq = nullptr;  // split_x records of the item's rows, [rows][nsb][kQmvXRecord]
   int rows = 1;              // activation rows of this launch (<= MT)
   float* y = nullptr;        // [rows][n] (row stride n)
   float* part = nullptr;     // slices > 1: partial sums [slice][rows][n]
@@ -78,7 +79,8 @@ struct QmvpChunk {
   }
 };
 
-template <class F, int MT>
+// D: tiles of weights in flight per warp beyond the one being decoded (1 or 2).
+template <class F, int MT, int D>
 __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   static_assert(MT == 1 || MT % 2 == 0, "one mma holds the pieces of two activation rows");
   constexpr int NB = (MT + 1) / 2;
@@ -99,29 +101,21 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   uint32_t tile = blockIdx.x;
   const uint32_t tiles = uint32_t(p.tiles);
   auto rec_of = [&](uint32_t tl) { return p.w + (int64_t(tl) * p.chunks + chunk) * R; };
-  Chunk cur, nxt;
+  Chunk cur, nxt, nxt2;
   if (active && tile < tiles) cur.load(rec_of(tile), lane);
+  if (D == 2 && active && tile + gridDim.x < tiles) nxt.load(rec_of(tile + gridDim.x), lane);
 
-  // The slice of x, split into pieces straight into shared memory (each CTA of the slice does
-  // it; a few hundred instructions per warp). x may be written by the kernel before this one
-  // (programmatic dependent launch): wait for it first; the first weights are already in flight.
+  // The slice's x pieces (split_x, the kernel before this one: programmatic dependence) into
+  // shared memory; the first weights are already in flight.
   asm volatile("griddepcontrol.wait;" ::: "memory");
   {
-    constexpr int kU = 4;  // sub-blocks per warp whose loads go out together
-    const int units = count * nsb_slice;
-    for (int u0 = warp * kU; u0 < units; u0 += nwarps * kU) {
-      float v[kU];
-#pragma unroll
-      for (int i = 0; i < kU; ++i) {
-        const int u = u0 + i < units ? u0 + i : units - 1, r = u / nsb_slice, sbl = u - r * nsb_slice;
-        v[i] = __ldg(p.x + int64_t(r) * p.k + (sb0 + sbl) * 32 + lane);
-      }
-#pragma unroll
-      for (int i = 0; i < kU; ++i) {
-        const int u = u0 + i, r = u / nsb_slice, sbl = u - r * nsb_slice;
-        if (u < units) split_x_sub_block(v[i], lane, xsm + (r * 64 + sbl) * kQmvXRecord);
-      }
+    const int per_row = nsb_slice * kQmvXRecord / 16;
+    for (int i = tid; i < count * per_row; i += int(blockDim.x)) {
+      const int r = i / per_row, o = i - r * per_row;
+      cp_async16(xsm + r * 64 * kQmvXRecord + 16 * o, p.xq + (int64_t(r) * p.nsb + sb0) * kQmvXRecord + 16 * o, 16);
     }
+    cp_async_commit();
+    cp_async_wait_all();
     __syncthreads();
   }
   // The slice sum (if any) may launch now; it waits for this grid to finish before reading.
@@ -138,7 +132,11 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   const int nv = active ? (nsb_slice - warp * 8 < 8 ? nsb_slice - warp * 8 : 8) : 0;  // sub-blocks of the chunk
 
   for (; tile < tiles; tile += gridDim.x) {
-    if (active && tile + gridDim.x < tiles) nxt.load(rec_of(tile + gridDim.x), lane);
+    if constexpr (D == 1) {
+      if (active && tile + gridDim.x < tiles) nxt.load(rec_of(tile + gridDim.x), lane);
+    } else {
+      if (active && tile + 2 * gridDim.x < tiles) nxt2.load(rec_of(tile + 2 * gridDim.x), lane);
+    }
     float acc[NB][2] = {};
     if (active) {
       uint32_t L0[Chunk::LW], L1[Chunk::LW];
@@ -171,6 +169,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
       }
     }
     cur = nxt;
+    if constexpr (D == 2) nxt = nxt2;
 
     // Lanes t and t^1 hold the two piece pairs of activation row t/2: add them, then across warps.
 #pragma unroll
@@ -227,12 +226,22 @@ void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaS
   LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
 }
 
+// Tuning knob (read once): LMK_QMVP_DEPTH = tiles of weights prefetched per warp (1 or 2).
+inline int qmvp_depth() {
+  static const int d = [] {
+    const char* v = std::getenv("LMK_QMVP_DEPTH");
+    return v && *v == '1' ? 1 : 2;
+  }();
+  return d;
+}
+
 template <class F, int MT>
 void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
-  auto kernel = qmvp_kernel<F, MT>;
+  auto kernel = qmvp_depth() == 1 ? qmvp_kernel<F, MT, 1> : qmvp_kernel<F, MT, 2>;
   const int smem = qmvp_smem_bytes(MT);
   static const bool attr = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(qmvp_kernel<F, MT, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(qmvp_kernel<F, MT, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
   }();
   (void)attr;
