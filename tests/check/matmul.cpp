@@ -323,7 +323,8 @@ LMK_CHECKS(matmul) {
     add_packed(4, 16, k_odd, false);
     add_packed(8, 65, k_fast, true);
     add_packed(11, 20, k_small, false);
-    add_packed(3, 40, 4352 + (kq ? 0 : 32), false);  // 3 K-slices, the last one partial
+    add_packed(3, 40, 4352 + (kq ? 0 : 32), false);  // 2 K-slices (16 chunks each), the last one partial
+    add_packed(8, 24, 4352 + (kq ? 0 : 32), false);  // 3 K-slices of 8 chunks
     add(16, 37, k_odd, MatmulPath::matmat, false);
     add(3, 33, k_small, MatmulPath::matmat, false);
     add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);

@@ -680,8 +680,10 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
   const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
-  const int64_t slices = ceil_div(g.chunks, int64_t(kQmvpSliceChunks));
   const int64_t item_rows = std::min<int64_t>(rows, 8);
+  const int64_t mt = item_rows <= 1 ? 1 : item_rows <= 2 ? 2 : item_rows <= 4 ? 4 : 8;  // the kernel's rows
+  const int64_t slice_chunks = qmvp_slice_chunks(g.chunks, int(mt));
+  const int64_t slices = ceil_div(g.chunks, slice_chunks);
   QmvParams sp;  // split_x's view of x
   sp.x = x;
   sp.k = w.k;
@@ -705,6 +707,7 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
     p.y = y + m0 * w.n;
     p.part = part;
     p.slices = int(slices);
+    p.slice_chunks = int(slice_chunks);
     visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
   }
 }

@@ -4,16 +4,17 @@
 // weights go straight from global memory into registers: no shared-memory staging of weights,
 // no 2-byte field loads.
 //
-// Work: K is cut into slices of 8 chunks (2048 elements); a CTA owns one slice and a strided set
-// of 16-row tiles, and warp w always decodes chunk w of its slice. So the CTA stages the x
-// pieces of its slice once in shared memory (9 KB per activation row) and every global load in
-// the tile loop is a weight load, the next tile's issued before the current one is decoded.
+// Work: K is cut into slices of as many chunks as the x pieces of the item's rows fit in 96 KB of
+// shared memory (all of K for one row up to K = 21504; 8 chunks for 8 rows); a CTA owns one slice
+// and a strided set of 16-row tiles, and warp w decodes chunks w, w + 8, ... of its slice of
+// each tile. The CTA stages the slice's x pieces once, so every global load in the loop is a
+// weight load, issued one or two chunks ahead of its decode (qmvp_depth).
 // (Splitting x inside this kernel instead of in split_x measured slower: 18.9 -> 24.8 us.) The 8
 // warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
 // slice's partial sums and a small kernel, launched behind it, adds the slices in order
 // (deterministic).
 #pragma once
-#include <cstdlib>
+#include <algorithm>
 
 #include "ops/matmul/packed_layout.h"
 #include "ops/matmul/qmv.cuh"
@@ -29,11 +30,17 @@ struct QmvpParams {
   float* y = nullptr;        // [rows][n] (row stride n)
   float* part = nullptr;     // slices > 1: partial sums [slice][rows][n]
   int slices = 1;
+  int slice_chunks = 8;      // chunks per slice (qmvp_slice_chunks)
 };
 
-constexpr int kQmvpSliceChunks = 8;  // chunks per K-slice = warps per CTA
-// Shared-memory bytes of the x pieces of one slice of MT activation rows.
-constexpr int qmvp_smem_bytes(int mt) { return mt * kQmvpSliceChunks * 8 * kQmvXRecord; }
+constexpr int kQmvpWarps = 8;                  // warps per CTA; warp w takes chunks w, w + 8, ...
+constexpr int kQmvpXSmem = 96 * 1024;          // shared-memory budget of a slice's x pieces
+// Chunks per K-slice for items of `rows` activation rows: as many as the x budget holds (a
+// multiple of 8; at least 8), so M = 1 rows up to K = 21504 need no slice sum.
+inline int64_t qmvp_slice_chunks(int64_t chunks, int rows) {
+  const int64_t fit = std::max<int64_t>(kQmvpWarps, kQmvpXSmem / (int64_t(rows) * 8 * kQmvXRecord) / kQmvpWarps * kQmvpWarps);
+  return std::min(chunks, fit);
+}
 
 // 16 bytes the CTA reads once: keep them out of L1 (the x pieces live there).
 __device__ __forceinline__ uint4 ld_stream16(const uint8_t* p) {
@@ -79,31 +86,47 @@ struct QmvpChunk {
   }
 };
 
-// D: tiles of weights in flight per warp beyond the one being decoded (1 or 2).
-template <class F, int MT, int D>
+// Chunks of weights in flight per warp beyond the one being decoded: 2 where the registers
+// allow (measured: q4_0 lm_head 146 -> 112 us on an H200), else 1 (q8_0 / Q5 / Q6_K spill at 2).
+template <class F, int MT>
+constexpr int qmvp_depth() {
+  constexpr DType T = F::kType;
+  return MT <= 2 && packed::lane_words(T) + packed::hdr_words(T) <= 13 ? 2 : 1;
+}
+
+template <class F, int MT>
 __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   static_assert(MT == 1 || MT % 2 == 0, "one mma holds the pieces of two activation rows");
   constexpr int NB = (MT + 1) / 2;
   constexpr int XG = NB == 1 ? 4 : NB == 2 ? 2 : 1;  // sub-blocks per group of x reads
+  constexpr int D = qmvp_depth<F, MT>();
   constexpr int64_t R = packed::record_bytes(F::kType);
   using Chunk = QmvpChunk<F::kType>;
-  extern __shared__ __align__(16) uint8_t xsm[];  // [row][64 sub-blocks][kQmvXRecord]
-  __shared__ float red[kQmvpSliceChunks][16][MT];
+  extern __shared__ __align__(16) uint8_t xsm[];  // [row][slice sub-blocks][kQmvXRecord]
+  __shared__ float red[kQmvpWarps][16][MT];
+  static_assert(16 * MT <= 32 * kQmvpWarps, "one output per thread");
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
   const int g = lane >> 2, t = lane & 3, my_m = t >> 1;
   const int count = p.rows;
-  const int64_t slice = blockIdx.y, chunk = slice * kQmvpSliceChunks + warp;
-  const bool active = chunk < p.chunks;  // the last slice may have fewer chunks than warps
-  static_assert(16 * MT <= 32 * kQmvpSliceChunks, "one output per thread");
-  const int64_t sb0 = slice * kQmvpSliceChunks * 8;  // first sub-block of the slice
-  const int nsb_slice = int(p.nsb - sb0 < kQmvpSliceChunks * 8 ? p.nsb - sb0 : kQmvpSliceChunks * 8);
+  // This CTA's slice: chunks [c0, c0 + sc); warp w takes chunks c0 + w + 8i, i < nch.
+  const int64_t slice = blockIdx.y, c0 = slice * p.slice_chunks;
+  const int sc = int(p.chunks - c0 < p.slice_chunks ? p.chunks - c0 : p.slice_chunks);
+  const int nch = warp < sc ? (sc - warp + kQmvpWarps - 1) / kQmvpWarps : 0;
+  const int64_t sb0 = c0 * 8;                                    // first sub-block of the slice
+  const int nsb_slice = int(p.nsb - sb0 < sc * 8 ? p.nsb - sb0 : sc * 8);
+  const int row_stride = p.slice_chunks * 8 * kQmvXRecord;       // x rows in shared memory
 
-  uint32_t tile = blockIdx.x;
   const uint32_t tiles = uint32_t(p.tiles);
-  auto rec_of = [&](uint32_t tl) { return p.w + (int64_t(tl) * p.chunks + chunk) * R; };
+  const int64_t my_tiles = blockIdx.x < tiles ? (tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  const int64_t steps = my_tiles * nch;  // this warp's (tile, chunk) sequence
+  auto rec_of = [&](int64_t st) {
+    const int64_t tl = blockIdx.x + (st / nch) * gridDim.x;
+    const int64_t c = c0 + warp + kQmvpWarps * (st % nch);
+    return p.w + (tl * p.chunks + c) * R;
+  };
   Chunk cur, nxt, nxt2;
-  if (active && tile < tiles) cur.load(rec_of(tile), lane);
-  if (D == 2 && active && tile + gridDim.x < tiles) nxt.load(rec_of(tile + gridDim.x), lane);
+  if (steps > 0) cur.load(rec_of(0), lane);
+  if (D == 2 && steps > 1) nxt.load(rec_of(1), lane);
 
   // The slice's x pieces (split_x, the kernel before this one: programmatic dependence) into
   // shared memory; the first weights are already in flight.
@@ -112,7 +135,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
     const int per_row = nsb_slice * kQmvXRecord / 16;
     for (int i = tid; i < count * per_row; i += int(blockDim.x)) {
       const int r = i / per_row, o = i - r * per_row;
-      cp_async16(xsm + r * 64 * kQmvXRecord + 16 * o, p.xq + (int64_t(r) * p.nsb + sb0) * kQmvXRecord + 16 * o, 16);
+      cp_async16(xsm + r * row_stride + 16 * o, p.xq + (int64_t(r) * p.nsb + sb0) * kQmvXRecord + 16 * o, 16);
     }
     cp_async_commit();
     cp_async_wait_all();
@@ -120,25 +143,25 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   }
   // The slice sum (if any) may launch now; it waits for this grid to finish before reading.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  // This lane's B fragment and scale record of sub-block 0 of its chunk, per activation-row pair.
+  // This lane's B fragment and scale record of sub-block 0 of chunk c0 + warp, per row pair.
   const uint8_t* xb[NB];
   const uint8_t* xsc[NB];
 #pragma unroll
   for (int nb = 0; nb < NB; ++nb) {
     const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
-    xb[nb] = xsm + ((bm < count ? bm : 0) * 64 + warp * 8) * kQmvXRecord + (g % 4) * 32 + t * 8;
-    xsc[nb] = xsm + ((xm < count ? xm : 0) * 64 + warp * 8) * kQmvXRecord + 128;
+    xb[nb] = xsm + (bm < count ? bm : 0) * row_stride + warp * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
+    xsc[nb] = xsm + (xm < count ? xm : 0) * row_stride + warp * 8 * kQmvXRecord + 128;
   }
-  const int nv = active ? (nsb_slice - warp * 8 < 8 ? nsb_slice - warp * 8 : 8) : 0;  // sub-blocks of the chunk
 
-  for (; tile < tiles; tile += gridDim.x) {
-    if constexpr (D == 1) {
-      if (active && tile + gridDim.x < tiles) nxt.load(rec_of(tile + gridDim.x), lane);
-    } else {
-      if (active && tile + 2 * gridDim.x < tiles) nxt2.load(rec_of(tile + 2 * gridDim.x), lane);
-    }
+  int64_t st = 0;
+  for (int64_t ti = 0; ti < my_tiles; ++ti) {
+    const uint32_t tile = uint32_t(blockIdx.x + ti * gridDim.x);
     float acc[NB][2] = {};
-    if (active) {
+    for (int i = 0; i < nch; ++i, ++st) {
+      if (st + D < steps) (D == 1 ? nxt : nxt2).load(rec_of(st + D), lane);
+      const int xo = i * kQmvpWarps * 8 * kQmvXRecord;  // chunk c0 + warp + 8i in the slice
+      const int sbc = (warp + kQmvpWarps * i) * 8;      // its first sub-block within the slice
+      const int nv = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
       uint32_t L0[Chunk::LW], L1[Chunk::LW];
       cur.row_words(0, L0);
       cur.row_words(1, L1);
@@ -152,9 +175,9 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
         for (int q = 0; q < XG; ++q)
 #pragma unroll
           for (int nb = 0; nb < NB; ++nb) {
-            b[q][nb] = *reinterpret_cast<const uint2*>(xb[nb] + (s0 + q) * kQmvXRecord);
+            b[q][nb] = *reinterpret_cast<const uint2*>(xb[nb] + xo + (s0 + q) * kQmvXRecord);
             if (2 * nb + g / 4 >= count) b[q][nb] = make_uint2(0u, 0u);  // B columns past the rows
-            xs[q][nb] = *reinterpret_cast<const float4*>(xsc[nb] + (s0 + q) * kQmvXRecord);
+            xs[q][nb] = *reinterpret_cast<const float4*>(xsc[nb] + xo + (s0 + q) * kQmvXRecord);
           }
 #pragma unroll
         for (int q = 0; q < XG; ++q) {
@@ -167,9 +190,9 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
           }
         }
       }
+      cur = nxt;
+      if constexpr (D == 2) nxt = nxt2;
     }
-    cur = nxt;
-    if constexpr (D == 2) nxt = nxt2;
 
     // Lanes t and t^1 hold the two piece pairs of activation row t/2: add them, then across warps.
 #pragma unroll
@@ -226,30 +249,20 @@ void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaS
   LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
 }
 
-// Tuning knob (read once): LMK_QMVP_DEPTH = tiles of weights prefetched per warp (1 or 2).
-inline int qmvp_depth() {
-  static const int d = [] {
-    const char* v = std::getenv("LMK_QMVP_DEPTH");
-    return v && *v == '1' ? 1 : 2;
-  }();
-  return d;
-}
-
 template <class F, int MT>
 void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
-  auto kernel = qmvp_depth() == 1 ? qmvp_kernel<F, MT, 1> : qmvp_kernel<F, MT, 2>;
-  const int smem = qmvp_smem_bytes(MT);
+  auto kernel = qmvp_kernel<F, MT>;
   static const bool attr = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(qmvp_kernel<F, MT, 1>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(qmvp_kernel<F, MT, 2>, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kQmvpXSmem));
     return true;
   }();
   (void)attr;
-  const int warps = kQmvpSliceChunks;  // always 8: thread i < 16·MT owns output i of a tile
+  const int smem = p.rows * p.slice_chunks * 8 * kQmvXRecord;
   // Tile groups: as many CTAs as are resident, spread over the slices.
-  const int64_t resident = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * warps, smem)) * sm_count();
+  const int64_t resident =
+      int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * kQmvpWarps, smem)) * sm_count();
   const int64_t groups = std::min<int64_t>(p.tiles, std::max<int64_t>(1, resident / p.slices));
-  launch_pdl(kernel, dim3(unsigned(groups), unsigned(p.slices)), 32 * warps, smem, stream, p);
+  launch_pdl(kernel, dim3(unsigned(groups), unsigned(p.slices)), 32 * kQmvpWarps, smem, stream, p);
   if (p.slices > 1) {
     const int64_t count = int64_t(p.rows) * p.n;
     const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 2);
