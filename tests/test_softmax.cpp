@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 #include <vector>
 
 #include "util/expect_error.h"
@@ -219,6 +220,66 @@ TEST(SoftmaxGpu, PathsInPlaceAndUnaligned) {
       for (int rep = 0; rep < 2; ++rep) softmax(vx, vy);
       auto r2 = test::compare(test::to_host(vy), test::to_host(want).to_double(), test::tol_reduction(t));
       EXPECT_TRUE(r2.ok) << name(t) << " " << s.rows << "x" << s.cols << " unaligned: " << r2.message;
+    }
+  }
+}
+
+// CUDA, few long rows (each split over many blocks): whole chunks of -inf next to finite
+// values, a row of all -inf and a row holding +inf (NaN rows beside finite ones), results equal
+// on repeated launches, and inside graph capture on a fresh stream with and without its scratch.
+TEST(SoftmaxGpu, LongRowsSplitEdgesAndGraphCapture) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device here";
+  const Device d = Device::cuda(0);
+  for (DType t : {DType::f32, DType::bf16}) {
+    const int64_t rows = 4, cols = 262144;
+    auto x = test::random_uniform(t, {rows, cols}, test::case_seed("split edges"), -8, 8);
+    for (int64_t j = 0; j < 100000; ++j) x.set(j, -kInf);              // row 0: first 100000 -inf
+    for (int64_t j = 0; j < cols; ++j) x.set(cols + j, -kInf);         // row 1: all -inf
+    x.set(2 * cols + 77777, kInf);                                     // row 2: one +inf
+    auto want = test::poisoned(t, {rows, cols}, Device::cpu());
+    softmax(x.view(), want);
+    auto hw = test::to_host(want);
+    auto dx = test::to_device(x, d);
+    auto out = test::poisoned(t, {rows, cols}, d);
+    softmax(dx, out);
+    // Exact zeros, NaN rows, and rows 0 and 3 against the CPU.
+    auto check = [&](const test::HostTensor& got, const std::string& what) {
+      for (int64_t j = 0; j < 2 * cols; ++j) {
+        if (j < 100000) ASSERT_EQ(got.get(j), 0.0) << what << " " << j;
+        if (j >= cols) ASSERT_TRUE(std::isnan(got.get(j)) && std::isnan(got.get(j + cols))) << what << " " << j;
+      }
+      for (int64_t r : {0, 3}) {
+        test::HostTensor g(t, {1, cols}), w(t, {1, cols});
+        for (int64_t j = 0; j < cols; ++j) {
+          g.set(j, got.get(r * cols + j));
+          w.set(j, hw.get(r * cols + j));
+        }
+        auto c = test::compare(g, w.to_double(), test::tol_reduction(t));
+        EXPECT_TRUE(c.ok) << what << " row " << r << ": " << c.message;
+      }
+    };
+    auto got = test::to_host(out);
+    check(got, std::string(name(t)));
+    softmax(dx, out);
+    EXPECT_EQ(test::to_host(out).bytes, got.bytes) << name(t) << " second launch";
+
+    for (bool warm : {false, true}) {
+      Stream s = Stream::create(d);
+      auto gx = test::to_device(x, d);
+      auto gout = test::poisoned(t, {rows, cols}, d);
+      if (warm) {
+        softmax(gx, gout, s);
+        s.synchronize();
+      }
+      Graph g;
+      g.begin_capture(s);
+      softmax(gx, gout, s);
+      g.end_capture();
+      for (int rep = 0; rep < 2; ++rep) {
+        g.replay(s);
+        s.synchronize();
+        check(test::to_host(gout), std::string(name(t)) + (warm ? " warm" : " cold") + " replay");
+      }
     }
   }
 }

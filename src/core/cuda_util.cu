@@ -1,3 +1,8 @@
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
+
 #include "cuda/common.cuh"
 
 namespace lmk::cuda {
@@ -9,5 +14,28 @@ int sm_count() {
     return v;
   }();
   return n;
+}
+
+unsigned char* stream_scratch(const void* owner, cudaStream_t st, size_t bytes) {
+  struct Block {
+    unsigned char* p = nullptr;
+    size_t bytes = 0;
+  };
+  static std::mutex mu;
+  static std::map<std::tuple<const void*, int, cudaStream_t>, Block> blocks;
+  int dev = 0;
+  LMK_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  Block& b = blocks[{owner, dev, st}];
+  if (b.bytes >= bytes) return b.p;
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  LMK_CUDA_CHECK(cudaStreamIsCapturing(st, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return nullptr;
+  const size_t n = std::max({bytes, 2 * b.bytes, size_t(32) << 10});
+  void* p = nullptr;
+  LMK_CUDA_CHECK(cudaMalloc(&p, n));
+  LMK_CUDA_CHECK(cudaMemsetAsync(p, 0, n, st));
+  b = {static_cast<unsigned char*>(p), n};
+  return b.p;
 }
 }  // namespace lmk::cuda

@@ -71,4 +71,11 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Number of SMs of the current device (cached).
 int sm_count();
 
+// Zero-initialised device scratch of at least `bytes`, one block per (owner, device, stream),
+// kept for kernels that leave it in a reusable state (counters that return to their start
+// value, epoch-tagged words). Grown on demand outside graph capture and never freed (a
+// captured graph may still hold an older block); returns nullptr when a larger block is
+// needed while the stream is capturing. `owner` is any address that names the user.
+unsigned char* stream_scratch(const void* owner, cudaStream_t st, size_t bytes);
+
 }  // namespace lmk::cuda
