@@ -7,7 +7,7 @@
 // Work: K is cut into slices of as many chunks as the x pieces of the item's rows fit in 96 KB of
 // shared memory (all of K for one row up to K = 21504; 8 chunks for 8 rows); a CTA owns one slice
 // and a strided set of 16-row tiles, and warp w decodes chunks w, w + 8, ... of its slice of
-// each tile. The CTA stages the slice's x pieces once, so every global load in the loop is a
+// each tile. Each warp stages its chunks' x pieces once, so every global load in the loop is a
 // weight load, issued one or two chunks ahead of its decode (qmvp_depth).
 // (Splitting x inside this kernel instead of in split_x measured slower: 18.9 -> 24.8 us.) The 8
 // warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
@@ -128,19 +128,24 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   if (steps > 0) cur.load(rec_of(0), lane);
   if (D == 2 && steps > 1) nxt.load(rec_of(1), lane);
 
-  // The slice's x pieces (split_x, the kernel before this one: programmatic dependence) into
-  // shared memory; the first weights are already in flight.
+  // The x pieces of this warp's chunks (split_x, the kernel before this one: programmatic
+  // dependence) into shared memory: the first chunk's as one cp.async group, the rest as a
+  // second, so decoding starts as soon as the first has landed. Each warp reads only its own
+  // chunks' x: no CTA barrier. The first weights are already in flight.
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  {
-    const int per_row = nsb_slice * kQmvXRecord / 16;
-    for (int i = tid; i < count * per_row; i += int(blockDim.x)) {
-      const int r = i / per_row, o = i - r * per_row;
-      cp_async16(xsm + r * row_stride + 16 * o, p.xq + (int64_t(r) * p.nsb + sb0) * kQmvXRecord + 16 * o, 16);
+  auto stage_x = [&](int i) {
+    const int sbc = (warp + kQmvpWarps * i) * 8, nvi = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
+    const int per_row = nvi * kQmvXRecord / 16;
+    for (int e = lane; e < count * per_row; e += 32) {
+      const int r = e / per_row, o = e - r * per_row;
+      cp_async16(xsm + r * row_stride + sbc * kQmvXRecord + 16 * o,
+                 p.xq + (int64_t(r) * p.nsb + sb0 + sbc) * kQmvXRecord + 16 * o, 16);
     }
-    cp_async_commit();
-    cp_async_wait_all();
-    __syncthreads();
-  }
+  };
+  if (nch > 0) stage_x(0);
+  cp_async_commit();
+  for (int i = 1; i < nch; ++i) stage_x(i);
+  cp_async_commit();
   // The slice sum (if any) may launch now; it waits for this grid to finish before reading.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   // This lane's B fragment and scale record of sub-block 0 of chunk c0 + warp, per row pair.
@@ -159,6 +164,11 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
     float acc[NB][2] = {};
     for (int i = 0; i < nch; ++i, ++st) {
       if (st + D < steps) (D == 1 ? nxt : nxt2).load(rec_of(st + D), lane);
+      if (st <= 1) {  // first tile: this chunk's x pieces have landed (stage_x groups)
+        if (st == 0) cp_async_wait<1>();
+        else cp_async_wait_all();
+        __syncwarp();
+      }
       const int xo = i * kQmvpWarps * 8 * kQmvXRecord;  // chunk c0 + warp + 8i in the slice
       const int sbc = (warp + kQmvpWarps * i) * 8;      // its first sub-block within the slice
       const int nv = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
