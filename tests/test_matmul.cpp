@@ -442,7 +442,9 @@ TEST(MatmulGpu, PackedMatchesCpuAndIsCapturable) {
     std::memcpy(w.bytes.data(), wb.data(), wb.size());
     const PackedGgml cpu = pack_ggml(w.view());
     auto dw = test::to_device(w, g);
-    const PackedGgml gpu = pack_ggml(dw.tensor);
+    Stream ps = Stream::create(g);  // a non-blocking stream: packing must not race the buffer's zero fill
+    const PackedGgml gpu = pack_ggml(dw.tensor, ps);
+    ps.synchronize();
     ASSERT_EQ(gpu.bytes.bytes(), cpu.bytes.bytes());
     std::vector<uint8_t> got(size_t(gpu.bytes.bytes()));
     copy_bytes(got.data(), Device::cpu(), gpu.bytes.data(), g, gpu.bytes.bytes(), default_stream());

@@ -60,7 +60,10 @@ Buffer::Buffer(int64_t bytes, Device device) : bytes_(bytes), device_(device), c
     std::memset(data_, 0, size_t(bytes));
   } else {
 #ifdef LMK_WITH_CUDA
+    // The fill goes to the legacy stream; wait for it, so that work on any stream (non-blocking
+    // ones do not order against the legacy stream) sees the zeros and never races them.
     cudaError_t e = cudaMemset(data_, 0, size_t(bytes));
+    if (e == cudaSuccess) e = cudaStreamSynchronize(cudaStreamLegacy);
     if (e != cudaSuccess) {
       raw_free(data_, device);
       data_ = nullptr;
