@@ -199,11 +199,37 @@ TEST(MatmulPacked, PackIsAPermutationPlusPaddingCpu) {
   }
 }
 
+// Expert weights [E, N, K] pack expert by expert; unpack restores them; the routed op on packed
+// experts rejects what the raw one rejects, and a multi-expert pack is refused by the plain op.
+TEST(MatmulPacked, ExpertsPackAndRoutedErrorsCpu) {
+  const int64_t e = 3, n = 20, k = 512;
+  auto wb = ref::mm::random_blocks(DType::q4_K, e * n * k / 256, 11);
+  const PackedGgml pw = pack_ggml(Tensor(wb.data(), DType::q4_K, {e, n, k}));
+  EXPECT_EQ(pw.n_experts, e);
+  std::vector<uint8_t> back(wb.size(), 0);
+  unpack_ggml(pw, Tensor(back.data(), DType::q4_K, {e, n, k}));
+  EXPECT_EQ(back, wb);
+  EXPECT_EQ(code_of([&] { unpack_ggml(pw, Tensor(back.data(), DType::q4_K, {n, k})); }), kInvalid);
+  std::vector<float> x(size_t(2 * k), 0.25f), y(size_t(4 * n), 0.0f);
+  std::vector<uint32_t> ids = {0, 2, 1, 2};
+  const Tensor X(x.data(), DType::f32, {2, k}), Y(y.data(), DType::f32, {4, n}), I(ids.data(), DType::u32, {2, 2});
+  EXPECT_NO_THROW(quantized_matmul_id_ggml(X, pw, I, Y, 2));
+  EXPECT_EQ(code_of([&] { quantized_matmul_ggml(X, pw, Tensor(y.data(), DType::f32, {2, n})); }), kInvalid);
+  EXPECT_EQ(code_of([&] { quantized_matmul_id_ggml(X, pw, I, Y, 0); }), kInvalid);                     // top_k
+  EXPECT_EQ(code_of([&] { quantized_matmul_id_ggml(X, pw, I, Tensor(y.data(), DType::f32, {4, n + 1}), 2); }), kInvalid);
+  EXPECT_EQ(code_of([&] { quantized_matmul_id_ggml(Tensor(x.data(), DType::f32, {2, 256}), pw, I, Y, 2); }), kInvalid);
+  EXPECT_EQ(code_of([&] { quantized_matmul_id_ggml(X, pw, Tensor(ids.data(), DType::u32, {3}), Y, 2); }), kInvalid);
+  ids[3] = 3;  // out of range: rejected before anything is written
+  std::fill(y.begin(), y.end(), 7.0f);
+  EXPECT_EQ(code_of([&] { quantized_matmul_id_ggml(X, pw, I, Y, 2); }), kInvalid);
+  EXPECT_EQ(y[0], 7.0f);
+}
+
 TEST(MatmulErrors, PackedRejectsBadArguments) {
   Host h;
   EXPECT_EQ(code_of([&] { (void)pack_ggml(Tensor(h.x.data(), DType::f32, {N, K})); }), kUnsupported);
   EXPECT_EQ(code_of([&] { (void)pack_ggml(h.Wq(DType::q4_0, N, 48)); }), kInvalid);
-  EXPECT_EQ(code_of([&] { (void)pack_ggml(Tensor(h.w.data(), DType::q4_0, {1, N, K})); }), kInvalid);
+  EXPECT_EQ(code_of([&] { (void)pack_ggml(Tensor(h.w.data(), DType::q4_0, {1, 1, N, K})); }), kInvalid);
   EXPECT_EQ(code_of([&] { (void)pack_ggml(h.Wq(DType::q4_0, 0, K)); }), kInvalid);
   EXPECT_EQ(code_of([&] { (void)pack_ggml(Tensor(h.w.data() + 1, DType::q4_0, {N, K})); }), kInvalid);
   const PackedGgml pw = pack_ggml(h.Wq());
@@ -488,6 +514,46 @@ TEST(MatmulGpu, PackedMatchesCpuAndIsCapturable) {
   auto dw = test::to_device(test::HostTensor(DType::q4_0, {N, K}), g);
   const PackedGgml pw = pack_ggml(dw.tensor);
   EXPECT_EQ(code_of([&] { quantized_matmul_ggml(h.X(), pw, h.Y()); }), kInvalid);
+}
+// Packed experts on CUDA: out-of-range ids write zero rows and set the flag (direct rows and
+// per-expert row lists), valid rows agree with the fp64 reference at mat-vec precision.
+TEST(MatmulGpu, PackedRoutedInvalidIdsAndReference) {
+  if (!have_gpu()) GTEST_SKIP() << "no CUDA device here";
+  const Device g = Device::cuda(0);
+  const int64_t e = 8, n = 33, k = 512, top = 4;
+  auto wb = ref::mm::random_blocks(DType::q4_0, e * n * k / 32, 51);
+  test::HostTensor w(DType::q4_0, {e, n, k});
+  std::memcpy(w.bytes.data(), wb.data(), wb.size());
+  auto dw = test::to_device(w, g);
+  const PackedGgml pw = pack_ggml(dw.tensor);
+  for (int64_t t : {2, 40}) {  // 8 direct rows; 160 rows through the per-expert lists
+    const int64_t rows = t * top;
+    auto x = test::random_normal(DType::f32, {t, k}, 52);
+    test::HostTensor ids(DType::u32, {t, top});
+    for (int64_t i = 0; i < rows; ++i) ids.as<uint32_t>()[i] = uint32_t(i % 5 == 3 ? e + 2 : (i * 7) % e);
+    auto dx = test::to_device(x, g), di = test::to_device(ids, g);
+    auto y = test::poisoned(DType::f32, {rows, n}, g);
+    test::HostTensor flag(DType::u32, {1});
+    auto df = test::to_device(flag, g);
+    quantized_matmul_id_ggml(dx.tensor, pw, di.tensor, y.tensor, top, false, default_stream(), df.tensor);
+    const auto hy = test::to_host(y);
+    EXPECT_EQ(test::to_host(df).as<uint32_t>()[0], 1u) << "T=" << t;
+    const auto xd = x.to_double();
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint32_t id = ids.as<uint32_t>()[r];
+      if (id >= e) {
+        for (int64_t j = 0; j < n; ++j) ASSERT_EQ(hy.as<float>()[r * n + j], 0.0f) << "T=" << t << " row " << r;
+        continue;
+      }
+      const auto wd = ref::mm::dequant_matrix(DType::q4_0, w.bytes.data() + id * (n * k / 32 * 18), n, k);
+      Refs refs(1, n);
+      refs.add_row(xd, r / top, wd, n, k, 0);
+      for (int64_t j = 0; j < n; ++j) {
+        const Expect ex = expect(refs, MatmulPath::matvec, size_t(j));
+        ASSERT_NEAR(hy.as<float>()[r * n + j], ex.want, ex.allowed) << "T=" << t << " row " << r;
+      }
+    }
+  }
 }
 #endif
 

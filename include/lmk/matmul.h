@@ -64,17 +64,28 @@ void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, St
 // pass over the weights (M > 8 re-reads them per 8 rows, so keep the raw weight for prefill's
 // mat-mat). The CPU backend unpacks into scratch and runs its own kernel.
 // unpack_ggml restores the raw blocks (out: w's dtype, [N, K], on the packed weight's device).
+// Expert weights [E, N, K] (contiguous) pack expert by expert (n_experts = E) and serve
+// quantized_matmul_id_ggml.
 struct PackedGgml {
   DType type = DType::q4_0;
   int64_t n = 0, k = 0;
-  Buffer bytes;  // the packed matrix
+  int64_t n_experts = 1;
+  Buffer bytes;  // the packed matrices, one after another
   Device device() const { return bytes.device(); }
 };
 PackedGgml pack_ggml(const Tensor& w, Stream& stream = default_stream());
+// out: [N, K] (n_experts == 1) or [E, N, K].
 void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& stream = default_stream());
-// y[m, n] = Σ_k x[m, k] · dequant(w)[n, k] for a packed w: x f32 [M, K], y f32 [M, N], same
-// precision as the mat-vec path (e <= 1e-5).
+// y[m, n] = Σ_k x[m, k] · dequant(w)[n, k] for a packed w (one expert): x f32 [M, K], y f32
+// [M, N], same precision as the mat-vec path (e <= 1e-5).
 void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& stream = default_stream());
+// quantized_matmul_id_ggml (below) on packed expert weights: same arguments, ids, error contract
+// and precision as the mat-vec path (e <= 1e-5). Up to 32 routed rows run one item per row,
+// more run per-expert row lists of up to 8 rows (no mat-mat path: keep the raw weights for
+// prefill-sized batches).
+void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor& ids, const Tensor& y, int64_t top_k,
+                              bool input_per_slot = false, Stream& stream = default_stream(),
+                              const Tensor& error_flag = Tensor());
 
 // ---- §3.2 mul_mv_ext --------------------------------------------------------------------------------
 // Small-batch mat-vec: y[b, m, n] = Σ_k x[b, m, k] · dequant(w)[n, k], the same weight for every

@@ -288,6 +288,31 @@ CompareResult check_matvec(Device d, DType wt, int64_t n, int64_t k) {
 
 }  // namespace
 
+// The expert-routed op on packed experts (pack_ggml of the contiguous [E, N, K] weight):
+// mat-vec precision (1e-5) on every path it takes (single rows, per-expert row lists).
+CompareResult check_quantized_id_packed(Device d, const IdCase& c) {
+  const uint64_t seed = case_seed("qmm_id packed " + id_name(c));
+  const int64_t rows = c.tokens * c.top_k, x_rows = c.per_slot ? rows : c.tokens;
+  auto x = activations({x_rows, c.k}, seed);
+  auto w = block_weight(c.t, {c.e, c.n, c.k}, seed + 1);
+  auto ids = make_ids(c, seed + 2);
+  HostTensor hids(c.i32_ids ? DType::i32 : DType::u32, {c.tokens, c.top_k});
+  for (int64_t r = 0; r < rows; ++r) hids.set(r, double(ids[size_t(r)]));
+  auto dx = to_device(x, d), dw = to_device(w, d), dids = to_device(hids, d);
+  const PackedGgml pw = pack_ggml(dw);
+  auto y = poisoned(DType::f32, {rows, c.n}, d);
+  quantized_matmul_id_ggml(dx, pw, dids, y, c.top_k, c.per_slot);
+  mm::Result r{std::vector<double>(size_t(rows * c.n)), std::vector<double>(size_t(rows * c.n))};
+  const auto xd = x.to_double();
+  const int64_t expert_bytes = c.n * c.k / mm::block_elems(c.t) * mm::block_size(c.t);
+  for (int64_t row = 0; row < rows; ++row) {
+    const int64_t e = ids[size_t(row)];
+    auto wd = mm::dequant_matrix(c.t, w.bytes.data() + e * expert_bytes, c.n, c.k);
+    mm::matmul_rows(xd, {c.per_slot ? row : row / c.top_k}, wd.data(), c.n, c.k, mm::identity, mm::identity, r, row);
+  }
+  return compare_norm(to_host(y), r, 1e-5);
+}
+
 LMK_CHECKS(matmul) {
   // §3.1: every format; M = 1, 2..8, > 8; N odd; K not a multiple of 256 for 32-blocks (704 = 22
   // blocks; 96 = 3 blocks, odd so rows are not 4-byte multiples); both paths forced on two sizes.
@@ -390,6 +415,11 @@ LMK_CHECKS(matmul) {
   for (const auto& c : id_cases)
     cases.push_back({"quantized_matmul_id_ggml", id_name(c), c.tokens == 5 || c.tokens == 33,
                      [=](Device d) { return check_quantized_id(d, c); }});
+  // Packed experts: the contiguous cases (the path field does not apply).
+  for (const auto& c : id_cases)
+    if (c.expert_pad_blocks == 0 && c.lead_blocks == 0 && c.path == MatmulPath::automatic)
+      cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c), c.tokens == 5 || c.tokens == 33,
+                       [=](Device d) { return check_quantized_id_packed(d, c); }});
 
   // §5.3 dense_mm: K < 32 accepted, GQA broadcast, M around the mat-vec / GEMM switch.
   struct DenseShape {

@@ -20,6 +20,10 @@ LMK_REGISTER_OP({"quantized_matmul_ggml_packed", "matmul",
                  "f32 x, pack_ggml weight (" LMK_QFORMATS "), f32 y", true, true,
                  "matmul-moe-sampling.md §3.1 (load-time repack, issue 5)",
                  "qmvp_<fmt> (packed codes straight into int8 mma, M <= 8 per pass); pack/unpack gather kernels"});
+LMK_REGISTER_OP({"quantized_matmul_id_ggml_packed", "matmul",
+                 "f32 x, pack_ggml expert weights [E,N,K] (" LMK_QFORMATS "), u32/i32 ids", true, true,
+                 "matmul-moe-sampling.md §3.3 (load-time repack, issue 5)",
+                 "qmvp_<fmt> per routed row (<= 32 rows) or per-expert row lists (moe_route)"});
 LMK_REGISTER_OP({"mul_mv_ext", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
                  "matmul-moe-sampling.md §3.2", "qmv_<fmt> (weight decoded once for up to 8 rows)"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w [E,N,K], u32/i32 ids",
@@ -134,6 +138,50 @@ void run_quantized(const char* op, const QmmArgs& a, Device d, MatmulPath path, 
 #endif
 }
 
+
+// Shared by both quantized_matmul_id_ggml overloads: the routed rows T·top_k (T = x rows, or x
+// rows / top_k with input_per_slot) after checking x's K, ids' and y's shapes.
+int64_t routed_rows(const char* op, const Tensor& x, const Tensor& ids, const Tensor& y, int64_t top_k,
+                    bool input_per_slot, int64_t n, int64_t k) {
+  const int64_t t = x.size(0);
+  check_last_dim(op, "x", x, k, "K of w");
+  int64_t rows = 0;
+  if (input_per_slot) {
+    rows = t;
+    if (rows % top_k != 0)
+      LMK_THROW(InvalidArgument, op, ": with input_per_slot, 'x' has ", rows, " rows, not a multiple of top_k = ",
+                top_k);
+  } else {
+    rows = mul_checked(op, "T*top_k", t, top_k);
+  }
+  if (ids.numel() != rows || (ids.rank() == 2 && ids.size(1) != top_k) || ids.rank() > 2)
+    LMK_THROW(InvalidArgument, op, ": argument 'ids' has shape ", shape_str(ids.shape()), ", expected [", rows,
+              "] or [", rows / top_k, ", ", top_k, "]");
+  if (y.rank() == 3) check_shape(op, "y", y, {rows / top_k, top_k, n});
+  else check_shape(op, "y", y, {rows, n});
+  return rows;
+}
+
+// y apart from ids; the optional error flag apart from y, x and ids.
+uint32_t* routed_flag(const char* op, const Tensor& x, const Tensor& ids, const Tensor& y, const Tensor& error_flag) {
+  check_no_overlap(op, "y", y, "ids", ids);
+  uint32_t* flag = check_error_flag(op, error_flag, y);
+  if (flag) {
+    check_no_overlap(op, "error_flag", error_flag, "x", x);
+    check_no_overlap(op, "error_flag", error_flag, "ids", ids);
+  }
+  return flag;
+}
+
+// Host-resident ids (CPU backend): reject an invalid one before anything is written.
+void check_host_ids(const char* op, const QmmIdArgs& a, int64_t n_experts) {
+  for (int64_t r = 0; r < a.rows; ++r) {
+    const int64_t id = a.ids_i32 ? int64_t(static_cast<const int32_t*>(a.ids)[r])
+                                 : int64_t(static_cast<const uint32_t*>(a.ids)[r]);
+    if (id < 0 || id >= n_experts)
+      LMK_THROW(InvalidArgument, op, ": invalid expert id ", id, " at row ", r, " (n_experts=", n_experts, ")");
+  }
+}
 }  // namespace
 
 void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, Stream& s, MatmulPath path) {
@@ -163,6 +211,7 @@ PackedView packed_view(const PackedGgml& w) {
   v.n = w.n;
   v.k = w.k;
   v.row_bytes = storage_bytes(w.type, w.k);
+  v.n_experts = w.n_experts;
   return v;
 }
 
@@ -172,14 +221,15 @@ void check_packed(const char* op, const PackedGgml& w) {
     LMK_THROW(InvalidArgument, op, ": argument 'w' is an empty PackedGgml (not made by pack_ggml)");
   if (!std::count(kBlockTypes.begin(), kBlockTypes.end(), w.type))
     LMK_THROW(Unsupported, op, ": argument 'w' has dtype ", name(w.type), ", not a GGML block format");
-  if (w.n <= 0 || w.k <= 0 || w.k % dtype_info(w.type).block_elems != 0)
-    LMK_THROW(InvalidArgument, op, ": argument 'w' has shape [", w.n, ", ", w.k, "], not a valid ", name(w.type),
-              " matrix");
+  if (w.n <= 0 || w.k <= 0 || w.n_experts <= 0 || w.k % dtype_info(w.type).block_elems != 0)
+    LMK_THROW(InvalidArgument, op, ": argument 'w' has shape [", w.n_experts, ", ", w.n, ", ", w.k,
+              "], not a valid packed ", name(w.type), " weight");
   const auto g = packed::geometry(w.type, w.n, w.k, storage_bytes(w.type, w.k));
-  if (g.tiles > INT64_MAX / g.chunks / g.rec || w.bytes.bytes() != g.matrix_bytes())
+  const bool fits = g.tiles <= INT64_MAX / g.chunks / g.rec && w.n_experts <= INT64_MAX / g.matrix_bytes();
+  if (!fits || w.bytes.bytes() != w.n_experts * g.matrix_bytes())
     LMK_THROW(InvalidArgument, op, ": argument 'w' holds ", w.bytes.bytes(), " bytes, expected ",
-              g.tiles <= INT64_MAX / g.chunks / g.rec ? g.matrix_bytes() : -1, " for a packed ", name(w.type), " [",
-              w.n, ", ", w.k, "]");
+              fits ? w.n_experts * g.matrix_bytes() : -1, " for a packed ", name(w.type), " [", w.n_experts, ", ", w.n,
+              ", ", w.k, "]");
 }
 }  // namespace
 
@@ -187,16 +237,18 @@ PackedGgml pack_ggml(const Tensor& w, Stream& s) {
   const char* op = "pack_ggml";
   check_contiguous(op, "w", w);
   check_dtype(op, "w", w, kBlockTypes);
-  check_rank(op, "w", w, 2);
-  const int64_t n = w.size(0), k = w.size(1);
+  check_rank_between(op, "w", w, 2, 3);
+  const int64_t e = w.rank() == 3 ? w.size(0) : 1, n = w.size(-2), k = w.size(-1);
   check_block_k(op, "w", w.dtype(), k);
   const auto g = packed::geometry(w.dtype(), n, k, storage_bytes(w.dtype(), k));
-  mul_checked(op, "packed bytes", mul_checked(op, "packed bytes", g.tiles, g.chunks), g.rec);
+  const int64_t total = mul_checked(op, "packed bytes",
+                                    mul_checked(op, "packed bytes", mul_checked(op, "packed bytes", g.tiles, g.chunks), g.rec), e);
   PackedGgml p;
   p.type = w.dtype();
   p.n = n;
   p.k = k;
-  p.bytes = Buffer(g.matrix_bytes(), w.device());
+  p.n_experts = e;
+  p.bytes = Buffer(total, w.device());
   const PackedView v = packed_view(p);
   if (w.device().is_cpu()) cpu::pack(w.data(), v, p.bytes.data());
 #ifdef LMK_WITH_CUDA
@@ -212,7 +264,8 @@ void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& s) {
   check_packed(op, w);
   check_contiguous(op, "out", out);
   check_dtype(op, "out", out, {w.type});
-  check_shape(op, "out", out, {w.n, w.k});
+  if (out.rank() == 3 || w.n_experts > 1) check_shape(op, "out", out, {w.n_experts, w.n, w.k});
+  else check_shape(op, "out", out, {w.n, w.k});
   if (out.device() != w.device())
     LMK_THROW(InvalidArgument, op, ": argument 'out' is on ", out.device().str(), ", the packed weight on ",
               w.device().str());
@@ -227,6 +280,9 @@ void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& s) {
 void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& s) {
   const char* op = "quantized_matmul_ggml";
   check_packed(op, w);
+  if (w.n_experts != 1)
+    LMK_THROW(InvalidArgument, op, ": argument 'w' packs ", w.n_experts,
+              " experts; use quantized_matmul_id_ggml for expert weights");
   check_contiguous(op, "x", x);
   check_dtype(op, "x", x, {DType::f32});
   check_operand(op, "y", y, {DType::f32}, "x", x);
@@ -302,23 +358,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
   if (e > 1 && w.stride(0) < per_expert_blocks)
     LMK_THROW(InvalidArgument, op, ": argument 'w' has an expert stride of ", w.stride(0), " blocks, less than the ",
               per_expert_blocks, " blocks of one expert [", n, ", ", k, "]");
-  const int64_t t = x.size(0);
-  check_last_dim(op, "x", x, k, "K of w");
-  // Rows: T·top_k (T = x rows, or x rows / top_k with input_per_slot).
-  int64_t rows = 0;
-  if (input_per_slot) {
-    rows = t;
-    if (rows % top_k != 0)
-      LMK_THROW(InvalidArgument, op, ": with input_per_slot, 'x' has ", rows, " rows, not a multiple of top_k = ",
-                top_k);
-  } else {
-    rows = mul_checked(op, "T*top_k", t, top_k);
-  }
-  if (ids.numel() != rows || (ids.rank() == 2 && ids.size(1) != top_k) || ids.rank() > 2)
-    LMK_THROW(InvalidArgument, op, ": argument 'ids' has shape ", shape_str(ids.shape()), ", expected [", rows,
-              "] or [", rows / top_k, ", ", top_k, "]");
-  if (y.rank() == 3) check_shape(op, "y", y, {rows / top_k, top_k, n});
-  else check_shape(op, "y", y, {rows, n});
+  const int64_t t = x.size(0), rows = routed_rows(op, x, ids, y, top_k, input_per_slot, n, k);
   // The bytes w really spans: (E - 1) expert strides plus one expert. (Tensor::span_bytes of a
   // strided block tensor counts the innermost dim in values, not blocks, and overestimates.)
   const int64_t w_bytes = mul_checked(op, "w bytes", e - 1, w.stride(0) * dtype_info(w.dtype()).block_bytes) +
@@ -327,12 +367,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
   const Tensor w_extent(w.data(), DType::u8, w_span, w.device());
   check_no_overlap(op, "y", y, "x", x);
   check_no_overlap(op, "y", y, "w", w_extent);
-  check_no_overlap(op, "y", y, "ids", ids);
-  uint32_t* flag = check_error_flag(op, error_flag, y);
-  if (flag) {
-    check_no_overlap(op, "error_flag", error_flag, "x", x);
-    check_no_overlap(op, "error_flag", error_flag, "ids", ids);
-  }
+  uint32_t* flag = routed_flag(op, x, ids, y, error_flag);
 
   QmmIdArgs a;
   a.x = x.data_as<float>();
@@ -349,12 +384,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
                             : a.w.row_bytes * n;
 
   if (w.device().is_cpu()) {
-    // Host-resident ids: reject an invalid one before writing anything.
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t id = a.ids_i32 ? int64_t(ids.data_as<int32_t>()[r]) : int64_t(ids.data_as<uint32_t>()[r]);
-      if (id < 0 || id >= e)
-        LMK_THROW(InvalidArgument, op, ": invalid expert id ", id, " at row ", r, " (n_experts=", e, ")");
-    }
+    check_host_ids(op, a, e);
     cpu::quantized_matmul_id(a);
   }
 #ifdef LMK_WITH_CUDA
@@ -365,6 +395,52 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
   else {
     LMK_THROW(Unsupported, op, ": built without CUDA");
   }
+#endif
+}
+
+void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor& ids, const Tensor& y, int64_t top_k,
+                              bool input_per_slot, Stream& s, const Tensor& error_flag) {
+  const char* op = "quantized_matmul_id_ggml";
+  check_packed(op, w);
+  check_contiguous(op, "x", x);
+  check_dtype(op, "x", x, {DType::f32});
+  if (x.device() != w.device())
+    LMK_THROW(InvalidArgument, op, ": argument 'x' is on ", x.device().str(), ", the packed weight on ",
+              w.device().str());
+  check_operand(op, "ids", ids, {DType::u32, DType::i32}, "x", x);
+  check_operand(op, "y", y, {DType::f32}, "x", x);
+  check_rank(op, "x", x, 2);
+  if (top_k <= 0) LMK_THROW(InvalidArgument, op, ": top_k must be > 0, got ", top_k);
+  const int64_t rows = routed_rows(op, x, ids, y, top_k, input_per_slot, w.n, w.k);
+  check_no_overlap(op, "y", y, "x", x);
+  uint32_t* flag = routed_flag(op, x, ids, y, error_flag);
+  QmmIdArgs a;
+  a.x = x.data_as<float>();
+  a.x_rows = x.size(0);
+  a.ids = ids.data();
+  a.ids_i32 = ids.dtype() == DType::i32;
+  a.y = y.data_as<float>();
+  a.rows = rows;
+  a.top_k = top_k;
+  a.input_per_slot = input_per_slot;
+  a.w.type = w.type;
+  a.w.n = w.n;
+  a.w.k = w.k;
+  a.w.row_bytes = storage_bytes(w.type, w.k);
+  a.w.n_experts = w.n_experts;
+  a.w.expert_stride = a.w.row_bytes * w.n;
+  const PackedView v = packed_view(w);
+  if (x.device().is_cpu()) {
+    check_host_ids(op, a, w.n_experts);
+    std::vector<uint8_t> raw(size_t(w.n_experts * w.n * v.row_bytes));
+    cpu::unpack(v, raw.data());
+    a.w.data = raw.data();
+    cpu::quantized_matmul_id(a);
+  }
+#ifdef LMK_WITH_CUDA
+  else cuda::quantized_matmul_id_packed(a, v, flag, debug_checks(), s);
+#else
+  else LMK_THROW(Unsupported, op, ": built without CUDA");
 #endif
 }
 

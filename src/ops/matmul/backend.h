@@ -60,6 +60,7 @@ struct PackedView {
   DType type = DType::q4_0;
   int64_t n = 0, k = 0;
   int64_t row_bytes = 0;  // raw row bytes
+  int64_t n_experts = 1;  // matrices, each packed on its own (packed::Geometry::matrix_bytes apart)
 };
 
 namespace cpu {
@@ -83,6 +84,8 @@ void pack(const void* raw, const PackedView& p, void* packed, Stream& s);
 void unpack(const PackedView& p, void* raw, Stream& s);
 // y[m, :] = x[m, :] · Wᵀ for m < rows, W packed.
 void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y, Stream& s);
+// Expert-routed rows (a.w describes the shape; the weights are w, packed).
+void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_t* error_flag, bool debug, Stream& s);
 }  // namespace cuda
 
 }  // namespace lmk

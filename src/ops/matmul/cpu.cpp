@@ -63,21 +63,27 @@ void store_from_f64(void* p, DType t, int64_t i, double v) {
 
 void pack(const void* raw, const PackedView& p, void* packed) {
   const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
-  const auto* src = static_cast<const uint8_t*>(raw);
-  auto* dst = static_cast<uint8_t*>(packed);
-  for (int64_t off = 0; off < g.matrix_bytes(); ++off) {
-    const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, off);
-    dst[off] = s < 0 ? uint8_t(0) : src[s];
+  const int64_t mb = g.matrix_bytes(), rb = p.n * p.row_bytes;
+  for (int64_t e = 0; e < p.n_experts; ++e) {
+    const auto* src = static_cast<const uint8_t*>(raw) + e * rb;
+    auto* dst = static_cast<uint8_t*>(packed) + e * mb;
+    for (int64_t off = 0; off < mb; ++off) {
+      const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, off);
+      dst[off] = s < 0 ? uint8_t(0) : src[s];
+    }
   }
 }
 
 void unpack(const PackedView& p, void* raw) {
   const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
-  const auto* src = static_cast<const uint8_t*>(p.data);
-  auto* dst = static_cast<uint8_t*>(raw);
-  for (int64_t off = 0; off < g.matrix_bytes(); ++off) {
-    const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, off);
-    if (s >= 0) dst[s] = src[off];
+  const int64_t mb = g.matrix_bytes(), rb = p.n * p.row_bytes;
+  for (int64_t e = 0; e < p.n_experts; ++e) {
+    const auto* src = static_cast<const uint8_t*>(p.data) + e * mb;
+    auto* dst = static_cast<uint8_t*>(raw) + e * rb;
+    for (int64_t off = 0; off < mb; ++off) {
+      const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, off);
+      if (s >= 0) dst[s] = src[off];
+    }
   }
 }
 

@@ -304,18 +304,21 @@ void split_x(const QmvParams& p, cudaStream_t stream) {
 }
 
 // ---- pack_ggml: byte gather / scatter through packed::source_of -----------------------------------
-__global__ void pack_kernel(const uint8_t* raw, PackedView p, int64_t chunks, int64_t bytes, uint8_t* out, bool unpack) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+__global__ void pack_kernel(const uint8_t* raw, PackedView p, int64_t chunks, int64_t matrix_bytes, uint8_t* out,
+                            bool unpack) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x, bytes = matrix_bytes * p.n_experts;
   for (int64_t off = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; off < bytes; off += stride) {
-    const int64_t src = packed::source_of(p.type, p.n, p.row_bytes, chunks, off);
-    if (!unpack) out[off] = src < 0 ? uint8_t(0) : raw[src];
-    else if (src >= 0) out[src] = static_cast<const uint8_t*>(p.data)[off];
+    const int64_t e = off / matrix_bytes;
+    const int64_t src = packed::source_of(p.type, p.n, p.row_bytes, chunks, off - e * matrix_bytes);
+    const int64_t at = e * p.n * p.row_bytes + src;  // in the raw [E, N, K] bytes
+    if (!unpack) out[off] = src < 0 ? uint8_t(0) : raw[at];
+    else if (src >= 0) out[at] = static_cast<const uint8_t*>(p.data)[off];
   }
 }
 
 void launch_pack(const void* raw, const PackedView& p, void* out, bool unpack, Stream& s) {
   const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
-  const int64_t blocks = std::min<int64_t>(ceil_div(g.matrix_bytes(), 256), int64_t(sm_count()) * 16);
+  const int64_t blocks = std::min<int64_t>(ceil_div(g.matrix_bytes() * p.n_experts, 256), int64_t(sm_count()) * 16);
   pack_kernel<<<unsigned(blocks), 256, 0, stream_of(s)>>>(static_cast<const uint8_t*>(raw), p, g.chunks,
                                                           g.matrix_bytes(), static_cast<uint8_t*>(out), unpack);
   LMK_LAUNCH_CHECK(pack_kernel);
@@ -539,11 +542,90 @@ GemvParams gemv_params(const DenseArgs& a) {
             " (n_experts=", a.w.n_experts, ")");
 }
 
+// The routing pre-pass: per-expert row lists of a.rows rows cut into items of at most `tile`
+// rows; rs becomes a grouped RowSource over them (n_items is an upper bound, the real count is
+// on the device).
+void build_routes(const QmmIdArgs& a, int tile, int64_t max_items, uint32_t* error_flag, uint32_t* dbg, Carve& cv,
+                  RowSource& rs, cudaStream_t st) {
+  const int64_t E = a.w.n_experts, R = a.rows;
+  RouteParams q;
+  q.ids = a.ids;
+  q.ids_i32 = a.ids_i32;
+  q.rows = int(R);
+  q.n_experts = E;
+  q.tile = tile;
+  q.counts = cv.take<int>(E);
+  q.fill = cv.take<int>(E);
+  q.offsets = cv.take<int>(E);
+  q.item_off = cv.take<int>(E);
+  q.row_list = cv.take<int>(R);
+  q.items = cv.take<int>(3 * max_items);
+  q.n_items = cv.take<int>(1);
+  q.y = a.y;
+  q.n = a.w.n;
+  q.user_flag = error_flag;
+  q.debug_flags = dbg;
+  route_kernel<<<1, 1024, 0, st>>>(q);
+  LMK_LAUNCH_CHECK(route_kernel);
+  rs.mode = ItemMode::grouped;
+  rs.per_item = tile;
+  rs.n_items = max_items;
+  rs.n_items_dev = q.n_items;
+  rs.items = q.items;
+  rs.row_list = q.row_list;
+}
+
+// Route pre-pass scratch bytes for R rows, E experts and max_items items.
+int64_t route_scratch_bytes(int64_t E, int64_t R, int64_t max_items) {
+  return align_up(4 * E, 256) * 4 + align_up(4 * R, 256) + align_up(12 * max_items, 256) + 256;
+}
+
 // Rows routed one by one (no pre-pass) up to this many (T·top_k); grouped beyond.
 const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 32);
 // Grouped: the tensor-core path once experts average more rows than this.
 const double kMatMatRowsPerExpert = double(tuning("LMK_MM_MATMAT_PER_EXPERT", 16));
 
+}  // namespace
+
+namespace {
+// The packed mat-vec for the items of rs: x split into pieces (split_x), then qmvp over K-slices
+// (and the slice sum when K needs several).
+void run_packed(const float* x, int64_t x_rows, const PackedView& w, const RowSource& rs, int item_rows, float* y,
+                int64_t y_rows, Carve& cv, cudaStream_t st) {
+  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const int mt = item_rows <= 1 ? 1 : item_rows <= 2 ? 2 : item_rows <= 4 ? 4 : 8;  // the kernel's rows
+  const int64_t slice_chunks = qmvp_slice_chunks(g.chunks, mt);
+  const int64_t slices = ceil_div(g.chunks, slice_chunks);
+  QmvParams sp;  // split_x's view of x
+  sp.x = x;
+  sp.k = w.k;
+  sp.nsb = w.k / 32;
+  qmv_scratch(sp, x_rows, cv);
+  QmvpParams p;
+  p.w = static_cast<const uint8_t*>(w.data);
+  p.expert_bytes = g.matrix_bytes();
+  p.n = w.n;
+  p.nsb = sp.nsb;
+  p.tiles = g.tiles;
+  p.chunks = g.chunks;
+  p.xq = sp.xq;
+  p.rs = rs;
+  p.y = y;
+  p.y_rows = y_rows;
+  p.part = slices > 1 ? cv.take<float>(slices * y_rows * w.n) : nullptr;
+  p.slices = int(slices);
+  p.slice_chunks = int(slice_chunks);
+  split_x(sp, st);
+  visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
+}
+
+// Scratch bytes of run_packed.
+int64_t packed_scratch_bytes(const PackedView& w, int64_t x_rows, int item_rows, int64_t y_rows) {
+  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const int mt = item_rows <= 1 ? 1 : item_rows <= 2 ? 2 : item_rows <= 4 ? 4 : 8;
+  const int64_t slices = ceil_div(g.chunks, qmvp_slice_chunks(g.chunks, mt));
+  return align_up(qmv_scratch_bytes(x_rows, w.k / 32), 256) + (slices > 1 ? align_up(slices * y_rows * w.n * 4, 256) : 0);
+}
 }  // namespace
 
 // ---- entry points -----------------------------------------------------------------------------------
@@ -598,7 +680,7 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
   // Mat-vec pieces: single rows when experts average one row, else up to 8 rows per piece.
   const int tile = mat_mat ? 64 : avg > 1.0 ? 8 : 1;
   const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
-  const int64_t route_bytes = align_up(4 * E, 256) * 4 + align_up(4 * R, 256) + align_up(12 * max_items, 256) + 256;
+  const int64_t route_bytes = route_scratch_bytes(E, R, max_items);
   const int64_t xb_bytes = mat_mat ? align_up(a.x_rows * a.w.k * 2, 256) : 0;
   const int64_t qmv_bytes = !mat_mat ? qmv_scratch_bytes(a.x_rows, a.w.k / 32) : 0;
   Workspace& ws = workspace(s, (direct ? 0 : route_bytes + xb_bytes) + qmv_bytes);
@@ -619,31 +701,7 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
     run_qmv_fmt(a.w.type, p, st);
   } else {
     Carve cv{static_cast<char*>(ws.scratch)};
-    RouteParams q;
-    q.ids = a.ids;
-    q.ids_i32 = a.ids_i32;
-    q.rows = int(R);
-    q.n_experts = E;
-    q.tile = tile;
-    q.counts = cv.take<int>(E);
-    q.fill = cv.take<int>(E);
-    q.offsets = cv.take<int>(E);
-    q.item_off = cv.take<int>(E);
-    q.row_list = cv.take<int>(R);
-    q.items = cv.take<int>(3 * max_items);
-    q.n_items = cv.take<int>(1);
-    q.y = a.y;
-    q.n = a.w.n;
-    q.user_flag = error_flag;
-    q.debug_flags = dbg;
-    route_kernel<<<1, 1024, 0, st>>>(q);
-    LMK_LAUNCH_CHECK(route_kernel);
-    rs.mode = ItemMode::grouped;
-    rs.per_item = tile;
-    rs.n_items = max_items;
-    rs.n_items_dev = q.n_items;
-    rs.items = q.items;
-    rs.row_list = q.row_list;
+    build_routes(a, tile, max_items, error_flag, dbg, cv, rs, st);
     if (mat_mat) {
       auto* xb = cv.take<__nv_bfloat16>(a.x_rows * a.w.k);
       convert(a.x, xb, a.x_rows * a.w.k, st);
@@ -666,6 +724,49 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
   }
 }
 
+void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_t* error_flag, bool debug, Stream& s) {
+  DeviceGuard guard(s.device());
+  const cudaStream_t st = stream_of(s);
+  if (a.rows > int64_t(INT32_MAX) / 4)
+    LMK_THROW(Unsupported, "quantized_matmul_id_ggml: ", a.rows, " routed rows exceed the supported 2^29");
+  const int64_t E = w.n_experts, R = a.rows;
+  RowSource rs;
+  rs.ids = a.ids;
+  rs.ids_i32 = a.ids_i32;
+  rs.n_experts = E;
+  rs.top_k = a.top_k;
+  rs.per_slot = a.input_per_slot;
+  rs.user_flag = error_flag;
+  // Few rows: one item per routed row; more: per-expert row lists, up to 8 rows per item (a
+  // packed weight has no mat-mat path: keep the raw weights for prefill-sized batches).
+  const bool direct = R <= kDirectRows;
+  const int tile = direct ? 1 : double(R) / double(std::min(E, R)) > 1.0 ? 8 : 1;
+  const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
+  const int64_t route_bytes = direct ? 0 : route_scratch_bytes(E, R, max_items);
+  Workspace& ws = workspace(s, route_bytes + packed_scratch_bytes(w, a.x_rows, tile, R));
+  uint32_t* dbg = nullptr;
+  if (debug) {
+    dbg = ws.flags;
+    LMK_CUDA_CHECK(cudaMemsetAsync(dbg, 0, 4, st));
+    LMK_CUDA_CHECK(cudaMemsetAsync(dbg + 1, 0xFF, 4, st));
+  }
+  rs.debug_flags = dbg;
+  Carve cv{static_cast<char*>(ws.scratch)};
+  if (direct) {
+    rs.mode = ItemMode::direct;
+    rs.n_items = R;
+  } else {
+    build_routes(a, tile, max_items, error_flag, dbg, cv, rs, st);
+  }
+  run_packed(a.x, a.x_rows, w, rs, tile, a.y, R, cv, st);
+  if (debug) {
+    uint32_t flags[2] = {0, 0};
+    LMK_CUDA_CHECK(cudaMemcpyAsync(flags, dbg, 8, cudaMemcpyDeviceToHost, st));
+    LMK_CUDA_CHECK(cudaStreamSynchronize(st));
+    if (flags[0]) throw_invalid_id(a, flags[1]);
+  }
+}
+
 void pack(const void* raw, const PackedView& p, void* packed, Stream& s) {
   DeviceGuard guard(s.device());
   launch_pack(raw, p, packed, false, s);
@@ -676,40 +777,17 @@ void unpack(const PackedView& p, void* raw, Stream& s) {
   launch_pack(nullptr, p, raw, true, s);
 }
 
+
 void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y, Stream& s) {
   DeviceGuard guard(s.device());
-  const cudaStream_t st = stream_of(s);
-  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
-  const int64_t item_rows = std::min<int64_t>(rows, 8);
-  const int64_t mt = item_rows <= 1 ? 1 : item_rows <= 2 ? 2 : item_rows <= 4 ? 4 : 8;  // the kernel's rows
-  const int64_t slice_chunks = qmvp_slice_chunks(g.chunks, int(mt));
-  const int64_t slices = ceil_div(g.chunks, slice_chunks);
-  QmvParams sp;  // split_x's view of x
-  sp.x = x;
-  sp.k = w.k;
-  sp.nsb = w.k / 32;
-  const int64_t part_bytes = slices > 1 ? align_up(slices * item_rows * w.n * 4, 256) : 0;
-  Workspace& ws = workspace(s, qmv_scratch_bytes(rows, sp.nsb) + part_bytes);
+  RowSource rs;
+  rs.mode = ItemMode::plain;
+  rs.m_rows = rows;
+  rs.per_item = int(std::min<int64_t>(rows, 8));
+  rs.n_items = ceil_div(rows, int64_t(rs.per_item));
+  Workspace& ws = workspace(s, packed_scratch_bytes(w, rows, rs.per_item, rows));
   Carve cv{static_cast<char*>(ws.scratch)};
-  qmv_scratch(sp, rows, cv);
-  float* part = slices > 1 ? cv.take<float>(slices * item_rows * w.n) : nullptr;
-  split_x(sp, st);
-  // One pass over the weights per item of up to 8 activation rows.
-  for (int64_t m0 = 0; m0 < rows; m0 += 8) {
-    QmvpParams p;
-    p.w = static_cast<const uint8_t*>(w.data);
-    p.n = w.n;
-    p.nsb = sp.nsb;
-    p.tiles = g.tiles;
-    p.chunks = g.chunks;
-    p.xq = sp.xq + m0 * sp.nsb * kQmvXRecord;
-    p.rows = int(std::min<int64_t>(8, rows - m0));
-    p.y = y + m0 * w.n;
-    p.part = part;
-    p.slices = int(slices);
-    p.slice_chunks = int(slice_chunks);
-    visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
-  }
+  run_packed(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));
 }
 
 void dense(const DenseArgs& a, Stream& s) {

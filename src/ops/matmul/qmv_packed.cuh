@@ -4,6 +4,8 @@
 // weights go straight from global memory into registers: no shared-memory staging of weights,
 // no 2-byte field loads.
 //
+// Work items come from a RowSource (common.cuh): groups of up to 8 plain activation rows, single
+// expert-routed rows, or per-expert row lists built on the device; a unit is (item, 16-row tile).
 // Work: K is cut into slices of as many chunks as the x pieces of the item's rows fit in 96 KB of
 // shared memory (all of K for one row up to K = 21504; 8 chunks for 8 rows); a CTA owns one slice
 // and a strided set of 16-row tiles, and warp w decodes chunks w, w + 8, ... of its slice of
@@ -22,15 +24,17 @@
 namespace lmk::cuda::mm {
 
 struct QmvpParams {
-  const uint8_t* w = nullptr;  // packed matrix (packed_layout.h)
+  const uint8_t* w = nullptr;  // packed weights (packed_layout.h), expert e at e · expert_bytes
+  int64_t expert_bytes = 0;
   int64_t n = 0, nsb = 0;      // weight rows, 32-element sub-blocks of K
   int64_t tiles = 0, chunks = 0;
-  const uint8_t* xq = nullptr;  // split_x records of the item's rows, [rows][nsb][kQmvXRecord]
-  int rows = 1;              // activation rows of this launch (<= MT)
-  float* y = nullptr;        // [rows][n] (row stride n)
-  float* part = nullptr;     // slices > 1: partial sums [slice][rows][n]
+  const uint8_t* xq = nullptr;  // split_x records of every x row, [x rows][nsb][kQmvXRecord]
+  RowSource rs;                 // work items: plain row groups, routed rows or per-expert row lists
+  float* y = nullptr;           // [y_rows][n]
+  int64_t y_rows = 0;
+  float* part = nullptr;        // slices > 1: partial sums [slice][y_rows][n]
   int slices = 1;
-  int slice_chunks = 8;      // chunks per slice (qmvp_slice_chunks)
+  int slice_chunks = 8;         // chunks per slice (qmvp_slice_chunks)
 };
 
 constexpr int kQmvpWarps = 8;                  // warps per CTA; warp w takes chunks w, w + 8, ...
@@ -107,7 +111,6 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   static_assert(16 * MT <= 32 * kQmvpWarps, "one output per thread");
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
   const int g = lane >> 2, t = lane & 3, my_m = t >> 1;
-  const int count = p.rows;
   // This CTA's slice: chunks [c0, c0 + sc); warp w takes chunks c0 + w + 8i, i < nch.
   const int64_t slice = blockIdx.y, c0 = slice * p.slice_chunks;
   const int sc = int(p.chunks - c0 < p.slice_chunks ? p.chunks - c0 : p.slice_chunks);
@@ -116,59 +119,70 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   const int nsb_slice = int(p.nsb - sb0 < sc * 8 ? p.nsb - sb0 : sc * 8);
   const int row_stride = p.slice_chunks * 8 * kQmvXRecord;       // x rows in shared memory
 
-  const uint32_t tiles = uint32_t(p.tiles);
-  const int64_t my_tiles = blockIdx.x < tiles ? (tiles - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
-  const int64_t steps = my_tiles * nch;  // this warp's (tile, chunk) sequence
+  // Units (item, tile), items fastest (items that share an expert's rows run together); the
+  // grid strides over them. Fits 32 bits (checked on the host).
+  const uint32_t n_items = uint32_t(item_count(p.rs)), tiles = uint32_t(p.tiles);
+  const uint32_t total = n_items * tiles;
+  const int64_t my_units = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  const int64_t steps = my_units * nch;  // this warp's (unit, chunk) sequence
   auto rec_of = [&](int64_t st) {
-    const int64_t tl = blockIdx.x + (st / nch) * gridDim.x;
+    const uint32_t u = uint32_t(blockIdx.x + (st / nch) * gridDim.x);
     const int64_t c = c0 + warp + kQmvpWarps * (st % nch);
-    return p.w + (tl * p.chunks + c) * R;
+    const ItemHead h = item_head(p.rs, u % n_items);  // an invalid id reads expert 0 (zeroed below)
+    return p.w + h.expert * p.expert_bytes + (int64_t(u / n_items) * p.chunks + c) * R;
   };
   Chunk cur, nxt, nxt2;
   if (steps > 0) cur.load(rec_of(0), lane);
   if (D == 2 && steps > 1) nxt.load(rec_of(1), lane);
-
-  // The x pieces of this warp's chunks (split_x, the kernel before this one: programmatic
-  // dependence) into shared memory: the first chunk's as one cp.async group, the rest as a
-  // second, so decoding starts as soon as the first has landed. Each warp reads only its own
-  // chunks' x: no CTA barrier. The first weights are already in flight.
+  // x is read (split_x, the kernel before this one: programmatic dependence) only after this.
   asm volatile("griddepcontrol.wait;" ::: "memory");
-  auto stage_x = [&](int i) {
-    const int sbc = (warp + kQmvpWarps * i) * 8, nvi = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
-    const int per_row = nvi * kQmvXRecord / 16;
-    for (int e = lane; e < count * per_row; e += 32) {
-      const int r = e / per_row, o = e - r * per_row;
-      cp_async16(xsm + r * row_stride + sbc * kQmvXRecord + 16 * o,
-                 p.xq + (int64_t(r) * p.nsb + sb0 + sbc) * kQmvXRecord + 16 * o, 16);
-    }
-  };
-  if (nch > 0) stage_x(0);
-  cp_async_commit();
-  for (int i = 1; i < nch; ++i) stage_x(i);
-  cp_async_commit();
   // The slice sum (if any) may launch now; it waits for this grid to finish before reading.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  // This lane's B fragment and scale record of sub-block 0 of chunk c0 + warp, per row pair.
-  const uint8_t* xb[NB];
-  const uint8_t* xsc[NB];
-#pragma unroll
-  for (int nb = 0; nb < NB; ++nb) {
-    const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
-    xb[nb] = xsm + (bm < count ? bm : 0) * row_stride + warp * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
-    xsc[nb] = xsm + (xm < count ? xm : 0) * row_stride + warp * 8 * kQmvXRecord + 128;
-  }
 
   int64_t st = 0;
-  for (int64_t ti = 0; ti < my_tiles; ++ti) {
-    const uint32_t tile = uint32_t(blockIdx.x + ti * gridDim.x);
+  uint32_t staged = 0xFFFFFFFFu;  // item whose x pieces are in shared memory
+  for (int64_t k = 0; k < my_units; ++k) {
+    const uint32_t u = uint32_t(blockIdx.x + k * gridDim.x), item = u % n_items;
+    const int64_t n0 = int64_t(u / n_items) * 16;
+    const ItemHead h = item_head(p.rs, item);
+    const int count = h.count < MT ? h.count : MT;
+    int64_t yrow[MT], xrow[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) item_row(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
+    if (item != staged) {  // uniform: every warp walks the same units
+      // The x pieces of this warp's chunks into shared memory (each warp reads only its own).
+      __syncwarp();
+      for (int i = 0; i < nch; ++i) {
+        const int sbc = (warp + kQmvpWarps * i) * 8, nvi = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
+        const int per_row = nvi * kQmvXRecord / 16;
+        for (int e = lane; e < count * per_row; e += 32) {
+          const int r = e / per_row, o = e - r * per_row;
+          int64_t xr = xrow[0];
+#pragma unroll
+          for (int m = 1; m < MT; ++m)
+            if (m == r) xr = xrow[m];
+          cp_async16(xsm + r * row_stride + sbc * kQmvXRecord + 16 * o,
+                     p.xq + (xr * p.nsb + sb0 + sbc) * kQmvXRecord + 16 * o, 16);
+        }
+      }
+      cp_async_commit();
+      cp_async_wait_all();
+      __syncwarp();
+      staged = item;
+    }
+    // This lane's B fragment and scale record of sub-block 0 of chunk c0 + warp, per row pair.
+    const uint8_t* xb[NB];
+    const uint8_t* xsc[NB];
+#pragma unroll
+    for (int nb = 0; nb < NB; ++nb) {
+      const int bm = 2 * nb + g / 4, xm = 2 * nb + my_m;
+      xb[nb] = xsm + (bm < count ? bm : 0) * row_stride + warp * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
+      xsc[nb] = xsm + (xm < count ? xm : 0) * row_stride + warp * 8 * kQmvXRecord + 128;
+    }
+
     float acc[NB][2] = {};
     for (int i = 0; i < nch; ++i, ++st) {
       if (st + D < steps) (D == 1 ? nxt : nxt2).load(rec_of(st + D), lane);
-      if (st <= 1) {  // first tile: this chunk's x pieces have landed (stage_x groups)
-        if (st == 0) cp_async_wait<1>();
-        else cp_async_wait_all();
-        __syncwarp();
-      }
       const int xo = i * kQmvpWarps * 8 * kQmvXRecord;  // chunk c0 + warp + 8i in the slice
       const int sbc = (warp + kQmvpWarps * i) * 8;      // its first sub-block within the slice
       const int nv = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
@@ -216,17 +230,20 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
       }
     }
     __syncthreads();
-    const int64_t n0 = int64_t(tile) * 16;
-    const int i_out = tid, r_out = i_out / MT, m_out = i_out % MT;  // thread i_out < 16·MT: one output
-    const bool has_out = i_out < 16 * MT && m_out < count && n0 + r_out < p.n;
-    float sum = 0.0f;
-    if (i_out < 16 * MT)
+    // Thread i < 16·MT owns output (row n0 + i / MT, item row i % MT). An out-of-range expert id
+    // (routed rows) writes 0 and flags it once.
+    const int r_out = tid / MT, m_out = tid % MT;
+    if (tid < 16 * MT && m_out < count && n0 + r_out < p.n) {
+      float sum = 0.0f;
       for (int w = 0; w < nwarps; ++w) sum += red[w][r_out][m_out];
-    // Several slices: this slice's partial sums; qmvp_sum_slices_kernel adds them in order.
-    // (A last-CTA-to-arrive reduction needs a fence per tile, which waits for the next tile's
-    // weight loads in flight: measured 1.6-2x slower.)
-    float* out = p.slices > 1 ? p.part + slice * count * p.n : p.y;
-    if (has_out) out[m_out * p.n + n0 + r_out] = sum;
+      int64_t yr = yrow[0];
+#pragma unroll
+      for (int m = 1; m < MT; ++m)
+        if (m == m_out) yr = yrow[m];
+      float* out = p.slices > 1 ? p.part + (slice * p.y_rows + yr) * p.n : p.y + yr * p.n;
+      out[n0 + r_out] = h.invalid ? 0.0f : sum;
+    }
+    if (h.invalid && tid == 0 && n0 == 0 && slice == 0) record_invalid(p.rs, h.start);
     __syncthreads();
   }
 }
@@ -267,28 +284,31 @@ void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
     return true;
   }();
   (void)attr;
-  const int smem = p.rows * p.slice_chunks * 8 * kQmvXRecord;
+  const int smem = MT * p.slice_chunks * 8 * kQmvXRecord;
   // Tile groups: as many CTAs as are resident, spread over the slices.
   const int64_t resident =
       int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * kQmvpWarps, smem)) * sm_count();
-  const int64_t groups = std::min<int64_t>(p.tiles, std::max<int64_t>(1, resident / p.slices));
+  const int64_t units = p.rs.n_items * p.tiles;  // grouped: an upper bound
+  const int64_t groups = std::min<int64_t>(units, std::max<int64_t>(1, resident / p.slices));
   launch_pdl(kernel, dim3(unsigned(groups), unsigned(p.slices)), 32 * kQmvpWarps, smem, stream, p);
   if (p.slices > 1) {
-    const int64_t count = int64_t(p.rows) * p.n;
+    const int64_t count = p.y_rows * p.n;
     const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 2);
     launch_pdl(qmvp_sum_slices_kernel<>, dim3(unsigned(blocks)), 256, 0, stream, static_cast<const float*>(p.part),
                p.slices, count, p.y);
   }
 }
 
-// One launch per item of up to 8 activation rows (p.rows).
+// Items of up to 8 activation rows (p.rs.per_item; 1 for single routed rows).
 template <class F>
 void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
-  if (p.tiles > int64_t(INT32_MAX) || p.slices > 65535)
-    LMK_THROW(Unsupported, "quantized mat-vec: ", p.tiles, " row tiles x ", p.slices, " K-slices exceed the grid");
-  if (p.rows <= 1) launch_qmvp_mt<F, 1>(p, stream);
-  else if (p.rows <= 2) launch_qmvp_mt<F, 2>(p, stream);
-  else if (p.rows <= 4) launch_qmvp_mt<F, 4>(p, stream);
+  if (p.rs.n_items * p.tiles > int64_t(INT32_MAX) || p.slices > 65535)
+    LMK_THROW(Unsupported, "quantized mat-vec: ", p.rs.n_items, " items x ", p.tiles, " row tiles x ", p.slices,
+              " K-slices exceed the grid");
+  const int rows = p.rs.mode == ItemMode::direct ? 1 : p.rs.per_item;
+  if (rows <= 1) launch_qmvp_mt<F, 1>(p, stream);
+  else if (rows <= 2) launch_qmvp_mt<F, 2>(p, stream);
+  else if (rows <= 4) launch_qmvp_mt<F, 4>(p, stream);
   else launch_qmvp_mt<F, 8>(p, stream);
 }
 
