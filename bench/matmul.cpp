@@ -81,7 +81,7 @@ void dense_case(Context& c, const std::string& op, DType t, int64_t m, int64_t n
 }
 
 // Qwen3-30B-A3B expert FFN shape: 128 experts, 8 used per token, N = 768, K = 2048.
-void routed_case(Context& c, DType t, int64_t tokens) {
+void routed_case(Context& c, DType t, int64_t tokens, bool packed = false) {
   int64_t e = 128, top_k = 8, n = 768, k = 2048;
   if (c.device.is_cpu()) {
     e = 16;
@@ -102,13 +102,20 @@ void routed_case(Context& c, DType t, int64_t tokens) {
   c.stream.synchronize();
   const std::set<uint32_t> distinct(host.begin(), host.end());
   if (c.device.is_cuda()) matmul_workspace_reserve(c.stream, int64_t(4) << 20);
-  const double us = c.time_us([&] { quantized_matmul_id_ggml(x, w, ids, y, top_k, false, c.stream); });
+  PackedGgml pw;
+  if (packed) pw = pack_ggml(w, c.stream);  // load-time work, not timed
+  const double us = c.time_us([&] {
+    if (packed) quantized_matmul_id_ggml(x, pw, ids, y, top_k, false, c.stream);
+    else quantized_matmul_id_ggml(x, w, ids, y, top_k, false, c.stream);
+  });
   const double per_expert = double(w.bytes()) / double(e);
   const double bytes = double(distinct.size()) * per_expert + double(x.bytes()) + double(y.bytes());
   const double flops = tokens >= 32 ? 2.0 * double(rows) * double(n) * double(k) : 0;
-  c.record("quantized_matmul_id_ggml", std::string(name(t)) + " T" + std::to_string(tokens) + " E" + std::to_string(e) +
-                                          " k" + std::to_string(top_k) + " " + std::to_string(n) + "x" + std::to_string(k),
-           us, bytes, flops);
+  const std::string nm = std::string(name(t)) + " T" + std::to_string(tokens) + " E" + std::to_string(e) + " k" +
+                         std::to_string(top_k) + " " + std::to_string(n) + "x" + std::to_string(k);
+  // The packed op is compared with llama.cpp's raw-weight figure of the same case.
+  c.record(packed ? "quantized_matmul_id_ggml_packed" : "quantized_matmul_id_ggml", nm, us, bytes, flops,
+           packed ? ("quantized_matmul_id_ggml/" + nm).c_str() : nullptr);
 }
 
 }  // namespace
@@ -172,6 +179,11 @@ LMK_BENCHES(matmul) {
       cases.push_back({"quantized_matmul_id_ggml", std::string(name(t)) + " T" + std::to_string(tokens),
                        t == DType::q4_0 && tokens == 8, t == DType::q4_0 && tokens <= 8,
                        [t, tokens](Context& c) { routed_case(c, t, tokens); }});
+  // The same on packed experts (decode-sized batches: the packed op has no mat-mat path).
+  for (DType t : {DType::q4_0, DType::q8_0, DType::q4_K, DType::q6_K})
+    for (int64_t tokens : {1, 8, 32})
+      cases.push_back({"quantized_matmul_id_ggml_packed", std::string(name(t)) + " T" + std::to_string(tokens),
+                       t == DType::q4_0 && tokens == 1, false, [t, tokens](Context& c) { routed_case(c, t, tokens, true); }});
 }
 
 }  // namespace lmk::bench
