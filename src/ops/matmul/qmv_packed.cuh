@@ -124,22 +124,32 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   const uint32_t n_items = uint32_t(item_count(p.rs)), tiles = uint32_t(p.tiles);
   const uint32_t total = n_items * tiles;
   const int64_t my_units = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
-  const int64_t steps = my_units * nch;  // this warp's (unit, chunk) sequence
-  auto rec_of = [&](int64_t st) {
-    const uint32_t u = uint32_t(blockIdx.x + (st / nch) * gridDim.x);
-    const int64_t c = c0 + warp + kQmvpWarps * (st % nch);
+  // The prefetch cursor walks this warp's (unit, chunk) sequence: unit pk, its chunk pi; the
+  // divisions and the item lookup happen once per unit, not per chunk.
+  int64_t pk = 0;
+  int pi = 0;
+  auto unit_base = [&](int64_t k) {
+    const uint32_t u = uint32_t(blockIdx.x + k * gridDim.x);
     const ItemHead h = item_head(p.rs, u % n_items);  // an invalid id reads expert 0 (zeroed below)
-    return p.w + h.expert * p.expert_bytes + (int64_t(u / n_items) * p.chunks + c) * R;
+    return p.w + h.expert * p.expert_bytes + (int64_t(u / n_items) * p.chunks + c0 + warp) * R;
+  };
+  const uint8_t* pbase = my_units > 0 && nch > 0 ? unit_base(0) : nullptr;
+  auto prefetch = [&](Chunk& dst) {
+    if (nch == 0 || pk >= my_units) return;
+    dst.load(pbase + int64_t(pi) * kQmvpWarps * R, lane);
+    if (++pi == nch) {
+      pi = 0;
+      if (++pk < my_units) pbase = unit_base(pk);
+    }
   };
   Chunk cur, nxt, nxt2;
-  if (steps > 0) cur.load(rec_of(0), lane);
-  if (D == 2 && steps > 1) nxt.load(rec_of(1), lane);
+  prefetch(cur);
+  if constexpr (D == 2) prefetch(nxt);
   // x is read (split_x, the kernel before this one: programmatic dependence) only after this.
   asm volatile("griddepcontrol.wait;" ::: "memory");
   // The slice sum (if any) may launch now; it waits for this grid to finish before reading.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 
-  int64_t st = 0;
   uint32_t staged = 0xFFFFFFFFu;  // item whose x pieces are in shared memory
   for (int64_t k = 0; k < my_units; ++k) {
     const uint32_t u = uint32_t(blockIdx.x + k * gridDim.x), item = u % n_items;
@@ -181,8 +191,8 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
     }
 
     float acc[NB][2] = {};
-    for (int i = 0; i < nch; ++i, ++st) {
-      if (st + D < steps) (D == 1 ? nxt : nxt2).load(rec_of(st + D), lane);
+    for (int i = 0; i < nch; ++i) {
+      prefetch(D == 1 ? nxt : nxt2);
       const int xo = i * kQmvpWarps * 8 * kQmvXRecord;  // chunk c0 + warp + 8i in the slice
       const int sbc = (warp + kQmvpWarps * i) * 8;      // its first sub-block within the slice
       const int nv = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
