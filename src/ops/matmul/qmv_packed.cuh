@@ -98,7 +98,9 @@ constexpr int qmvp_depth() {
   return MT <= 2 && packed::lane_words(T) + packed::hdr_words(T) <= 13 ? 2 : 1;
 }
 
-template <class F, int MT>
+// One: the work is a single plain item (M <= 8 activation rows, the decode case): the item
+// lookups fold away at compile time.
+template <class F, int MT, bool One>
 __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   static_assert(MT == 1 || MT % 2 == 0, "one mma holds the pieces of two activation rows");
   constexpr int NB = (MT + 1) / 2;
@@ -121,7 +123,16 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 
   // Units (item, tile), items fastest (items that share an expert's rows run together); the
   // grid strides over them. Fits 32 bits (checked on the host).
-  const uint32_t n_items = uint32_t(item_count(p.rs)), tiles = uint32_t(p.tiles);
+  const uint32_t n_items = One ? 1u : uint32_t(item_count(p.rs)), tiles = uint32_t(p.tiles);
+  auto head = [&](uint32_t item) {
+    if constexpr (One) {
+      ItemHead h;
+      h.count = int(p.rs.m_rows);
+      return h;
+    } else {
+      return item_head(p.rs, item);
+    }
+  };
   const uint32_t total = n_items * tiles;
   const int64_t my_units = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
   // The prefetch cursor walks this warp's (unit, chunk) sequence: unit pk, its chunk pi; the
@@ -130,7 +141,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   int pi = 0;
   auto unit_base = [&](int64_t k) {
     const uint32_t u = uint32_t(blockIdx.x + k * gridDim.x);
-    const ItemHead h = item_head(p.rs, u % n_items);  // an invalid id reads expert 0 (zeroed below)
+    const ItemHead h = head(u % n_items);  // an invalid id reads expert 0 (zeroed below)
     return p.w + h.expert * p.expert_bytes + (int64_t(u / n_items) * p.chunks + c0 + warp) * R;
   };
   const uint8_t* pbase = my_units > 0 && nch > 0 ? unit_base(0) : nullptr;
@@ -154,7 +165,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   for (int64_t k = 0; k < my_units; ++k) {
     const uint32_t u = uint32_t(blockIdx.x + k * gridDim.x), item = u % n_items;
     const int64_t n0 = int64_t(u / n_items) * 16;
-    const ItemHead h = item_head(p.rs, item);
+    const ItemHead h = head(item);
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
 #pragma unroll
@@ -286,9 +297,9 @@ void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaS
   LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
 }
 
-template <class F, int MT>
+template <class F, int MT, bool One>
 void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
-  auto kernel = qmvp_kernel<F, MT>;
+  auto kernel = qmvp_kernel<F, MT, One>;
   static const bool attr = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kQmvpXSmem));
     return true;
@@ -315,11 +326,19 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
   if (p.rs.n_items * p.tiles > int64_t(INT32_MAX) || p.slices > 65535)
     LMK_THROW(Unsupported, "quantized mat-vec: ", p.rs.n_items, " items x ", p.tiles, " row tiles x ", p.slices,
               " K-slices exceed the grid");
-  const int rows = p.rs.mode == ItemMode::direct ? 1 : p.rs.per_item;
-  if (rows <= 1) launch_qmvp_mt<F, 1>(p, stream);
-  else if (rows <= 2) launch_qmvp_mt<F, 2>(p, stream);
-  else if (rows <= 4) launch_qmvp_mt<F, 4>(p, stream);
-  else launch_qmvp_mt<F, 8>(p, stream);
+  // One plain item: M <= 8 rows, 1, 2, 4 or 8 of them per mma set. Otherwise single routed rows
+  // or items of up to 8 rows (plain M > 8, per-expert row lists).
+  if (p.rs.mode == ItemMode::plain && p.rs.n_items == 1) {
+    const int64_t rows = p.rs.m_rows;
+    if (rows <= 1) launch_qmvp_mt<F, 1, true>(p, stream);
+    else if (rows <= 2) launch_qmvp_mt<F, 2, true>(p, stream);
+    else if (rows <= 4) launch_qmvp_mt<F, 4, true>(p, stream);
+    else launch_qmvp_mt<F, 8, true>(p, stream);
+  } else if (p.rs.mode == ItemMode::direct || p.rs.per_item == 1) {
+    launch_qmvp_mt<F, 1, false>(p, stream);
+  } else {
+    launch_qmvp_mt<F, 8, false>(p, stream);
+  }
 }
 
 }  // namespace lmk::cuda::mm
