@@ -46,7 +46,7 @@ inline int64_t qmvp_slice_chunks(int64_t chunks, int rows) {
   return std::min(chunks, fit);
 }
 
-// 16 bytes the CTA reads once: keep them out of L1 (the x pieces live there).
+// 16 bytes of weights, read once: keep them out of L1.
 __device__ __forceinline__ uint4 ld_stream16(const uint8_t* p) {
   uint4 v;
   asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
