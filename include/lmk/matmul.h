@@ -62,7 +62,7 @@ void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, St
 // arithmetic as the raw weight's mat-vec (the order of the partial sums may differ), and
 // deterministic: the same call gives the same bits every time. Any M works: up to 8 rows per
 // pass over the weights (M > 8 re-reads them per 8 rows, so keep the raw weight for prefill's
-// mat-mat). The CPU backend unpacks into scratch and runs its own kernel.
+// mat-mat). The CPU backend unpacks a 16-row tile at a time and runs its own kernel.
 // unpack_ggml restores the raw blocks (out: w's dtype, [N, K], on the packed weight's device).
 // Expert weights [E, N, K] (contiguous) pack expert by expert (n_experts = E) and serve
 // quantized_matmul_id_ggml.

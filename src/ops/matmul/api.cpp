@@ -296,17 +296,7 @@ void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y
   check_shape(op, "y", y, {m, w.n});
   check_no_overlap(op, "y", y, "x", x);
   const PackedView v = packed_view(w);
-  if (x.device().is_cpu()) {
-    std::vector<uint8_t> raw(size_t(w.n * v.row_bytes));
-    cpu::unpack(v, raw.data());
-    QWeight q;
-    q.data = raw.data();
-    q.type = w.type;
-    q.n = w.n;
-    q.k = w.k;
-    q.row_bytes = v.row_bytes;
-    cpu::quantized_matmul(QmmArgs{x.data_as<float>(), y.data_as<float>(), m, q});
-  }
+  if (x.device().is_cpu()) cpu::quantized_matmul_packed(x.data_as<float>(), m, v, y.data_as<float>());
 #ifdef LMK_WITH_CUDA
   else cuda::quantized_matmul_packed(x.data_as<float>(), m, v, y.data_as<float>(), s);
 #else
@@ -432,10 +422,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor
   const PackedView v = packed_view(w);
   if (x.device().is_cpu()) {
     check_host_ids(op, a, w.n_experts);
-    std::vector<uint8_t> raw(size_t(w.n_experts * w.n * v.row_bytes));
-    cpu::unpack(v, raw.data());
-    a.w.data = raw.data();
-    cpu::quantized_matmul_id(a);
+    cpu::quantized_matmul_id_packed(a, v);
   }
 #ifdef LMK_WITH_CUDA
   else cuda::quantized_matmul_id_packed(a, v, flag, debug_checks(), s);

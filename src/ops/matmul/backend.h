@@ -67,6 +67,10 @@ namespace cpu {
 // Gather (pack) / scatter (unpack) between raw blocks and the packed layout.
 void pack(const void* raw, const PackedView& p, void* packed);
 void unpack(const PackedView& p, void* raw);
+// Packed weights, read a 16-row tile at a time (no whole-matrix unpack per call).
+void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y);
+// ids were checked (< n_experts) by the caller.
+void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w);
 void quantized_matmul(const QmmArgs& a);
 // ids were checked (< n_experts) by the caller.
 void quantized_matmul_id(const QmmIdArgs& a);

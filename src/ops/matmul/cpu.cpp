@@ -87,6 +87,60 @@ void unpack(const PackedView& p, void* raw) {
   }
 }
 
+namespace {
+// The raw rows [16·tile, 16·tile + 16) of expert e of a packed weight into rows (16 · row_bytes
+// bytes; rows past N are left as they are): one tile's records scattered back.
+void unpack_tile(const PackedView& p, const packed::Geometry& g, int64_t e, int64_t tile, uint8_t* rows) {
+  const int64_t tile_bytes = g.chunks * g.rec, first = tile * tile_bytes;
+  const auto* src = static_cast<const uint8_t*>(p.data) + e * g.matrix_bytes() + first;
+  const int64_t base = tile * packed::kTileRows * p.row_bytes;  // raw offset of the tile's first row
+  for (int64_t off = 0; off < tile_bytes; ++off) {
+    const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, first + off);
+    if (s >= 0) rows[s - base] = src[off];
+  }
+}
+}  // namespace
+
+void quantized_matmul_packed(const float* x, int64_t m_rows, const PackedView& p, float* y) {
+  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  std::vector<uint8_t> rows(size_t(packed::kTileRows * p.row_bytes));
+  std::vector<float> row(static_cast<size_t>(p.k));
+  for (int64_t t = 0; t < g.tiles; ++t) {
+    unpack_tile(p, g, 0, t, rows.data());
+    for (int64_t r = 0; r < packed::kTileRows && t * packed::kTileRows + r < p.n; ++r) {
+      const int64_t n = t * packed::kTileRows + r;
+      dequant_row(p.type, rows.data() + r * p.row_bytes, p.k, row.data());
+      for (int64_t m = 0; m < m_rows; ++m) y[m * p.n + n] = float(dot(x + m * p.k, row.data(), p.k));
+    }
+  }
+}
+
+void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& p) {
+  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  auto id_of = [&](int64_t r) -> int64_t {
+    return a.ids_i32 ? int64_t(static_cast<const int32_t*>(a.ids)[r]) : int64_t(static_cast<const uint32_t*>(a.ids)[r]);
+  };
+  std::vector<std::vector<int64_t>> by_expert(size_t(p.n_experts));  // ids were validated
+  for (int64_t r = 0; r < a.rows; ++r) by_expert[size_t(id_of(r))].push_back(r);
+  std::vector<uint8_t> rows(size_t(packed::kTileRows * p.row_bytes));
+  std::vector<float> row(static_cast<size_t>(p.k));
+  for (int64_t e = 0; e < p.n_experts; ++e) {
+    const auto& rs = by_expert[size_t(e)];
+    if (rs.empty()) continue;
+    for (int64_t t = 0; t < g.tiles; ++t) {
+      unpack_tile(p, g, e, t, rows.data());
+      for (int64_t r = 0; r < packed::kTileRows && t * packed::kTileRows + r < p.n; ++r) {
+        const int64_t n = t * packed::kTileRows + r;
+        dequant_row(p.type, rows.data() + r * p.row_bytes, p.k, row.data());
+        for (int64_t yr : rs) {
+          const int64_t xr = a.input_per_slot ? yr : yr / a.top_k;
+          a.y[yr * p.n + n] = float(dot(a.x + xr * p.k, row.data(), p.k));
+        }
+      }
+    }
+  }
+}
+
 void quantized_matmul(const QmmArgs& a) {
   const QWeight& w = a.w;
   std::vector<float> row(static_cast<size_t>(w.k));
