@@ -241,6 +241,7 @@ TEST(MatmulErrors, PackedRejectsBadArguments) {
   EXPECT_EQ(code_of([&] { run(Tensor(h.h16.data(), DType::f16, {M, K}), pw, h.Y()); }), kUnsupported);
   EXPECT_EQ(code_of([&] { run(h.X(), pw, Tensor(h.x.data(), DType::f32, {M, N})); }), kInvalid);  // y over x
   EXPECT_EQ(code_of([&] { run(h.X(), PackedGgml{}, h.Y()); }), kInvalid);      // not made by pack_ggml
+  EXPECT_EQ(code_of([&] { run(h.X(), pw, Tensor(pw.bytes.data(), DType::f32, {M, N})); }), kInvalid);  // y over w
   PackedGgml bad = pack_ggml(h.Wq());
   bad.n = 40;  // sizes that do not match the bytes
   EXPECT_EQ(code_of([&] { run(h.X(), bad, Tensor(h.y.data(), DType::f32, {M, 40})); }), kInvalid);
@@ -252,6 +253,8 @@ TEST(MatmulErrors, PackedRejectsBadArguments) {
   std::vector<uint8_t> out(size_t(N * K), 0);
   EXPECT_EQ(code_of([&] { unpack_ggml(pw, Tensor(out.data(), DType::q8_0, {N, K})); }), kUnsupported);
   EXPECT_EQ(code_of([&] { unpack_ggml(pw, Tensor(out.data(), DType::q4_0, {N + 1, K})); }), kInvalid);
+  // out over the packed bytes themselves.
+  EXPECT_EQ(code_of([&] { unpack_ggml(pw, Tensor(pw.bytes.data(), DType::q4_0, {N, K})); }), kInvalid);
 }
 
 TEST(Matmul, MulMvExtMatchesQuantizedMatmulCpu) {

@@ -269,6 +269,7 @@ void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& s) {
   if (out.device() != w.device())
     LMK_THROW(InvalidArgument, op, ": argument 'out' is on ", out.device().str(), ", the packed weight on ",
               w.device().str());
+  check_no_overlap(op, "out", out, "w", w.bytes.tensor());
   if (w.device().is_cpu()) cpu::unpack(packed_view(w), out.data());
 #ifdef LMK_WITH_CUDA
   else cuda::unpack(packed_view(w), out.data(), s);
@@ -295,6 +296,7 @@ void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y
   check_last_dim(op, "x", x, w.k, "K of w");
   check_shape(op, "y", y, {m, w.n});
   check_no_overlap(op, "y", y, "x", x);
+  check_no_overlap(op, "y", y, "w", w.bytes.tensor());
   const PackedView v = packed_view(w);
   if (x.device().is_cpu()) cpu::quantized_matmul_packed(x.data_as<float>(), m, v, y.data_as<float>());
 #ifdef LMK_WITH_CUDA
@@ -403,6 +405,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor
   if (top_k <= 0) LMK_THROW(InvalidArgument, op, ": top_k must be > 0, got ", top_k);
   const int64_t rows = routed_rows(op, x, ids, y, top_k, input_per_slot, w.n, w.k);
   check_no_overlap(op, "y", y, "x", x);
+  check_no_overlap(op, "y", y, "w", w.bytes.tensor());
   uint32_t* flag = routed_flag(op, x, ids, y, error_flag);
   QmmIdArgs a;
   a.x = x.data_as<float>();
