@@ -173,6 +173,21 @@ uint32_t* routed_flag(const char* op, const Tensor& x, const Tensor& ids, const 
   return flag;
 }
 
+// The expert-routed arguments both overloads pass on (the weight part is set by the caller).
+QmmIdArgs routed_args(const Tensor& x, const Tensor& ids, const Tensor& y, int64_t rows, int64_t top_k,
+                      bool input_per_slot) {
+  QmmIdArgs a;
+  a.x = x.data_as<float>();
+  a.x_rows = x.size(0);
+  a.ids = ids.data();
+  a.ids_i32 = ids.dtype() == DType::i32;
+  a.y = y.data_as<float>();
+  a.rows = rows;
+  a.top_k = top_k;
+  a.input_per_slot = input_per_slot;
+  return a;
+}
+
 // Host-resident ids (CPU backend): reject an invalid one before anything is written.
 void check_host_ids(const char* op, const QmmIdArgs& a, int64_t n_experts) {
   for (int64_t r = 0; r < a.rows; ++r) {
@@ -350,7 +365,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
   if (e > 1 && w.stride(0) < per_expert_blocks)
     LMK_THROW(InvalidArgument, op, ": argument 'w' has an expert stride of ", w.stride(0), " blocks, less than the ",
               per_expert_blocks, " blocks of one expert [", n, ", ", k, "]");
-  const int64_t t = x.size(0), rows = routed_rows(op, x, ids, y, top_k, input_per_slot, n, k);
+  const int64_t rows = routed_rows(op, x, ids, y, top_k, input_per_slot, n, k);
   // The bytes w really spans: (E - 1) expert strides plus one expert. (Tensor::span_bytes of a
   // strided block tensor counts the innermost dim in values, not blocks, and overestimates.)
   const int64_t w_bytes = mul_checked(op, "w bytes", e - 1, w.stride(0) * dtype_info(w.dtype()).block_bytes) +
@@ -361,15 +376,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
   check_no_overlap(op, "y", y, "w", w_extent);
   uint32_t* flag = routed_flag(op, x, ids, y, error_flag);
 
-  QmmIdArgs a;
-  a.x = x.data_as<float>();
-  a.x_rows = t;
-  a.ids = ids.data();
-  a.ids_i32 = ids.dtype() == DType::i32;
-  a.y = y.data_as<float>();
-  a.rows = rows;
-  a.top_k = top_k;
-  a.input_per_slot = input_per_slot;
+  QmmIdArgs a = routed_args(x, ids, y, rows, top_k, input_per_slot);
   a.w = quant_weight(op, w, n, k);
   a.w.n_experts = e;
   a.w.expert_stride = e > 1 ? mul_checked(op, "expert stride", w.stride(0), dtype_info(w.dtype()).block_bytes)
@@ -407,15 +414,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor
   check_no_overlap(op, "y", y, "x", x);
   check_no_overlap(op, "y", y, "w", w.bytes.tensor());
   uint32_t* flag = routed_flag(op, x, ids, y, error_flag);
-  QmmIdArgs a;
-  a.x = x.data_as<float>();
-  a.x_rows = x.size(0);
-  a.ids = ids.data();
-  a.ids_i32 = ids.dtype() == DType::i32;
-  a.y = y.data_as<float>();
-  a.rows = rows;
-  a.top_k = top_k;
-  a.input_per_slot = input_per_slot;
+  QmmIdArgs a = routed_args(x, ids, y, rows, top_k, input_per_slot);
   a.w.type = w.type;
   a.w.n = w.n;
   a.w.k = w.k;

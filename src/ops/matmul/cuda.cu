@@ -542,6 +542,36 @@ GemvParams gemv_params(const DenseArgs& a) {
             " (n_experts=", a.w.n_experts, ")");
 }
 
+// The RowSource fields every expert-routed launch shares (mode and items are set by the caller).
+RowSource routed_source(const QmmIdArgs& a, int64_t n_experts, uint32_t* error_flag) {
+  if (a.rows > int64_t(INT32_MAX) / 4)
+    LMK_THROW(Unsupported, "quantized_matmul_id_ggml: ", a.rows, " routed rows exceed the supported 2^29");
+  RowSource rs;
+  rs.ids = a.ids;
+  rs.ids_i32 = a.ids_i32;
+  rs.n_experts = n_experts;
+  rs.top_k = a.top_k;
+  rs.per_slot = a.input_per_slot;
+  rs.user_flag = error_flag;
+  return rs;
+}
+
+// LMK_DEBUG_CHECKS: the workspace's {any invalid, lowest invalid row} flags, reset on the stream
+// (null when off), and afterwards a synchronizing check that throws the CPU's error.
+uint32_t* debug_flags_begin(bool debug, Workspace& ws, cudaStream_t st) {
+  if (!debug) return nullptr;
+  LMK_CUDA_CHECK(cudaMemsetAsync(ws.flags, 0, 4, st));
+  LMK_CUDA_CHECK(cudaMemsetAsync(ws.flags + 1, 0xFF, 4, st));
+  return ws.flags;
+}
+void debug_flags_end(const QmmIdArgs& a, const uint32_t* dbg, cudaStream_t st) {
+  if (!dbg) return;
+  uint32_t flags[2] = {0, 0};
+  LMK_CUDA_CHECK(cudaMemcpyAsync(flags, dbg, 8, cudaMemcpyDeviceToHost, st));
+  LMK_CUDA_CHECK(cudaStreamSynchronize(st));
+  if (flags[0]) throw_invalid_id(a, flags[1]);
+}
+
 // The routing pre-pass: per-expert row lists of a.rows rows cut into items of at most `tile`
 // rows; rs becomes a grouped RowSource over them (n_items is an upper bound, the real count is
 // on the device).
@@ -661,18 +691,8 @@ void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s) {
 void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_flag, bool debug, Stream& s) {
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
-  if (a.rows > int64_t(INT32_MAX) / 4)
-    LMK_THROW(Unsupported, "quantized_matmul_id_ggml: ", a.rows, " routed rows exceed the supported 2^29");
   const int64_t E = a.w.n_experts, R = a.rows;
-  uint32_t* dbg = nullptr;
-
-  RowSource rs;
-  rs.ids = a.ids;
-  rs.ids_i32 = a.ids_i32;
-  rs.n_experts = E;
-  rs.top_k = a.top_k;
-  rs.per_slot = a.input_per_slot;
-  rs.user_flag = error_flag;
+  RowSource rs = routed_source(a, E, error_flag);
 
   const bool direct = path != MatmulPath::matmat && R <= kDirectRows;
   const double avg = double(R) / double(std::min(E, R));
@@ -684,11 +704,7 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
   const int64_t xb_bytes = mat_mat ? align_up(a.x_rows * a.w.k * 2, 256) : 0;
   const int64_t qmv_bytes = !mat_mat ? qmv_scratch_bytes(a.x_rows, a.w.k / 32) : 0;
   Workspace& ws = workspace(s, (direct ? 0 : route_bytes + xb_bytes) + qmv_bytes);
-  if (debug) {
-    dbg = ws.flags;
-    LMK_CUDA_CHECK(cudaMemsetAsync(dbg, 0, 4, st));
-    LMK_CUDA_CHECK(cudaMemsetAsync(dbg + 1, 0xFF, 4, st));
-  }
+  uint32_t* dbg = debug_flags_begin(debug, ws, st);
   rs.debug_flags = dbg;
 
   if (direct) {
@@ -715,28 +731,14 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
       run_qmv_fmt(a.w.type, p, st);
     }
   }
-
-  if (debug) {
-    uint32_t flags[2] = {0, 0};
-    LMK_CUDA_CHECK(cudaMemcpyAsync(flags, dbg, 8, cudaMemcpyDeviceToHost, st));
-    LMK_CUDA_CHECK(cudaStreamSynchronize(st));
-    if (flags[0]) throw_invalid_id(a, flags[1]);
-  }
+  debug_flags_end(a, dbg, st);
 }
 
 void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_t* error_flag, bool debug, Stream& s) {
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
-  if (a.rows > int64_t(INT32_MAX) / 4)
-    LMK_THROW(Unsupported, "quantized_matmul_id_ggml: ", a.rows, " routed rows exceed the supported 2^29");
   const int64_t E = w.n_experts, R = a.rows;
-  RowSource rs;
-  rs.ids = a.ids;
-  rs.ids_i32 = a.ids_i32;
-  rs.n_experts = E;
-  rs.top_k = a.top_k;
-  rs.per_slot = a.input_per_slot;
-  rs.user_flag = error_flag;
+  RowSource rs = routed_source(a, E, error_flag);
   // Few rows: one item per routed row; more: per-expert row lists, up to 8 rows per item (a
   // packed weight has no mat-mat path: keep the raw weights for prefill-sized batches).
   const bool direct = R <= kDirectRows;
@@ -744,12 +746,7 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
   const int64_t route_bytes = direct ? 0 : route_scratch_bytes(E, R, max_items);
   Workspace& ws = workspace(s, route_bytes + packed_scratch_bytes(w, a.x_rows, tile, R));
-  uint32_t* dbg = nullptr;
-  if (debug) {
-    dbg = ws.flags;
-    LMK_CUDA_CHECK(cudaMemsetAsync(dbg, 0, 4, st));
-    LMK_CUDA_CHECK(cudaMemsetAsync(dbg + 1, 0xFF, 4, st));
-  }
+  uint32_t* dbg = debug_flags_begin(debug, ws, st);
   rs.debug_flags = dbg;
   Carve cv{static_cast<char*>(ws.scratch)};
   if (direct) {
@@ -759,12 +756,7 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
     build_routes(a, tile, max_items, error_flag, dbg, cv, rs, st);
   }
   run_packed(a.x, a.x_rows, w, rs, tile, a.y, R, cv, st);
-  if (debug) {
-    uint32_t flags[2] = {0, 0};
-    LMK_CUDA_CHECK(cudaMemcpyAsync(flags, dbg, 8, cudaMemcpyDeviceToHost, st));
-    LMK_CUDA_CHECK(cudaStreamSynchronize(st));
-    if (flags[0]) throw_invalid_id(a, flags[1]);
-  }
+  debug_flags_end(a, dbg, st);
 }
 
 void pack(const void* raw, const PackedView& p, void* packed, Stream& s) {

@@ -169,6 +169,22 @@ __device__ __forceinline__ void qmv_accumulate(float (&acc)[NB][2], const Dec8& 
   }
 }
 
+// Lanes t and t^1 hold the two piece pairs of activation row 2nb + t/2: add them and store the
+// warp's partial sums of rows g, g + 8 (red_w[row][activation row]) for the cross-warp sum.
+template <int MT, int NB>
+__device__ __forceinline__ void qmv_warp_partials(float (&acc)[NB][2], float (*red_w)[MT], int g, int t) {
+#pragma unroll
+  for (int nb = 0; nb < NB; ++nb) {
+    acc[nb][0] += __shfl_xor_sync(0xffffffffu, acc[nb][0], 1);
+    acc[nb][1] += __shfl_xor_sync(0xffffffffu, acc[nb][1], 1);
+    const int m = 2 * nb + (t >> 1);
+    if ((t & 1) == 0 && m < MT) {
+      red_w[g][m] = acc[nb][0];
+      red_w[g + 8][m] = acc[nb][1];
+    }
+  }
+}
+
 // Shared-memory stage of format F for MT activation rows: 8 sub-blocks of each of 16 weight rows,
 // then the x records (MT x 8 x 144 bytes) of those sub-blocks.
 template <class F, int MT>
@@ -366,17 +382,7 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
       __syncwarp();  // the slot is refilled by the next issue
     }
 
-    // Lanes t and t^1 hold the two piece pairs of activation row t/2: add them, then across warps.
-#pragma unroll
-    for (int nb = 0; nb < NB; ++nb) {
-      acc[nb][0] += __shfl_xor_sync(0xffffffffu, acc[nb][0], 1);
-      acc[nb][1] += __shfl_xor_sync(0xffffffffu, acc[nb][1], 1);
-      const int m = 2 * nb + my_m;
-      if ((t & 1) == 0 && m < MT) {
-        red[warp][g][m] = acc[nb][0];
-        red[warp][g + 8][m] = acc[nb][1];
-      }
-    }
+    qmv_warp_partials<MT>(acc, red[warp], g, t);
     __syncthreads();
     for (int i = tid; i < 16 * MT; i += int(blockDim.x)) {  // a CTA may have a single warp
       const int r = i / MT, m = i % MT;

@@ -239,17 +239,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
       if constexpr (D == 2) nxt = nxt2;
     }
 
-    // Lanes t and t^1 hold the two piece pairs of activation row t/2: add them, then across warps.
-#pragma unroll
-    for (int nb = 0; nb < NB; ++nb) {
-      acc[nb][0] += __shfl_xor_sync(0xffffffffu, acc[nb][0], 1);
-      acc[nb][1] += __shfl_xor_sync(0xffffffffu, acc[nb][1], 1);
-      const int m = 2 * nb + my_m;
-      if ((t & 1) == 0 && m < MT) {
-        red[warp][g][m] = acc[nb][0];
-        red[warp][g + 8][m] = acc[nb][1];
-      }
-    }
+    qmv_warp_partials<MT>(acc, red[warp], g, t);
     __syncthreads();
     // Thread i < 16·MT owns output (row n0 + i / MT, item row i % MT). An out-of-range expert id
     // (routed rows) writes 0 and flags it once.
