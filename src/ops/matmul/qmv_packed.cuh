@@ -272,21 +272,6 @@ __global__ void __launch_bounds__(256) qmvp_sum_slices_kernel(const float* part,
   }
 }
 
-template <class... Args>
-void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaStream_t stream, Args... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(unsigned(threads));
-  cfg.dynamicSmemBytes = size_t(smem);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
-}
-
 template <class F, int MT, bool One>
 void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
   auto kernel = qmvp_kernel<F, MT, One>;
