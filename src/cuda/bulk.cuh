@@ -48,4 +48,26 @@ __device__ __forceinline__ void cp_async_wait() {
 }
 __device__ __forceinline__ void cp_async_wait_all() { cp_async_wait<0>(); }
 
+// Read-only global data used once: no L1 allocation, default L2 policy (experts read by several
+// items may still hit L2). InOrder keeps the load where it is written (asm volatile): for
+// prefetches into registers that the compiler must not sink toward their use.
+template <bool InOrder = false>
+__device__ __forceinline__ uint4 ldg_stream16(const void* p) {
+  uint4 r;
+  if constexpr (InOrder)
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p));
+  else
+    asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p));
+  return r;
+}
+__device__ __forceinline__ uint2 ldg_stream8(const void* p) {
+  uint2 r;
+  asm("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
+  return r;
+}
+
 }  // namespace lmk::cuda

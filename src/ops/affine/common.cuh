@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
+#include "cuda/bulk.cuh"
 #include "cuda/common.cuh"
 #include "lmk/dtype.h"
 
@@ -136,21 +137,6 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) 
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(a)
                : "memory");
-}
-
-// 16 bytes of read-only global data that is used once: no L1 allocation, default L2 policy
-// (experts read by several items may still hit L2).
-__device__ __forceinline__ uint4 ldg_stream16(const void* p) {
-  uint4 r;
-  asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-      : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
-      : "l"(p));
-  return r;
-}
-__device__ __forceinline__ uint2 ldg_stream8(const void* p) {
-  uint2 r;
-  asm("ld.global.nc.L1::no_allocate.v2.u32 {%0,%1}, [%2];" : "=r"(r.x), "=r"(r.y) : "l"(p));
-  return r;
 }
 
 }  // namespace lmk::cuda::affine

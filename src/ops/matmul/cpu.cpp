@@ -74,22 +74,9 @@ void pack(const void* raw, const PackedView& p, void* packed) {
   }
 }
 
-void unpack(const PackedView& p, void* raw) {
-  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
-  const int64_t mb = g.matrix_bytes(), rb = p.n * p.row_bytes;
-  for (int64_t e = 0; e < p.n_experts; ++e) {
-    const auto* src = static_cast<const uint8_t*>(p.data) + e * mb;
-    auto* dst = static_cast<uint8_t*>(raw) + e * rb;
-    for (int64_t off = 0; off < mb; ++off) {
-      const int64_t s = packed::source_of(p.type, p.n, p.row_bytes, g.chunks, off);
-      if (s >= 0) dst[s] = src[off];
-    }
-  }
-}
-
 namespace {
-// The raw rows [16·tile, 16·tile + 16) of expert e of a packed weight into rows (16 · row_bytes
-// bytes; rows past N are left as they are): one tile's records scattered back.
+// The raw rows [16·tile, 16·tile + 16) of expert e of a packed weight into rows (rows past N are
+// not written, so rows may point into the raw [N, K] matrix itself): one tile's records scattered back.
 void unpack_tile(const PackedView& p, const packed::Geometry& g, int64_t e, int64_t tile, uint8_t* rows) {
   const int64_t tile_bytes = g.chunks * g.rec, first = tile * tile_bytes;
   const auto* src = static_cast<const uint8_t*>(p.data) + e * g.matrix_bytes() + first;
@@ -100,6 +87,13 @@ void unpack_tile(const PackedView& p, const packed::Geometry& g, int64_t e, int6
   }
 }
 }  // namespace
+
+void unpack(const PackedView& p, void* raw) {
+  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  for (int64_t e = 0; e < p.n_experts; ++e)
+    for (int64_t t = 0; t < g.tiles; ++t)
+      unpack_tile(p, g, e, t, static_cast<uint8_t*>(raw) + (e * p.n + t * packed::kTileRows) * p.row_bytes);
+}
 
 void quantized_matmul_packed(const float* x, int64_t m_rows, const PackedView& p, float* y) {
   const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);

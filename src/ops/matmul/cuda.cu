@@ -59,7 +59,6 @@ Workspace& workspace(Stream& s, int64_t scratch_bytes) {
   const Device dev = s.device();
   std::lock_guard<std::mutex> lock(mu);
   auto& e = table[{dev.index, s.handle()}];
-  bool created = false;
   if (!e) {
     e = std::make_unique<WsEntry>();
     e->lt = Buffer(kLtWorkspaceBytes, dev);
@@ -69,7 +68,6 @@ Workspace& workspace(Stream& s, int64_t scratch_bytes) {
     e->ws.lt_workspace = e->lt.data();
     e->ws.lt_workspace_bytes = kLtWorkspaceBytes;
     e->ws.flags = static_cast<uint32_t*>(e->flags.data());
-    created = true;
   }
   if (e->ws.scratch_bytes < scratch_bytes) {
     // Work still queued on this stream may use the old scratch: wait for it before freeing.
@@ -79,11 +77,8 @@ Workspace& workspace(Stream& s, int64_t scratch_bytes) {
     e->scratch = Buffer(want, dev);
     e->ws.scratch = e->scratch.data();
     e->ws.scratch_bytes = want;
-    created = true;
   }
-  // Buffers are zero-filled on the legacy stream; make that visible before any use on `s`.
-  if (created) LMK_CUDA_CHECK(cudaDeviceSynchronize());
-  return e->ws;
+  return e->ws;  // (a new Buffer's zero fill has completed when its constructor returns)
 }
 
 }  // namespace mm

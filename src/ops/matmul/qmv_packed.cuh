@@ -46,15 +46,6 @@ inline int64_t qmvp_slice_chunks(int64_t chunks, int rows) {
   return std::min(chunks, fit);
 }
 
-// 16 bytes of weights, read once: keep them out of L1.
-__device__ __forceinline__ uint4 ld_stream16(const uint8_t* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
-
 // One warp's registers for one chunk: both rows' lane words and header words.
 template <DType T>
 struct QmvpChunk {
@@ -64,7 +55,7 @@ struct QmvpChunk {
 
   __device__ __forceinline__ void load(const uint8_t* rec, int lane) {
 #pragma unroll
-    for (int i = 0; i < LW / 2; ++i) lw[i] = ld_stream16(rec + (i * 32 + lane) * 16);
+    for (int i = 0; i < LW / 2; ++i) lw[i] = ldg_stream16<true>(rec + (i * 32 + lane) * 16);  // a prefetch: kept in place
     const uint8_t* h = rec + 256 * LW + (lane >> 2) * 8 * HW;  // rows g, g + 8: 2·HW words
     if constexpr (HW % 2 == 0) {
 #pragma unroll
@@ -315,5 +306,19 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
     launch_qmvp_mt<F, 8, false>(p, stream);
   }
 }
+
+// The two mat-vec entry points of launch.h; qmv_legacy.cu / qmv_kquant.cu instantiate them per
+// format with LMK_QMV_INSTANTIATE (two files so the build compiles them in parallel).
+template <class F>
+void run_qmv(const QmvParams& p, cudaStream_t stream) {
+  launch_qmv<F>(p, stream);
+}
+template <class F>
+void run_qmvp(const QmvpParams& p, cudaStream_t stream) {
+  launch_qmvp<F>(p, stream);
+}
+#define LMK_QMV_INSTANTIATE(F)                                    \
+  template void run_qmv<F>(const QmvParams&, cudaStream_t);      \
+  template void run_qmvp<F>(const QmvpParams&, cudaStream_t);
 
 }  // namespace lmk::cuda::mm
