@@ -57,7 +57,8 @@ void packed_case(Context& c, DType t, int64_t m, int64_t n, int64_t k) {
   const double us = c.time_us([&] { quantized_matmul_ggml(x, pw, y, c.stream); });
   const double bytes = double(w.bytes()) + 4.0 * double(m * k) + 4.0 * double(m * n);
   const std::string nm = std::string(name(t)) + " " + mnk(m, n, k);
-  c.record("quantized_matmul_ggml_packed", nm, us, bytes, 0, ("quantized_matmul_ggml/" + nm).c_str());
+  const double flops = m > 8 ? 2.0 * double(m) * double(n) * double(k) : 0;  // the wgmma mat-mat
+  c.record("quantized_matmul_ggml_packed", nm, us, bytes, flops, ("quantized_matmul_ggml/" + nm).c_str());
 }
 
 void dense_case(Context& c, const std::string& op, DType t, int64_t m, int64_t n, int64_t k) {
@@ -101,7 +102,7 @@ void routed_case(Context& c, DType t, int64_t tokens, bool packed = false) {
   copy_bytes(ids.data(), c.device, host.data(), Device::cpu(), rows * 4, c.stream);
   c.stream.synchronize();
   const std::set<uint32_t> distinct(host.begin(), host.end());
-  if (c.device.is_cuda()) matmul_workspace_reserve(c.stream, int64_t(4) << 20);
+  if (c.device.is_cuda()) matmul_workspace_reserve(c.stream, int64_t(8) << 20);
   PackedGgml pw;
   if (packed) pw = pack_ggml(w, c.stream);  // load-time work, not timed
   const double us = c.time_us([&] {
@@ -139,13 +140,13 @@ LMK_BENCHES(matmul) {
     cases.push_back({"quantized_matmul_ggml", std::string(name(t)) + " " + mnk(512, 4096, 14336), t == DType::q4_0,
                      false, [t](Context& c) { quantized_case(c, t, 512, 4096, 14336); }});
   }
-  // Packed weights (pack_ggml): M = 1 at the four shapes, M = 2, 4, 8 at 4096 x 14336.
+  // Packed weights (pack_ggml): M = 1 at the four shapes, M = 2..512 at 4096 x 14336.
   for (DType t : kRequired) {
     for (auto [n, k] : kShapes)
       cases.push_back({"quantized_matmul_ggml_packed", std::string(name(t)) + " " + mnk(1, n, k),
                        n == 4096 && k == 14336, n == 4096 && k == 4096,
                        [t, n, k](Context& c) { packed_case(c, t, 1, n, k); }});
-    for (int64_t m : {2, 4, 8})
+    for (int64_t m : {2, 4, 8, 16, 32, 512})
       cases.push_back({"quantized_matmul_ggml_packed", std::string(name(t)) + " " + mnk(m, 4096, 14336),
                        t == DType::q4_0, false, [t, m](Context& c) { packed_case(c, t, m, 4096, 14336); }});
   }
@@ -179,9 +180,9 @@ LMK_BENCHES(matmul) {
       cases.push_back({"quantized_matmul_id_ggml", std::string(name(t)) + " T" + std::to_string(tokens),
                        t == DType::q4_0 && tokens == 8, t == DType::q4_0 && tokens <= 8,
                        [t, tokens](Context& c) { routed_case(c, t, tokens); }});
-  // The same on packed experts (decode-sized batches: the packed op has no mat-mat path).
+  // The same on packed experts.
   for (DType t : {DType::q4_0, DType::q8_0, DType::q4_K, DType::q6_K})
-    for (int64_t tokens : {1, 8, 32})
+    for (int64_t tokens : {1, 8, 32, 512})
       cases.push_back({"quantized_matmul_id_ggml_packed", std::string(name(t)) + " T" + std::to_string(tokens),
                        t == DType::q4_0 && tokens == 1, false, [t, tokens](Context& c) { routed_case(c, t, tokens, true); }});
 }

@@ -119,7 +119,8 @@ CompareResult check_quantized(Device d, DType t, int64_t m, int64_t n, int64_t k
   return compare_norm(to_host(y), quant_ref(x, w, mat_mat), mat_mat ? 1e-4 : 1e-5);
 }
 
-// pack_ggml then the packed mat-vec (items of up to 8 rows), against the fp64 reference.
+// pack_ggml then the packed mat-vec (M <= 8: exact operands, 1e-5) or, on CUDA, the packed wgmma
+// mat-mat (M > 8: bf16 operands, 1e-4), against the fp64 reference.
 CompareResult check_packed(Device d, DType t, int64_t m, int64_t n, int64_t k) {
   const uint64_t seed = case_seed("packed" + shape_name(t, {m, n, k}));
   auto x = activations({m, k}, seed);
@@ -128,7 +129,8 @@ CompareResult check_packed(Device d, DType t, int64_t m, int64_t n, int64_t k) {
   const PackedGgml pw = pack_ggml(dw);
   auto y = poisoned(DType::f32, {m, n}, d);
   quantized_matmul_ggml(dx, pw, y);
-  return compare_norm(to_host(y), quant_ref(x, w, false), 1e-5);
+  const bool mat_mat = d.is_cuda() && m > 8;
+  return compare_norm(to_host(y), quant_ref(x, w, mat_mat), mat_mat ? 1e-4 : 1e-5);
 }
 
 CompareResult check_mv_ext(Device d, DType t, int64_t batch, int64_t m, int64_t n, int64_t k) {
@@ -288,8 +290,9 @@ CompareResult check_matvec(Device d, DType wt, int64_t n, int64_t k) {
 
 }  // namespace
 
-// The expert-routed op on packed experts (pack_ggml of the contiguous [E, N, K] weight):
-// mat-vec precision (1e-5) on every path it takes (single rows, per-expert row lists).
+// The expert-routed op on packed experts (pack_ggml of the contiguous [E, N, K] weight): mat-vec
+// precision (1e-5) for single rows and 8-row lists; on CUDA, bf16 operands (1e-4) once the rows
+// go to the wgmma mat-mat (more than 32 rows, averaging more than 16 per used expert).
 CompareResult check_quantized_id_packed(Device d, const IdCase& c) {
   const uint64_t seed = case_seed("qmm_id packed " + id_name(c));
   const int64_t rows = c.tokens * c.top_k, x_rows = c.per_slot ? rows : c.tokens;
@@ -305,12 +308,14 @@ CompareResult check_quantized_id_packed(Device d, const IdCase& c) {
   mm::Result r{std::vector<double>(size_t(rows * c.n)), std::vector<double>(size_t(rows * c.n))};
   const auto xd = x.to_double();
   const int64_t expert_bytes = c.n * c.k / mm::block_elems(c.t) * mm::block_size(c.t);
+  const bool mat_mat = d.is_cuda() && rows > 32 && double(rows) / double(std::min(c.e, rows)) > 16.0;
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t e = ids[size_t(row)];
     auto wd = mm::dequant_matrix(c.t, w.bytes.data() + e * expert_bytes, c.n, c.k);
-    mm::matmul_rows(xd, {c.per_slot ? row : row / c.top_k}, wd.data(), c.n, c.k, mm::identity, mm::identity, r, row);
+    if (mat_mat) mm::matmul_rows(xd, {c.per_slot ? row : row / c.top_k}, wd.data(), c.n, c.k, round_bf16, round_bf16, r, row);
+    else mm::matmul_rows(xd, {c.per_slot ? row : row / c.top_k}, wd.data(), c.n, c.k, mm::identity, mm::identity, r, row);
   }
-  return compare_norm(to_host(y), r, 1e-5);
+  return compare_norm(to_host(y), r, mat_mat ? 1e-4 : 1e-5);
 }
 
 LMK_CHECKS(matmul) {
@@ -350,6 +355,12 @@ LMK_CHECKS(matmul) {
     add_packed(11, 20, k_small, false);
     add_packed(3, 40, 4352 + (kq ? 0 : 32), false);  // 2 K-slices (16 chunks each), the last one partial
     add_packed(8, 24, 4352 + (kq ? 0 : 32), false);  // 3 K-slices of 8 chunks
+    // The wgmma mat-mat (M > 8): 32-, 64- and 128-row items, a partial 128-row tile and a
+    // partial last chunk, K-splits (a small grid), several items with a ragged last one.
+    add_packed(40, 33, k_odd, true);
+    add_packed(16, 600, 4096 + (kq ? 0 : 32), false);
+    add_packed(130, 70, k_fast, false);
+    add_packed(24, 200, 4352 + (kq ? 0 : 32), false);
     add(16, 37, k_odd, MatmulPath::matmat, false);
     add(3, 33, k_small, MatmulPath::matmat, false);
     add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);
@@ -415,7 +426,13 @@ LMK_CHECKS(matmul) {
   for (const auto& c : id_cases)
     cases.push_back({"quantized_matmul_id_ggml", id_name(c), c.tokens == 5 || c.tokens == 33,
                      [=](Device d) { return check_quantized_id(d, c); }});
-  // Packed experts: the contiguous cases (the path field does not apply).
+  // Packed experts: the contiguous cases (the path field does not apply), plus grouped wgmma
+  // mat-mat items of 32, 64 and 128 rows (20, 50 and 100 rows per expert).
+  for (const auto& c : std::vector<IdCase>{{DType::q4_0, 8, 4, 40, 40, 512, Routing::uniform},
+                                           {DType::q4_K, 4, 2, 100, 24, 768, Routing::uniform},
+                                           {DType::q6_K, 2, 2, 100, 130, 256, Routing::skewed}})
+    cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c) + " wgmma", false,
+                     [=](Device d) { return check_quantized_id_packed(d, c); }});
   for (const auto& c : id_cases)
     if (c.expert_pad_blocks == 0 && c.lead_blocks == 0 && c.path == MatmulPath::automatic)
       cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c), c.tokens == 5 || c.tokens == 33,

@@ -14,6 +14,7 @@
 #include "ops/matmul/formats.cuh"
 #include "ops/matmul/launch.h"
 #include "ops/matmul/qmm.cuh"
+#include "ops/matmul/qmm_packed.cuh"
 #include "ops/matmul/qmv.cuh"
 #include "ops/matmul/qmv_packed.cuh"
 
@@ -651,6 +652,52 @@ int64_t packed_scratch_bytes(const PackedView& w, int64_t x_rows, int item_rows,
   const int64_t slices = ceil_div(g.chunks, qmvp_slice_chunks(g.chunks, mt));
   return align_up(qmv_scratch_bytes(x_rows, w.k / 32), 256) + (slices > 1 ? align_up(slices * y_rows * w.n * 4, 256) : 0);
 }
+
+// Rows per item of the packed mat-mat (the kernel's wgmma N) for items of up to `rows` rows.
+int qmmp_tile(int64_t rows) { return rows <= 32 ? 32 : rows <= 64 ? 64 : 128; }
+
+// K-splits of the packed mat-mat: enough CTAs (one per SM) to cover the GPU when the 128-row tiles
+// x items do not, at least 2 chunks per split. Plain items only (split partials cover every row).
+int64_t qmmp_splits(const packed::Geometry& g, int64_t items, bool plain) {
+  if (!plain) return 1;
+  const int64_t ctas = ceil_div(g.tiles, int64_t(8)) * items;
+  const int64_t want = std::min<int64_t>(int64_t(sm_count()) / std::max<int64_t>(ctas, 1), g.chunks / 2);
+  if (want <= 1) return 1;
+  return ceil_div(g.chunks, ceil_div(g.chunks, want));
+}
+
+// Scratch bytes of run_packed_mm.
+int64_t packed_mm_scratch_bytes(const PackedView& w, int64_t x_rows, int64_t items, bool plain, int64_t y_rows) {
+  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const int64_t splits = qmmp_splits(g, items, plain);
+  return align_up(x_rows * g.chunks * 256 * 2, 256) + (splits > 1 ? align_up(splits * y_rows * w.n * 4, 256) : 0);
+}
+
+// The packed mat-mat for the items of rs (bm rows each): x permuted into bf16 once, then qmmp
+// over 128-row tiles x items (x K-splits, summed behind it, when that grid is small).
+void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const RowSource& rs, int bm, float* y,
+                   int64_t y_rows, Carve& cv, cudaStream_t st) {
+  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const int64_t kp = g.chunks * 256;
+  auto* xp = cv.take<__nv_bfloat16>(x_rows * kp);
+  const int64_t blocks = std::min<int64_t>(ceil_div(x_rows * kp / 2, 256), int64_t(sm_count()) * 8);
+  qmmp_permute_x_kernel<><<<unsigned(std::max<int64_t>(blocks, 1)), 256, 0, st>>>(x, x_rows, w.k, kp, xp);
+  LMK_LAUNCH_CHECK(qmmp_permute_x_kernel);
+  QmmpParams p;
+  p.w = static_cast<const uint8_t*>(w.data);
+  p.expert_bytes = g.matrix_bytes();
+  p.n = w.n;
+  p.tiles = g.tiles;
+  p.chunks = g.chunks;
+  p.xp = xp;
+  p.rs = rs;
+  p.y = y;
+  p.y_rows = y_rows;
+  p.splits = int(qmmp_splits(g, rs.n_items, rs.mode == ItemMode::plain));
+  p.split_chunks = ceil_div(g.chunks, int64_t(p.splits));
+  p.part = p.splits > 1 ? cv.take<float>(p.splits * y_rows * w.n) : nullptr;
+  visit_format(w.type, [&](auto f) { run_qmmp<decltype(f)>(p, bm, st); });
+}
 }  // namespace
 
 // ---- entry points -----------------------------------------------------------------------------------
@@ -734,13 +781,17 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   const cudaStream_t st = stream_of(s);
   const int64_t E = w.n_experts, R = a.rows;
   RowSource rs = routed_source(a, E, error_flag);
-  // Few rows: one item per routed row; more: per-expert row lists, up to 8 rows per item (a
-  // packed weight has no mat-mat path: keep the raw weights for prefill-sized batches).
+  // Few rows: one item per routed row; more: per-expert row lists, up to 8 rows per item, or up
+  // to 32 / 64 / 128 for the mat-mat once experts average more than kMatMatRowsPerExpert rows.
   const bool direct = R <= kDirectRows;
-  const int tile = direct ? 1 : double(R) / double(std::min(E, R)) > 1.0 ? 8 : 1;
+  const double avg = double(R) / double(std::min(E, R));
+  const bool mat_mat = !direct && avg > kMatMatRowsPerExpert;
+  const int tile = mat_mat ? qmmp_tile(int64_t(avg)) : direct ? 1 : avg > 1.0 ? 8 : 1;
   const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
   const int64_t route_bytes = direct ? 0 : route_scratch_bytes(E, R, max_items);
-  Workspace& ws = workspace(s, route_bytes + packed_scratch_bytes(w, a.x_rows, tile, R));
+  const int64_t run_bytes = mat_mat ? packed_mm_scratch_bytes(w, a.x_rows, max_items, false, R)
+                                    : packed_scratch_bytes(w, a.x_rows, tile, R);
+  Workspace& ws = workspace(s, route_bytes + run_bytes);
   uint32_t* dbg = debug_flags_begin(debug, ws, st);
   rs.debug_flags = dbg;
   Carve cv{static_cast<char*>(ws.scratch)};
@@ -750,7 +801,8 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   } else {
     build_routes(a, tile, max_items, error_flag, dbg, cv, rs, st);
   }
-  run_packed(a.x, a.x_rows, w, rs, tile, a.y, R, cv, st);
+  if (mat_mat) run_packed_mm(a.x, a.x_rows, w, rs, tile, a.y, R, cv, st);
+  else run_packed(a.x, a.x_rows, w, rs, tile, a.y, R, cv, st);
   debug_flags_end(a, dbg, st);
 }
 
@@ -770,11 +822,14 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
   RowSource rs;
   rs.mode = ItemMode::plain;
   rs.m_rows = rows;
-  rs.per_item = int(std::min<int64_t>(rows, 8));
+  const bool mat_mat = rows > kMatvecMaxM;
+  rs.per_item = mat_mat ? qmmp_tile(rows) : int(std::min<int64_t>(rows, 8));
   rs.n_items = ceil_div(rows, int64_t(rs.per_item));
-  Workspace& ws = workspace(s, packed_scratch_bytes(w, rows, rs.per_item, rows));
+  Workspace& ws = workspace(s, mat_mat ? packed_mm_scratch_bytes(w, rows, rs.n_items, true, rows)
+                                       : packed_scratch_bytes(w, rows, rs.per_item, rows));
   Carve cv{static_cast<char*>(ws.scratch)};
-  run_packed(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));
+  if (mat_mat) run_packed_mm(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));
+  else run_packed(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));
 }
 
 void dense(const DenseArgs& a, Stream& s) {

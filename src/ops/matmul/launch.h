@@ -13,6 +13,7 @@ namespace lmk::cuda::mm {
 struct QmvParams;
 struct QmvpParams;
 struct QmmParams;
+struct QmmpParams;
 
 // Dense mat-vec: y[b, m, n] = Σ_k xround(x[b, m, k]) · w[b / (b1 / b0), n, k].
 struct GemvParams {
@@ -37,5 +38,7 @@ template <class F>
 void run_qmvp(const QmvpParams& p, cudaStream_t stream);  // packed weights (qmv_packed.cuh)
 template <class F>
 void run_qmm(const QmmParams& p, int bm, cudaStream_t stream);
+template <class F>
+void run_qmmp(const QmmpParams& p, int bm, cudaStream_t stream);  // packed weights (qmm_packed.cuh)
 
 }  // namespace lmk::cuda::mm

@@ -1,15 +1,12 @@
-// Tensor-core mat-mat instances of the 256-element formats (see qmm.cuh).
+// Tensor-core mat-mat instances (raw blocks and packed weights) of the 256-element formats (see qmm.cuh,
+// qmm_packed.cuh).
 #include "ops/matmul/launch.h"
-#include "ops/matmul/qmm.cuh"
+#include "ops/matmul/qmm_packed.cuh"
 
 namespace lmk::cuda::mm {
-template <class F>
-void run_qmm(const QmmParams& p, int bm, cudaStream_t stream) {
-  launch_qmm<F>(p, bm, stream);
-}
-template void run_qmm<FQ2_K>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FQ4_K>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FQ5_K>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FQ6_K>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FIQ4_XS>(const QmmParams&, int, cudaStream_t);
+LMK_QMM_INSTANTIATE(FQ2_K)
+LMK_QMM_INSTANTIATE(FQ4_K)
+LMK_QMM_INSTANTIATE(FQ5_K)
+LMK_QMM_INSTANTIATE(FQ6_K)
+LMK_QMM_INSTANTIATE(FIQ4_XS)
 }  // namespace lmk::cuda::mm

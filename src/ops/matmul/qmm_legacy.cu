@@ -1,15 +1,12 @@
-// Tensor-core mat-mat instances of the 32-element formats (see qmm.cuh).
+// Tensor-core mat-mat instances (raw blocks and packed weights) of the 32-element formats (see qmm.cuh,
+// qmm_packed.cuh).
 #include "ops/matmul/launch.h"
-#include "ops/matmul/qmm.cuh"
+#include "ops/matmul/qmm_packed.cuh"
 
 namespace lmk::cuda::mm {
-template <class F>
-void run_qmm(const QmmParams& p, int bm, cudaStream_t stream) {
-  launch_qmm<F>(p, bm, stream);
-}
-template void run_qmm<FQ4_0>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FIQ4_NL>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FQ8_0>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FQ5_0>(const QmmParams&, int, cudaStream_t);
-template void run_qmm<FQ5_1>(const QmmParams&, int, cudaStream_t);
+LMK_QMM_INSTANTIATE(FQ4_0)
+LMK_QMM_INSTANTIATE(FIQ4_NL)
+LMK_QMM_INSTANTIATE(FQ8_0)
+LMK_QMM_INSTANTIATE(FQ5_0)
+LMK_QMM_INSTANTIATE(FQ5_1)
 }  // namespace lmk::cuda::mm

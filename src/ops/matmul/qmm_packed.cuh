@@ -1,0 +1,252 @@
+// Quantized mat-mat on packed weights (pack_ggml, packed_layout.h) with Hopper warpgroup MMA:
+// y[m, n] = Σ_k bf16(x[m, k]) · bf16(dequant_f32(W)[n, k]), f32 accumulation (spec §3.1 M > 8),
+// the same rounding contract as the raw-block mat-mat (qmm.cuh): each weight is dequantized
+// exactly in f32 and rounded once to bf16, x is rounded once to bf16.
+//
+// The weights are the register operand A of wgmma.m64nBMk16: the packed layout already gives
+// lane 4g + c of the warp that owns a 16-row tile the codes of elements 4c..4c+3 and
+// 16 + 4c..16 + 4c + 3 of every 32-element sub-block of rows g and g + 8, so a warp loads its
+// tile's 512-byte records straight into registers (one chunk ahead) and decodes them into A
+// fragments, no shared-memory staging. Those fragments hold k 2c, 2c + 1, 2c + 8, 2c + 9 of each
+// 16-element half, so x is stored in the matching order (permute_x: within every 16 elements,
+// position L holds element 4·((L % 8) / 2) + 2·(L / 8) + L % 2), converted to bf16 and padded
+// with zeros to whole chunks once before the launch.
+//
+// CTA: two warpgroups, 128 weight rows (8 packed tiles, one per warp) x BM activation rows (an
+// item of the RowSource: plain row tiles or per-expert row lists), all of K or one K-split. x
+// arrives by cp.async into a ring of S shared-memory stages of 128 values of K (two 128-byte
+// swizzle atoms per row); step i decodes its A fragments while the wgmma group of step i - 1
+// runs, waits for stage i, refills the stage of step i - 2 and issues 8 wgmma k16 steps.
+// K-splits (small grids) store partial sums that qmvp_sum_slices_kernel adds in split order.
+#pragma once
+#include "cuda/wgmma.cuh"
+#include "ops/matmul/qmm.cuh"
+#include "ops/matmul/qmv_packed.cuh"
+
+namespace lmk::cuda::mm {
+
+struct QmmpParams {
+  const uint8_t* w = nullptr;  // packed weights, expert e at e · expert_bytes
+  int64_t expert_bytes = 0;
+  int64_t n = 0, tiles = 0, chunks = 0;
+  const __nv_bfloat16* xp = nullptr;  // permuted bf16 x, [x rows][chunks · 256]
+  RowSource rs;
+  float* y = nullptr;  // [y_rows][n]
+  int64_t y_rows = 0;
+  float* part = nullptr;  // splits > 1: [split][y_rows][n]
+  int splits = 1;
+  int64_t split_chunks = 0;  // chunks per K-split
+};
+
+constexpr int kQmmpThreads = 256;  // two warpgroups
+constexpr int kQmmpRows = 128;     // weight rows per CTA (one 16-row tile per warp)
+template <int BM>
+constexpr int qmmp_stages() {
+  return BM == 128 ? 5 : 6;
+}
+template <int BM>
+constexpr int qmmp_smem_bytes() {
+  return qmmp_stages<BM>() * BM * 256 + 1024;  // + alignment slack for the 1024-byte atoms
+}
+
+// Logical position L (< 16) of x's wgmma order holds element qmmp_phys(L) of its 16-group.
+__host__ __device__ constexpr int qmmp_phys(int L) { return 4 * ((L % 8) / 2) + 2 * (L / 8) + L % 2; }
+
+// A fragments of one 32-element sub-block for rows g (d0) and g + 8 (d1): lo = the k16 step of
+// elements 0..15, hi = elements 16..31. Exact f32 dequant (w = sc · (code + bias) + off), one
+// rounding to bf16.
+template <class F>
+__device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint32_t (&lo)[4], uint32_t (&hi)[4]) {
+  constexpr int kB = (F::kSigned ? 128 : 0) - F::kBias;
+  constexpr uint32_t flip = F::kSigned ? 0x80808080u : 0u;
+  float v0[8], v1[8];
+  codes4<kB>(d0.lo ^ flip, v0);
+  codes4<kB>(d0.hi ^ flip, v0 + 4);
+  codes4<kB>(d1.lo ^ flip, v1);
+  codes4<kB>(d1.hi ^ flip, v1 + 4);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const float s0 = i < 4 ? d0.sc0 : d0.sc1, s1 = i < 4 ? d1.sc0 : d1.sc1;
+    if constexpr (F::kMin) {
+      v0[i] = fmaf(s0, v0[i], i < 4 ? d0.off0 : d0.off1);
+      v1[i] = fmaf(s1, v1[i], i < 4 ? d1.off0 : d1.off1);
+    } else {
+      v0[i] *= s0;
+      v1[i] *= s1;
+    }
+  }
+  lo[0] = pack_bf16(v0[0], v0[1]), lo[1] = pack_bf16(v1[0], v1[1]);
+  lo[2] = pack_bf16(v0[2], v0[3]), lo[3] = pack_bf16(v1[2], v1[3]);
+  hi[0] = pack_bf16(v0[4], v0[5]), hi[1] = pack_bf16(v1[4], v1[5]);
+  hi[2] = pack_bf16(v0[6], v0[7]), hi[3] = pack_bf16(v1[6], v1[7]);
+}
+
+template <class F, int BM>
+__global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams p) {
+  static_assert(BM == 32 || BM == 64 || BM == 128, "wgmma N");
+  constexpr int S = qmmp_stages<BM>(), kStage = BM * 256, kAtom = BM * 128;
+  constexpr int64_t R = packed::record_bytes(F::kType);
+  using Chunk = QmvpChunk<F::kType>;
+  extern __shared__ uint8_t smem_raw[];
+  __shared__ int64_t yrow_s[BM], xrow_s[BM];
+  uint8_t* const smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, t = lane & 3;
+  const int64_t item = blockIdx.y;
+  if (item >= item_count(p.rs)) return;
+  const ItemHead h = item_head(p.rs, item);
+  if (tid < BM) {
+    int64_t yr = -1, xr = -1;
+    if (tid < h.count) item_row(p.rs, h, tid, yr, xr);
+    yrow_s[tid] = yr;
+    xrow_s[tid] = xr;
+  }
+  __syncthreads();
+
+  const int64_t c_begin = int64_t(blockIdx.z) * p.split_chunks;
+  const int64_t c_end = c_begin + p.split_chunks < p.chunks ? c_begin + p.split_chunks : p.chunks;
+  const int steps = int(2 * (c_end - c_begin));  // steps of 128 values of K
+  const int64_t kp = p.chunks * 256;
+  const int64_t tile = int64_t(blockIdx.x) * 8 + warp;
+  const bool has_tile = tile < p.tiles;  // past the last tile: zero weights
+  const uint8_t* rec = p.w + h.expert * p.expert_bytes + (has_tile ? tile : 0) * p.chunks * R;
+
+  // Stage of step i: rows of 2 atoms x 128 bytes, 16-byte chunk c of row r at c ^ (r % 8).
+  auto load_x = [&](int i) {
+    uint8_t* st = smem + (i % S) * kStage;
+    const int64_t k0 = c_begin * 256 + int64_t(i) * 128;
+#pragma unroll
+    for (int j = 0; j < BM * 16 / kQmmpThreads; ++j) {
+      const int e = tid + j * kQmmpThreads, row = e >> 4, c = e & 15;
+      const int64_t xr = xrow_s[row];
+      uint8_t* dst = st + (c >> 3) * kAtom + row * 128 + (((c & 7) ^ (row & 7)) << 4);
+      cp_async16(dst, p.xp + (xr < 0 ? 0 : xr * kp + k0 + c * 8), xr < 0 ? 0 : 16);
+    }
+  };
+
+#pragma unroll
+  for (int i = 0; i < S - 2; ++i) {
+    if (i < steps) load_x(i);
+    cp_async_commit();
+  }
+  Chunk cur{}, nxt{};
+  if (has_tile && c_begin < c_end) cur.load(rec + c_begin * R, lane);
+  if (has_tile && c_begin + 1 < c_end) nxt.load(rec + (c_begin + 1) * R, lane);
+
+  float acc[BM / 2];
+#pragma unroll
+  for (int i = 0; i < BM / 2; ++i) acc[i] = 0.0f;
+  wgmma_fence_operands(acc);
+  uint32_t a[2][4][2][4];  // [step parity][sub-block of the step][half][fragment register]
+
+  for (int64_t c = c_begin; c < c_end; ++c) {
+    uint32_t L0[Chunk::LW], L1[Chunk::LW];
+    cur.row_words(0, L0);
+    cur.row_words(1, L1);
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int i = int(2 * (c - c_begin)) + half;
+      // A fragments of sub-blocks 4·half .. 4·half + 3 (registers last read by step i - 2).
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
+        const int s = 4 * half + q;
+        Dec8 d0, d1;
+        F::codes8(F::packed(L0, cur.hw, s, t), s, d0);
+        F::codes8(F::packed(L1, cur.hw + Chunk::HW, s, t), s, d1);
+        qmmp_frags<F>(d0, d1, a[half][q][0], a[half][q][1]);
+      }
+      if (half == 1) {
+        cur = nxt;
+        if (has_tile && c + 2 < c_end) nxt.load(rec + (c + 2) * R, lane);
+      }
+      // Stage i has landed (all threads), and every warp is past step i - 2's wgmma.
+      cp_async_wait<S - 3>();
+      fence_proxy_async();
+      __syncthreads();
+      if (i + S - 2 < steps) load_x(i + S - 2);
+      cp_async_commit();
+      const uint8_t* st = smem + (i % S) * kStage;
+      wgmma_fence_operands(acc);
+      wgmma_fence();
+#pragma unroll
+      for (int j = 0; j < 8; ++j)  // k16 step j: sub-block j / 2, half j % 2
+        wgmma_rs<BM>(acc, a[half][j >> 1][j & 1], wgmma_desc_sw128(st + (j >> 2) * kAtom + (j & 3) * 32));
+      wgmma_commit();
+      wgmma_fence_operands(acc);
+      wgmma_wait<1>();
+    }
+  }
+  wgmma_wait<0>();
+  wgmma_fence_operands(acc);
+
+  // acc[4j + e]: weight row 16·warp + g + 8(e / 2) of the CTA, activation row 8j + 2t + e % 2.
+  const int64_t n_row = int64_t(blockIdx.x) * kQmmpRows + 16 * warp + (lane >> 2);
+  float* out = p.splits > 1 ? p.part + int64_t(blockIdx.z) * p.y_rows * p.n : p.y;
+#pragma unroll
+  for (int j = 0; j < BM / 8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const int64_t yr = yrow_s[8 * j + 2 * t + (e & 1)], n = n_row + 8 * (e >> 1);
+      if (yr >= 0 && n < p.n) out[yr * p.n + n] = acc[4 * j + e];
+    }
+}
+
+// x[rows][k] (f32) -> bf16 [rows][kp] in qmmp_phys order within every 16 values, zeros past k.
+// Pairs stay adjacent (qmmp_phys(2i + 1) = qmmp_phys(2i) + 1): one bf16x2 store per pair.
+template <int = 0>
+__global__ void __launch_bounds__(256) qmmp_permute_x_kernel(const float* x, int64_t rows, int64_t k, int64_t kp,
+                                                             __nv_bfloat16* out) {
+  const int64_t pairs = rows * (kp / 2), stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pairs; i += stride) {
+    const int64_t row = i / (kp / 2), j = 2 * (i % (kp / 2));
+    const int64_t col = (j & ~int64_t(15)) + qmmp_phys(int(j & 15));
+    const float lo = col < k ? x[row * k + col] : 0.0f, hi = col + 1 < k ? x[row * k + col + 1] : 0.0f;
+    reinterpret_cast<__nv_bfloat162*>(out)[i] = __floats2bfloat162_rn(lo, hi);
+  }
+}
+
+template <class F, int BM>
+void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
+  auto kernel = qmmp_kernel<F, BM>;
+  static const bool attr = [&] {
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmmp_smem_bytes<BM>()));
+    return true;
+  }();
+  (void)attr;
+  const dim3 grid(unsigned((p.tiles + 7) / 8), unsigned(p.rs.n_items), unsigned(p.splits));
+  kernel<<<grid, kQmmpThreads, qmmp_smem_bytes<BM>(), stream>>>(p);
+  LMK_LAUNCH_CHECK(qmmp_kernel);
+  if (p.splits > 1) {
+    const int64_t count = p.y_rows * p.n;
+    const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 2);
+    qmvp_sum_slices_kernel<><<<unsigned(blocks), 256, 0, stream>>>(p.part, p.splits, count, p.y);
+    LMK_LAUNCH_CHECK(qmvp_sum_slices_kernel);
+  }
+}
+
+// bm: activation rows per item (32, 64 or 128).
+template <class F>
+void launch_qmmp(const QmmpParams& p, int bm, cudaStream_t stream) {
+  if (p.rs.n_items <= 0) return;
+  if (p.rs.n_items > 65535 || p.splits > 65535 || (p.tiles + 7) / 8 > int64_t(INT32_MAX))
+    LMK_THROW(Unsupported, "quantized mat-mat: ", p.rs.n_items, " items x ", p.splits, " K-splits exceed the grid");
+  if (bm <= 32) launch_qmmp_bm<F, 32>(p, stream);
+  else if (bm <= 64) launch_qmmp_bm<F, 64>(p, stream);
+  else launch_qmmp_bm<F, 128>(p, stream);
+}
+
+// The two mat-mat entry points of launch.h; qmm_legacy.cu / qmm_kquant.cu instantiate them per
+// format with LMK_QMM_INSTANTIATE.
+template <class F>
+void run_qmm(const QmmParams& p, int bm, cudaStream_t stream) {
+  launch_qmm<F>(p, bm, stream);
+}
+template <class F>
+void run_qmmp(const QmmpParams& p, int bm, cudaStream_t stream) {
+  launch_qmmp<F>(p, bm, stream);
+}
+#define LMK_QMM_INSTANTIATE(F)                                        \
+  template void run_qmm<F>(const QmmParams&, int, cudaStream_t);     \
+  template void run_qmmp<F>(const QmmpParams&, int, cudaStream_t);
+
+}  // namespace lmk::cuda::mm
