@@ -13,11 +13,13 @@
 // with zeros to whole chunks once before the launch.
 //
 // CTA: two warpgroups, 128 weight rows (8 packed tiles, one per warp) x BM activation rows (an
-// item of the RowSource: plain row tiles or per-expert row lists), all of K or one K-split. x
-// arrives by cp.async into a ring of S shared-memory stages of 128 values of K (two 128-byte
-// swizzle atoms per row); step i decodes its A fragments while the wgmma group of step i - 1
-// runs, waits for stage i, refills the stage of step i - 2 and issues 8 wgmma k16 steps.
-// K-splits (small grids) store partial sums that qmvp_sum_slices_kernel adds in split order.
+// item of the RowSource: plain row tiles or per-expert row lists), all of K or one K-split. Two
+// shared-memory rings feed it: the 8 tiles' records of a chunk arrive by bulk copy (one thread,
+// one mbarrier per stage, SW stages ahead), x by cp.async in SX stages of 128 values of K (two
+// 128-byte swizzle atoms per row). Step i (half a chunk) decodes its A fragments from the record
+// while the wgmma group of step i - 1 runs, waits for x stage i, refills the x stage of step
+// i - 2 (and, after a chunk's second half, that chunk's record stage), then issues 8 wgmma k16
+// steps. K-splits (small grids) store partial sums that qmvp_sum_slices_kernel adds in order.
 #pragma once
 #include "cuda/wgmma.cuh"
 #include "ops/matmul/qmm.cuh"
@@ -40,13 +42,21 @@ struct QmmpParams {
 
 constexpr int kQmmpThreads = 256;  // two warpgroups
 constexpr int kQmmpRows = 128;     // weight rows per CTA (one 16-row tile per warp)
+constexpr int kQmmpSmem = 220 * 1024;  // dynamic shared memory budget (227 KB per CTA on sm_90)
+// x stages (BM rows x 256 bytes) and weight record stages (8 records) of the rings.
 template <int BM>
-constexpr int qmmp_stages() {
-  return BM == 128 ? 5 : 6;
+constexpr int qmmp_x_stages() {
+  return BM == 128 ? 4 : BM == 64 ? 5 : 6;
 }
 template <int BM>
-constexpr int qmmp_smem_bytes() {
-  return qmmp_stages<BM>() * BM * 256 + 1024;  // + alignment slack for the 1024-byte atoms
+constexpr int qmmp_w_stages(DType t) {
+  const int64_t left = kQmmpSmem - 1024 - int64_t(qmmp_x_stages<BM>()) * BM * 256;
+  const int64_t fit = left / (8 * packed::record_bytes(t));
+  return int(fit < 2 ? 2 : fit > 6 ? 6 : fit);
+}
+template <int BM>
+constexpr int qmmp_smem_bytes(DType t) {  // + 1024: alignment slack for the 1024-byte atoms
+  return qmmp_x_stages<BM>() * BM * 256 + qmmp_w_stages<BM>(t) * 8 * int(packed::record_bytes(t)) + 1024;
 }
 
 // Logical position L (< 16) of x's wgmma order holds element qmmp_phys(L) of its 16-group.
@@ -84,12 +94,16 @@ __device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint3
 template <class F, int BM>
 __global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams p) {
   static_assert(BM == 32 || BM == 64 || BM == 128, "wgmma N");
-  constexpr int S = qmmp_stages<BM>(), kStage = BM * 256, kAtom = BM * 128;
-  constexpr int64_t R = packed::record_bytes(F::kType);
+  constexpr int SX = qmmp_x_stages<BM>(), SW = qmmp_w_stages<BM>(F::kType);
+  constexpr int kStage = BM * 256, kAtom = BM * 128;
+  constexpr int R = int(packed::record_bytes(F::kType));
+  static_assert(kStage * SX + 8 * R * SW + 1024 <= kQmmpSmem + 1024, "shared memory");
   using Chunk = QmvpChunk<F::kType>;
   extern __shared__ uint8_t smem_raw[];
   __shared__ int64_t yrow_s[BM], xrow_s[BM];
-  uint8_t* const smem = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+  __shared__ __align__(8) uint64_t wbar[SW];
+  uint8_t* const xsm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
+  uint8_t* const wsm = xsm + SX * kStage;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, t = lane & 3;
   const int64_t item = blockIdx.y;
@@ -101,19 +115,28 @@ __global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams 
     yrow_s[tid] = yr;
     xrow_s[tid] = xr;
   }
+  if (tid == 0)
+    for (int s = 0; s < SW; ++s) mbar_init(&wbar[s]);
   __syncthreads();
 
   const int64_t c_begin = int64_t(blockIdx.z) * p.split_chunks;
   const int64_t c_end = c_begin + p.split_chunks < p.chunks ? c_begin + p.split_chunks : p.chunks;
-  const int steps = int(2 * (c_end - c_begin));  // steps of 128 values of K
+  const int chunks = int(c_end - c_begin), steps = 2 * chunks;  // steps of 128 values of K
   const int64_t kp = p.chunks * 256;
-  const int64_t tile = int64_t(blockIdx.x) * 8 + warp;
-  const bool has_tile = tile < p.tiles;  // past the last tile: zero weights
-  const uint8_t* rec = p.w + h.expert * p.expert_bytes + (has_tile ? tile : 0) * p.chunks * R;
+  const int64_t tile0 = int64_t(blockIdx.x) * 8;
+  const int my_tiles = int(p.tiles - tile0 < 8 ? p.tiles - tile0 : 8);  // tiles past the last: zero weights
+  const bool has_tile = warp < my_tiles;
+  const uint8_t* rec0 = p.w + h.expert * p.expert_bytes + (tile0 * p.chunks + c_begin) * R;
 
-  // Stage of step i: rows of 2 atoms x 128 bytes, 16-byte chunk c of row r at c ^ (r % 8).
+  // The records of chunk c (of this split) of the CTA's tiles into stage c % SW (thread 0).
+  auto load_w = [&](int c) {
+    uint8_t* st = wsm + (c % SW) * (8 * R);
+    mbar_expect_tx(&wbar[c % SW], uint32_t(my_tiles * R));
+    for (int w = 0; w < my_tiles; ++w) bulk_load(st + w * R, rec0 + (int64_t(w) * p.chunks + c) * R, R, &wbar[c % SW]);
+  };
+  // x stage of step i: rows of 2 atoms x 128 bytes, 16-byte chunk c of row r at c ^ (r % 8).
   auto load_x = [&](int i) {
-    uint8_t* st = smem + (i % S) * kStage;
+    uint8_t* st = xsm + (i % SX) * kStage;
     const int64_t k0 = c_begin * 256 + int64_t(i) * 128;
 #pragma unroll
     for (int j = 0; j < BM * 16 / kQmmpThreads; ++j) {
@@ -124,48 +147,58 @@ __global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams 
     }
   };
 
+  if (tid == 0)
+    for (int c = 0; c < SW && c < chunks; ++c) load_w(c);
 #pragma unroll
-  for (int i = 0; i < S - 2; ++i) {
+  for (int i = 0; i < SX - 2; ++i) {
     if (i < steps) load_x(i);
     cp_async_commit();
   }
-  Chunk cur{}, nxt{};
-  if (has_tile && c_begin < c_end) cur.load(rec + c_begin * R, lane);
-  if (has_tile && c_begin + 1 < c_end) nxt.load(rec + (c_begin + 1) * R, lane);
 
   float acc[BM / 2];
 #pragma unroll
   for (int i = 0; i < BM / 2; ++i) acc[i] = 0.0f;
   wgmma_fence_operands(acc);
-  uint32_t a[2][4][2][4];  // [step parity][sub-block of the step][half][fragment register]
+  uint32_t a[2][4][2][4] = {};  // [step parity][sub-block of the step][half][fragment register]
 
-  for (int64_t c = c_begin; c < c_end; ++c) {
-    uint32_t L0[Chunk::LW], L1[Chunk::LW];
-    cur.row_words(0, L0);
-    cur.row_words(1, L1);
+  for (int c = 0; c < chunks; ++c) {
+    // This warp's record of chunk c: lane words of rows g and g + 8, header words.
+    uint32_t L0[Chunk::LW], L1[Chunk::LW], H[2 * Chunk::HW];
+    if (has_tile) {
+      mbar_wait(&wbar[c % SW], uint32_t(c / SW) & 1u);
+      const uint8_t* rec = wsm + (c % SW) * (8 * R) + warp * R;
+#pragma unroll
+      for (int i = 0; i < Chunk::LW / 2; ++i) {
+        const uint4 v = *reinterpret_cast<const uint4*>(rec + (i * 32 + lane) * 16);
+        L0[2 * i] = v.x, L1[2 * i] = v.y, L0[2 * i + 1] = v.z, L1[2 * i + 1] = v.w;
+      }
+      const uint32_t* hw = reinterpret_cast<const uint32_t*>(rec + 256 * Chunk::LW + (lane >> 2) * 8 * Chunk::HW);
+#pragma unroll
+      for (int i = 0; i < 2 * Chunk::HW; ++i) H[i] = hw[i];
+    }
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
-      const int i = int(2 * (c - c_begin)) + half;
+      const int i = 2 * c + half;
       // A fragments of sub-blocks 4·half .. 4·half + 3 (registers last read by step i - 2).
+      if (has_tile) {
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int s = 4 * half + q;
-        Dec8 d0, d1;
-        F::codes8(F::packed(L0, cur.hw, s, t), s, d0);
-        F::codes8(F::packed(L1, cur.hw + Chunk::HW, s, t), s, d1);
-        qmmp_frags<F>(d0, d1, a[half][q][0], a[half][q][1]);
+        for (int q = 0; q < 4; ++q) {
+          const int s = 4 * half + q;
+          Dec8 d0, d1;
+          F::codes8(F::packed(L0, H, s, t), s, d0);
+          F::codes8(F::packed(L1, H + Chunk::HW, s, t), s, d1);
+          qmmp_frags<F>(d0, d1, a[half][q][0], a[half][q][1]);
+        }
       }
-      if (half == 1) {
-        cur = nxt;
-        if (has_tile && c + 2 < c_end) nxt.load(rec + (c + 2) * R, lane);
-      }
-      // Stage i has landed (all threads), and every warp is past step i - 2's wgmma.
-      cp_async_wait<S - 3>();
+      // x stage i has landed (all threads); every warp is past step i - 2's wgmma and, after
+      // a second half, done reading chunk c's record.
+      cp_async_wait<SX - 3>();
       fence_proxy_async();
       __syncthreads();
-      if (i + S - 2 < steps) load_x(i + S - 2);
+      if (i + SX - 2 < steps) load_x(i + SX - 2);
       cp_async_commit();
-      const uint8_t* st = smem + (i % S) * kStage;
+      if (half == 1 && tid == 0 && c + SW < chunks) load_w(c + SW);
+      const uint8_t* st = xsm + (i % SX) * kStage;
       wgmma_fence_operands(acc);
       wgmma_fence();
 #pragma unroll
@@ -209,12 +242,12 @@ template <class F, int BM>
 void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
   auto kernel = qmmp_kernel<F, BM>;
   static const bool attr = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmmp_smem_bytes<BM>()));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmmp_smem_bytes<BM>(F::kType)));
     return true;
   }();
   (void)attr;
   const dim3 grid(unsigned((p.tiles + 7) / 8), unsigned(p.rs.n_items), unsigned(p.splits));
-  kernel<<<grid, kQmmpThreads, qmmp_smem_bytes<BM>(), stream>>>(p);
+  kernel<<<grid, kQmmpThreads, qmmp_smem_bytes<BM>(F::kType), stream>>>(p);
   LMK_LAUNCH_CHECK(qmmp_kernel);
   if (p.splits > 1) {
     const int64_t count = p.y_rows * p.n;
