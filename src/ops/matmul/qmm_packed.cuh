@@ -1,7 +1,7 @@
 // Quantized mat-mat on packed weights (pack_ggml, packed_layout.h) with Hopper warpgroup MMA:
-// y[m, n] = Σ_k bf16(x[m, k]) · bf16(dequant_f32(W)[n, k]), f32 accumulation (spec §3.1 M > 8),
-// the same rounding contract as the raw-block mat-mat (qmm.cuh): each weight is dequantized
-// exactly in f32 and rounded once to bf16, x is rounded once to bf16.
+// y[m, n] = Σ_k bf16(x[m, k]) · w_bf16[n, k], f32 accumulation (spec §3.1 M > 8): bf16-rounded
+// activations x bf16 dequantized weights, the spec's 1.6e-2 row. The weights are dequantized in
+// bf16 arithmetic where the codes allow it (qmmp_frags), else exactly in f32 and rounded once.
 //
 // The weights are the register operand A of wgmma.m64nBMk16: the packed layout already gives
 // lane 4g + c of the warp that owns a 16-row tile the codes of elements 4c..4c+3 and
@@ -63,32 +63,62 @@ constexpr int qmmp_smem_bytes(DType t) {  // + 1024: alignment slack for the 102
 __host__ __device__ constexpr int qmmp_phys(int L) { return 4 * ((L % 8) / 2) + 2 * (L / 8) + L % 2; }
 
 // A fragments of one 32-element sub-block for rows g (d0) and g + 8 (d1): lo = the k16 step of
-// elements 0..15, hi = elements 16..31. Exact f32 dequant (w = sc · (code + bias) + off), one
-// rounding to bf16.
+// elements 0..15, hi = elements 16..31.
+//   Unsigned codes (every format but Q8_0 and the IQ4 codebooks; codes <= 63): bf16 arithmetic,
+//   three instructions per pair: one byte permute builds bf16x2 (128 + code) (0x43bb is exactly
+//   128 + bb for bb < 128), one exact subtraction leaves code + bias, one bf16x2 multiply by the
+//   bf16-rounded scale (or fma with the bf16-rounded min term). Error: the scale's, the min
+//   term's and the result's rounding (<= 3 bf16 ulps of |s·q| + |m|, the spec's bf16 row).
+//   Signed 8-bit codes (no exact bf16 magic): exact f32 dequant, one rounding to bf16.
+__device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) { return *reinterpret_cast<uint32_t*>(&v); }
+
 template <class F>
 __device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint32_t (&lo)[4], uint32_t (&hi)[4]) {
-  constexpr int kB = (F::kSigned ? 128 : 0) - F::kBias;
-  constexpr uint32_t flip = F::kSigned ? 0x80808080u : 0u;
-  float v0[8], v1[8];
-  codes4<kB>(d0.lo ^ flip, v0);
-  codes4<kB>(d0.hi ^ flip, v0 + 4);
-  codes4<kB>(d1.lo ^ flip, v1);
-  codes4<kB>(d1.hi ^ flip, v1 + 4);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) {
-    const float s0 = i < 4 ? d0.sc0 : d0.sc1, s1 = i < 4 ? d1.sc0 : d1.sc1;
+  if constexpr (!F::kSigned) {
+    const __nv_bfloat162 unbias = __float2bfloat162_rn(float(128 - F::kBias));
+    auto pairs = [&](uint32_t codes, __nv_bfloat162 sc, __nv_bfloat162 off, uint32_t& p01, uint32_t& p23) {
+      const uint32_t a = prmt(codes, 0x43u, 0x4140u), b = prmt(codes, 0x43u, 0x4342u);
+      __nv_bfloat162 va = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&a), unbias);
+      __nv_bfloat162 vb = __hsub2(*reinterpret_cast<const __nv_bfloat162*>(&b), unbias);
+      if constexpr (F::kMin) {
+        va = __hfma2(va, sc, off);
+        vb = __hfma2(vb, sc, off);
+      } else {
+        va = __hmul2(va, sc);
+        vb = __hmul2(vb, sc);
+      }
+      p01 = bf16x2_bits(va), p23 = bf16x2_bits(vb);
+    };
+    const __nv_bfloat162 s00 = __float2bfloat162_rn(d0.sc0), s10 = __float2bfloat162_rn(d1.sc0);
+    const __nv_bfloat162 s01 = F::kHalfScales ? __float2bfloat162_rn(d0.sc1) : s00;
+    const __nv_bfloat162 s11 = F::kHalfScales ? __float2bfloat162_rn(d1.sc1) : s10;
+    __nv_bfloat162 o00{}, o10{}, o01{}, o11{};
     if constexpr (F::kMin) {
-      v0[i] = fmaf(s0, v0[i], i < 4 ? d0.off0 : d0.off1);
-      v1[i] = fmaf(s1, v1[i], i < 4 ? d1.off0 : d1.off1);
-    } else {
-      v0[i] *= s0;
-      v1[i] *= s1;
+      o00 = __float2bfloat162_rn(d0.off0), o10 = __float2bfloat162_rn(d1.off0);
+      o01 = F::kHalfScales ? __float2bfloat162_rn(d0.off1) : o00;
+      o11 = F::kHalfScales ? __float2bfloat162_rn(d1.off1) : o10;
     }
+    pairs(d0.lo, s00, o00, lo[0], lo[2]);
+    pairs(d1.lo, s10, o10, lo[1], lo[3]);
+    pairs(d0.hi, s01, o01, hi[0], hi[2]);
+    pairs(d1.hi, s11, o11, hi[1], hi[3]);
+  } else {
+    constexpr int kB = 128 - F::kBias;
+    float v0[8], v1[8];
+    codes4<kB>(d0.lo ^ 0x80808080u, v0);
+    codes4<kB>(d0.hi ^ 0x80808080u, v0 + 4);
+    codes4<kB>(d1.lo ^ 0x80808080u, v1);
+    codes4<kB>(d1.hi ^ 0x80808080u, v1 + 4);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      v0[i] *= i < 4 ? d0.sc0 : d0.sc1;
+      v1[i] *= i < 4 ? d1.sc0 : d1.sc1;
+    }
+    lo[0] = pack_bf16(v0[0], v0[1]), lo[1] = pack_bf16(v1[0], v1[1]);
+    lo[2] = pack_bf16(v0[2], v0[3]), lo[3] = pack_bf16(v1[2], v1[3]);
+    hi[0] = pack_bf16(v0[4], v0[5]), hi[1] = pack_bf16(v1[4], v1[5]);
+    hi[2] = pack_bf16(v0[6], v0[7]), hi[3] = pack_bf16(v1[6], v1[7]);
   }
-  lo[0] = pack_bf16(v0[0], v0[1]), lo[1] = pack_bf16(v1[0], v1[1]);
-  lo[2] = pack_bf16(v0[2], v0[3]), lo[3] = pack_bf16(v1[2], v1[3]);
-  hi[0] = pack_bf16(v0[4], v0[5]), hi[1] = pack_bf16(v1[4], v1[5]);
-  hi[2] = pack_bf16(v0[6], v0[7]), hi[3] = pack_bf16(v1[6], v1[7]);
 }
 
 template <class F, int BM>
