@@ -658,18 +658,18 @@ int qmmp_tile(int64_t rows) { return rows <= 32 ? 32 : rows <= 64 ? 64 : 128; }
 
 // K-splits of the packed mat-mat: enough CTAs (one per SM) to cover the GPU when the 128-row tiles
 // x items do not, at least 2 chunks per split. Plain items only (split partials cover every row).
-int64_t qmmp_splits(const packed::Geometry& g, int64_t items, bool plain) {
+int64_t qmmp_splits(const packed::Geometry& g, int64_t items, bool plain, int bm) {
   if (!plain) return 1;
-  const int64_t ctas = ceil_div(g.tiles, int64_t(8)) * items;
-  const int64_t want = std::min<int64_t>(int64_t(sm_count()) / std::max<int64_t>(ctas, 1), g.chunks / 2);
+  const int64_t ctas = ceil_div(g.tiles, int64_t(8)) * items, per_sm = bm <= 32 ? 2 : 1;  // qmmp_ctas_per_sm
+  const int64_t want = std::min<int64_t>(per_sm * sm_count() / std::max<int64_t>(ctas, 1), g.chunks / 2);
   if (want <= 1) return 1;
   return ceil_div(g.chunks, ceil_div(g.chunks, want));
 }
 
 // Scratch bytes of run_packed_mm.
-int64_t packed_mm_scratch_bytes(const PackedView& w, int64_t x_rows, int64_t items, bool plain, int64_t y_rows) {
+int64_t packed_mm_scratch_bytes(const PackedView& w, int64_t x_rows, int64_t items, bool plain, int bm, int64_t y_rows) {
   const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
-  const int64_t splits = qmmp_splits(g, items, plain);
+  const int64_t splits = qmmp_splits(g, items, plain, bm);
   return align_up(x_rows * g.chunks * 256 * 2, 256) + (splits > 1 ? align_up(splits * y_rows * w.n * 4, 256) : 0);
 }
 
@@ -693,7 +693,7 @@ void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const Ro
   p.rs = rs;
   p.y = y;
   p.y_rows = y_rows;
-  p.splits = int(qmmp_splits(g, rs.n_items, rs.mode == ItemMode::plain));
+  p.splits = int(qmmp_splits(g, rs.n_items, rs.mode == ItemMode::plain, bm));
   p.split_chunks = ceil_div(g.chunks, int64_t(p.splits));
   p.part = p.splits > 1 ? cv.take<float>(p.splits * y_rows * w.n) : nullptr;
   visit_format(w.type, [&](auto f) { run_qmmp<decltype(f)>(p, bm, st); });
@@ -789,7 +789,7 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   const int tile = mat_mat ? qmmp_tile(int64_t(avg)) : direct ? 1 : avg > 1.0 ? 8 : 1;
   const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
   const int64_t route_bytes = direct ? 0 : route_scratch_bytes(E, R, max_items);
-  const int64_t run_bytes = mat_mat ? packed_mm_scratch_bytes(w, a.x_rows, max_items, false, R)
+  const int64_t run_bytes = mat_mat ? packed_mm_scratch_bytes(w, a.x_rows, max_items, false, tile, R)
                                     : packed_scratch_bytes(w, a.x_rows, tile, R);
   Workspace& ws = workspace(s, route_bytes + run_bytes);
   uint32_t* dbg = debug_flags_begin(debug, ws, st);
@@ -825,7 +825,7 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
   const bool mat_mat = rows > kMatvecMaxM;
   rs.per_item = mat_mat ? qmmp_tile(rows) : int(std::min<int64_t>(rows, 8));
   rs.n_items = ceil_div(rows, int64_t(rs.per_item));
-  Workspace& ws = workspace(s, mat_mat ? packed_mm_scratch_bytes(w, rows, rs.n_items, true, rows)
+  Workspace& ws = workspace(s, mat_mat ? packed_mm_scratch_bytes(w, rows, rs.n_items, true, rs.per_item, rows)
                                        : packed_scratch_bytes(w, rows, rs.per_item, rows));
   Carve cv{static_cast<char*>(ws.scratch)};
   if (mat_mat) run_packed_mm(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));

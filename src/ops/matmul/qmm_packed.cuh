@@ -42,15 +42,24 @@ struct QmmpParams {
 
 constexpr int kQmmpThreads = 256;  // two warpgroups
 constexpr int kQmmpRows = 128;     // weight rows per CTA (one 16-row tile per warp)
-constexpr int kQmmpSmem = 220 * 1024;  // dynamic shared memory budget (227 KB per CTA on sm_90)
+// CTAs per SM: two for 32-row items (their wgmma is short: more warps hide the decode
+// latency), else one; each gets an even share of the 220 KB dynamic shared-memory budget.
+template <int BM>
+constexpr int qmmp_ctas_per_sm() {
+  return BM == 32 ? 2 : 1;
+}
+template <int BM>
+constexpr int qmmp_smem_budget() {
+  return 220 * 1024 / qmmp_ctas_per_sm<BM>();
+}
 // x stages (BM rows x 256 bytes) and weight record stages (8 records) of the rings.
 template <int BM>
 constexpr int qmmp_x_stages() {
-  return BM == 128 ? 4 : BM == 64 ? 5 : 6;
+  return BM == 128 ? 4 : BM == 64 ? 5 : 4;
 }
 template <int BM>
 constexpr int qmmp_w_stages(DType t) {
-  const int64_t left = kQmmpSmem - 1024 - int64_t(qmmp_x_stages<BM>()) * BM * 256;
+  const int64_t left = qmmp_smem_budget<BM>() - 1024 - int64_t(qmmp_x_stages<BM>()) * BM * 256;
   const int64_t fit = left / (8 * packed::record_bytes(t));
   return int(fit < 2 ? 2 : fit > 6 ? 6 : fit);
 }
@@ -122,12 +131,12 @@ __device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint3
 }
 
 template <class F, int BM>
-__global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams p) {
+__global__ void __launch_bounds__(kQmmpThreads, qmmp_ctas_per_sm<BM>()) qmmp_kernel(const QmmpParams p) {
   static_assert(BM == 32 || BM == 64 || BM == 128, "wgmma N");
   constexpr int SX = qmmp_x_stages<BM>(), SW = qmmp_w_stages<BM>(F::kType);
-  constexpr int kStage = BM * 256, kAtom = BM * 128;
+  constexpr int kStage = BM * 256, kAtom = BM * 128, XJ = BM * 16 / kQmmpThreads;
   constexpr int R = int(packed::record_bytes(F::kType));
-  static_assert(kStage * SX + 8 * R * SW + 1024 <= kQmmpSmem + 1024, "shared memory");
+  static_assert(kStage * SX + 8 * R * SW + 1024 <= qmmp_smem_budget<BM>() + 1024, "shared memory");
   using Chunk = QmvpChunk<F::kType>;
   extern __shared__ uint8_t smem_raw[];
   __shared__ int64_t yrow_s[BM], xrow_s[BM];
@@ -159,31 +168,41 @@ __global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams 
   const uint8_t* rec0 = p.w + h.expert * p.expert_bytes + (tile0 * p.chunks + c_begin) * R;
 
   // The records of chunk c (of this split) of the CTA's tiles into stage c % SW (thread 0).
-  auto load_w = [&](int c) {
-    uint8_t* st = wsm + (c % SW) * (8 * R);
-    mbar_expect_tx(&wbar[c % SW], uint32_t(my_tiles * R));
-    for (int w = 0; w < my_tiles; ++w) bulk_load(st + w * R, rec0 + (int64_t(w) * p.chunks + c) * R, R, &wbar[c % SW]);
+  auto load_w = [&](int c, int stage) {
+    uint8_t* st = wsm + stage * (8 * R);
+    mbar_expect_tx(&wbar[stage], uint32_t(my_tiles * R));
+    for (int w = 0; w < my_tiles; ++w) bulk_load(st + w * R, rec0 + (int64_t(w) * p.chunks + c) * R, R, &wbar[stage]);
   };
   // x stage of step i: rows of 2 atoms x 128 bytes, 16-byte chunk c of row r at c ^ (r % 8).
-  auto load_x = [&](int i) {
-    uint8_t* st = xsm + (i % SX) * kStage;
-    const int64_t k0 = c_begin * 256 + int64_t(i) * 128;
+  // This thread copies chunk tid % 16 of rows tid / 16 + 16j: sources and the (swizzled) target
+  // are fixed but for the step's K offset and the stage.
+  const int xc = tid & 15, xrow0 = tid >> 4;
+  const uint32_t xdst = smem_u32(xsm) + (xc >> 3) * kAtom + xrow0 * 128 + (((xc & 7) ^ (xrow0 & 7)) << 4);
+  const __nv_bfloat16* xsrc[XJ];
+  int xbytes[XJ];
 #pragma unroll
-    for (int j = 0; j < BM * 16 / kQmmpThreads; ++j) {
-      const int e = tid + j * kQmmpThreads, row = e >> 4, c = e & 15;
-      const int64_t xr = xrow_s[row];
-      uint8_t* dst = st + (c >> 3) * kAtom + row * 128 + (((c & 7) ^ (row & 7)) << 4);
-      cp_async16(dst, p.xp + (xr < 0 ? 0 : xr * kp + k0 + c * 8), xr < 0 ? 0 : 16);
-    }
+  for (int j = 0; j < XJ; ++j) {
+    const int64_t xr = xrow_s[xrow0 + 16 * j];
+    xsrc[j] = p.xp + (xr < 0 ? 0 : xr * kp + c_begin * 256 + xc * 8);
+    xbytes[j] = xr < 0 ? 0 : 16;
+  }
+  auto load_x = [&](int i, int stage) {
+#pragma unroll
+    for (int j = 0; j < XJ; ++j)
+      cp_async16_u32(xdst + stage * kStage + j * 16 * 128, xsrc[j] + i * 128, xbytes[j]);
   };
 
   if (tid == 0)
-    for (int c = 0; c < SW && c < chunks; ++c) load_w(c);
+    for (int c = 0; c < SW && c < chunks; ++c) load_w(c, c);
 #pragma unroll
   for (int i = 0; i < SX - 2; ++i) {
-    if (i < steps) load_x(i);
+    if (i < steps) load_x(i, i);
     cp_async_commit();
   }
+  // Ring positions: x stage of step i (use) and of step i + SX - 2 (load); record stage and
+  // mbarrier phase of chunk c (use) and of chunk c + SW (load).
+  int x_use = 0, x_load = SX - 2, w_use = 0, w_phase = 0;
+  const uint64_t desc0 = wgmma_desc_sw128(xsm);
 
   float acc[BM / 2];
 #pragma unroll
@@ -195,8 +214,8 @@ __global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams 
     // This warp's record of chunk c: lane words of rows g and g + 8, header words.
     uint32_t L0[Chunk::LW], L1[Chunk::LW], H[2 * Chunk::HW];
     if (has_tile) {
-      mbar_wait(&wbar[c % SW], uint32_t(c / SW) & 1u);
-      const uint8_t* rec = wsm + (c % SW) * (8 * R) + warp * R;
+      mbar_wait(&wbar[w_use], uint32_t(w_phase));
+      const uint8_t* rec = wsm + w_use * (8 * R) + warp * R;
 #pragma unroll
       for (int i = 0; i < Chunk::LW / 2; ++i) {
         const uint4 v = *reinterpret_cast<const uint4*>(rec + (i * 32 + lane) * 16);
@@ -225,15 +244,20 @@ __global__ void __launch_bounds__(kQmmpThreads, 1) qmmp_kernel(const QmmpParams 
       cp_async_wait<SX - 3>();
       fence_proxy_async();
       __syncthreads();
-      if (i + SX - 2 < steps) load_x(i + SX - 2);
+      if (i + SX - 2 < steps) load_x(i + SX - 2, x_load);
       cp_async_commit();
-      if (half == 1 && tid == 0 && c + SW < chunks) load_w(c + SW);
-      const uint8_t* st = xsm + (i % SX) * kStage;
+      x_load = x_load + 1 == SX ? 0 : x_load + 1;
+      if (half == 1) {
+        if (tid == 0 && c + SW < chunks) load_w(c + SW, w_use);
+        if (++w_use == SW) w_use = 0, w_phase ^= 1;
+      }
+      const uint64_t desc = desc0 + uint64_t((x_use * kStage) >> 4);
+      x_use = x_use + 1 == SX ? 0 : x_use + 1;
       wgmma_fence_operands(acc);
       wgmma_fence();
 #pragma unroll
       for (int j = 0; j < 8; ++j)  // k16 step j: sub-block j / 2, half j % 2
-        wgmma_rs<BM>(acc, a[half][j >> 1][j & 1], wgmma_desc_sw128(st + (j >> 2) * kAtom + (j & 3) * 32));
+        wgmma_rs<BM>(acc, a[half][j >> 1][j & 1], desc + uint64_t(((j >> 2) * kAtom + (j & 3) * 32) >> 4));
       wgmma_commit();
       wgmma_fence_operands(acc);
       wgmma_wait<1>();
