@@ -194,6 +194,9 @@ __global__ void __launch_bounds__(kQmmpThreads, qmmp_ctas_per_sm<BM>()) qmmp_ker
 
   if (tid == 0)
     for (int c = 0; c < SW && c < chunks; ++c) load_w(c, c);
+  // x is written by permute_x, the kernel before this one (programmatic dependence): the weight
+  // stages above are already in flight while it finishes.
+  asm volatile("griddepcontrol.wait;" ::: "memory");
 #pragma unroll
   for (int i = 0; i < SX - 2; ++i) {
     if (i < steps) load_x(i, i);
@@ -265,6 +268,8 @@ __global__ void __launch_bounds__(kQmmpThreads, qmmp_ctas_per_sm<BM>()) qmmp_ker
   }
   wgmma_wait<0>();
   wgmma_fence_operands(acc);
+  // The split sum (if any) may launch; it waits for this grid to finish before reading.
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 
   // acc[4j + e]: weight row 16·warp + g + 8(e / 2) of the CTA, activation row 8j + 2t + e % 2.
   const int64_t n_row = int64_t(blockIdx.x) * kQmmpRows + 16 * warp + (lane >> 2);
@@ -283,6 +288,7 @@ __global__ void __launch_bounds__(kQmmpThreads, qmmp_ctas_per_sm<BM>()) qmmp_ker
 template <int = 0>
 __global__ void __launch_bounds__(256) qmmp_permute_x_kernel(const float* x, int64_t rows, int64_t k, int64_t kp,
                                                              __nv_bfloat16* out) {
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");  // qmmp may start its weight loads
   const int64_t pairs = rows * (kp / 2), stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pairs; i += stride) {
     const int64_t row = i / (kp / 2), j = 2 * (i % (kp / 2));
@@ -301,13 +307,12 @@ void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
   }();
   (void)attr;
   const dim3 grid(unsigned((p.tiles + 7) / 8), unsigned(p.rs.n_items), unsigned(p.splits));
-  kernel<<<grid, kQmmpThreads, qmmp_smem_bytes<BM>(F::kType), stream>>>(p);
-  LMK_LAUNCH_CHECK(qmmp_kernel);
+  launch_pdl(kernel, grid, kQmmpThreads, qmmp_smem_bytes<BM>(F::kType), stream, p);
   if (p.splits > 1) {
     const int64_t count = p.y_rows * p.n;
     const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 2);
-    qmvp_sum_slices_kernel<><<<unsigned(blocks), 256, 0, stream>>>(p.part, p.splits, count, p.y);
-    LMK_LAUNCH_CHECK(qmvp_sum_slices_kernel);
+    launch_pdl(qmvp_sum_slices_kernel<>, dim3(unsigned(blocks)), 256, 0, stream, static_cast<const float*>(p.part),
+               p.splits, count, p.y);
   }
 }
 
