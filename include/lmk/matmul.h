@@ -58,11 +58,13 @@ void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, St
 // mat-vec reads fastest (src/ops/matmul/packed_layout.h): per 16-row tile and 256-element chunk,
 // every lane's codes as 16-byte words and the rows' scales beside them. Same bytes as the blocks
 // plus zero padding to whole tiles and chunks (N rounded up to 16, K to 256), on w's device.
-// Pack once when the model loads, then call quantized_matmul_ggml with the packed weight: same
-// arithmetic as the raw weight's mat-vec (the order of the partial sums may differ), and
-// deterministic: the same call gives the same bits every time. Any M works: up to 8 rows per
-// pass over the weights (M > 8 re-reads them per 8 rows, so keep the raw weight for prefill's
-// mat-mat). The CPU backend unpacks a 16-row tile at a time and runs its own kernel.
+// Pack once when the model loads, then call quantized_matmul_ggml with the packed weight for
+// every batch size: decode (M <= 8) runs the mat-vec with the same arithmetic as the raw weight's
+// (the order of the partial sums may differ); M > 8 (speculative verify, prefill) runs a Hopper
+// warpgroup-MMA mat-mat that decodes the packed codes straight into its register operand (on
+// H100 it is 2-4x faster than the raw-weight mat-mat, see docs/perf.md). Both are deterministic:
+// the same call gives the same bits every time. The CPU backend unpacks a 16-row tile at a time
+// and runs its own kernel (exact f32 at every M).
 // unpack_ggml restores the raw blocks (out: w's dtype, [N, K], on the packed weight's device).
 // Expert weights [E, N, K] (contiguous) pack expert by expert (n_experts = E) and serve
 // quantized_matmul_id_ggml.
@@ -77,12 +79,18 @@ PackedGgml pack_ggml(const Tensor& w, Stream& stream = default_stream());
 // out: [N, K] (n_experts == 1) or [E, N, K].
 void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& stream = default_stream());
 // y[m, n] = Σ_k x[m, k] · dequant(w)[n, k] for a packed w (one expert): x f32 [M, K], y f32
-// [M, N], same precision as the mat-vec path (e <= 1e-5).
+// [M, N]. Precision: M <= 8 (and the CPU backend) as the mat-vec path (e <= 1e-5); on CUDA,
+// M > 8 uses bf16 operands (the bf16 row, e <= 1.6e-2): activations rounded to bf16, and weights
+// dequantized in bf16 arithmetic (bf16-rounded scale and min term, one rounding of the product:
+// at most 3·2^-9 of |scale·q| + |min| per weight) for the formats with unsigned codes, or
+// exactly in f32 and rounded once to bf16 for q8_0, iq4_nl and iq4_xs (signed 8-bit codes).
+// Scratch: 2·M·(K rounded up to 256) bytes, plus 4·M·N per K-split when the grid is small.
 void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& stream = default_stream());
-// quantized_matmul_id_ggml (below) on packed expert weights: same arguments, ids, error contract
-// and precision as the mat-vec path (e <= 1e-5). Up to 32 routed rows run one item per row,
-// more run per-expert row lists of up to 8 rows (no mat-mat path: keep the raw weights for
-// prefill-sized batches).
+// quantized_matmul_id_ggml (below) on packed expert weights: same arguments, ids and error
+// contract. Up to 32 routed rows run one item per row (mat-vec precision, e <= 1e-5); more run
+// per-expert row lists: up to 8 rows per item on the mat-vec, or, on CUDA once experts average
+// more than 16 rows (prefill), up to 32 / 64 / 128 rows per item on the packed mat-mat with its
+// bf16 precision.
 void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor& ids, const Tensor& y, int64_t top_k,
                               bool input_per_slot = false, Stream& stream = default_stream(),
                               const Tensor& error_flag = Tensor());
