@@ -103,6 +103,19 @@ __device__ __forceinline__ void item_row(const RowSource& rs, const ItemHead& h,
   xrow = rs.per_slot ? yrow : yrow / rs.top_k;
 }
 
+// Output and input row of each of an item's first `tile` rows into shared memory (-1 past the
+// item's count), one thread per row; the caller synchronizes before reading them.
+template <int TILE>
+__device__ __forceinline__ void stage_item_rows(const RowSource& rs, const ItemHead& h, int tid, int64_t* yrow,
+                                                int64_t* xrow) {
+  if (tid < TILE) {
+    int64_t yr = -1, xr = -1;
+    if (tid < h.count) item_row(rs, h, tid, yr, xr);
+    yrow[tid] = yr;
+    xrow[tid] = xr;
+  }
+}
+
 // ---- loads ------------------------------------------------------------------------------------------
 // 4 bytes at a 2-byte aligned address p inside a block tensor. fast: the tensor (every expert)
 // starts and ends 4-byte aligned, so the aligned words overlapping [p, p+4) lie inside it: one

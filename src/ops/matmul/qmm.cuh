@@ -61,12 +61,7 @@ __global__ void __launch_bounds__(256) qmm_kernel(const QmmParams p) {
   const int64_t item = blockIdx.y;
   if (item >= item_count(p.rs)) return;
   const ItemHead h = item_head(p.rs, item);
-  if (tid < BM) {
-    int64_t yr = -1, xr = -1;
-    if (tid < h.count) item_row(p.rs, h, tid, yr, xr);
-    yrow_s[tid] = yr;
-    xrow_s[tid] = xr;
-  }
+  stage_item_rows<BM>(p.rs, h, tid, yrow_s, xrow_s);
   __syncthreads();
 
   const int64_t n0 = int64_t(blockIdx.x) * BN;

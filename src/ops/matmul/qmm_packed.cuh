@@ -148,12 +148,7 @@ __global__ void __launch_bounds__(kQmmpThreads, qmmp_ctas_per_sm<BM>()) qmmp_ker
   const int64_t item = blockIdx.y;
   if (item >= item_count(p.rs)) return;
   const ItemHead h = item_head(p.rs, item);
-  if (tid < BM) {
-    int64_t yr = -1, xr = -1;
-    if (tid < h.count) item_row(p.rs, h, tid, yr, xr);
-    yrow_s[tid] = yr;
-    xrow_s[tid] = xr;
-  }
+  stage_item_rows<BM>(p.rs, h, tid, yrow_s, xrow_s);
   if (tid == 0)
     for (int s = 0; s < SW; ++s) mbar_init(&wbar[s]);
   __syncthreads();
@@ -308,12 +303,7 @@ void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
   (void)attr;
   const dim3 grid(unsigned((p.tiles + 7) / 8), unsigned(p.rs.n_items), unsigned(p.splits));
   launch_pdl(kernel, grid, kQmmpThreads, qmmp_smem_bytes<BM>(F::kType), stream, p);
-  if (p.splits > 1) {
-    const int64_t count = p.y_rows * p.n;
-    const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 2);
-    launch_pdl(qmvp_sum_slices_kernel<>, dim3(unsigned(blocks)), 256, 0, stream, static_cast<const float*>(p.part),
-               p.splits, count, p.y);
-  }
+  if (p.splits > 1) launch_sum_slices(p.part, p.splits, p.y_rows * p.n, p.y, stream);
 }
 
 // bm: activation rows per item (32, 64 or 128).

@@ -263,6 +263,12 @@ __global__ void __launch_bounds__(256) qmvp_sum_slices_kernel(const float* part,
   }
 }
 
+// y = the sum of `slices` partial results part[s][count], behind the kernel just launched.
+inline void launch_sum_slices(const float* part, int slices, int64_t count, float* y, cudaStream_t stream) {
+  const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 2);
+  launch_pdl(qmvp_sum_slices_kernel<>, dim3(unsigned(blocks)), 256, 0, stream, part, slices, count, y);
+}
+
 template <class F, int MT, bool One>
 void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
   auto kernel = qmvp_kernel<F, MT, One>;
@@ -278,12 +284,7 @@ void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
   const int64_t units = p.rs.n_items * p.tiles;  // grouped: an upper bound
   const int64_t groups = std::min<int64_t>(units, std::max<int64_t>(1, resident / p.slices));
   launch_pdl(kernel, dim3(unsigned(groups), unsigned(p.slices)), 32 * kQmvpWarps, smem, stream, p);
-  if (p.slices > 1) {
-    const int64_t count = p.y_rows * p.n;
-    const int64_t blocks = std::min<int64_t>((count + 255) / 256, int64_t(sm_count()) * 2);
-    launch_pdl(qmvp_sum_slices_kernel<>, dim3(unsigned(blocks)), 256, 0, stream, static_cast<const float*>(p.part),
-               p.slices, count, p.y);
-  }
+  if (p.slices > 1) launch_sum_slices(p.part, p.slices, p.y_rows * p.n, p.y, stream);
 }
 
 // Items of up to 8 activation rows (p.rs.per_item; 1 for single routed rows).
