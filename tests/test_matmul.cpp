@@ -459,8 +459,9 @@ TEST(MatmulGpu, MatvecIsDeterministicAndCapturable) {
     EXPECT_EQ(hr.bytes, test::to_host(br).bytes) << name(ty);
   }
 }
-// The CUDA packer and unpacker agree with the CPU's byte for byte; the packed mat-vec is
-// deterministic, replays bit-identically from a CUDA graph and agrees with the fp64 reference.
+// The CUDA packer and unpacker agree with the CPU's byte for byte; the packed mat-vec (M = 1, 3)
+// agrees with the fp64 reference; the mat-vec and the mat-mat (M = 20) are deterministic and
+// replay bit-identically from a CUDA graph.
 TEST(MatmulGpu, PackedMatchesCpuAndIsCapturable) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device here";
   const Device g = Device::cuda(0);
@@ -498,19 +499,29 @@ TEST(MatmulGpu, PackedMatchesCpuAndIsCapturable) {
       ASSERT_NEAR(h3.as<float>()[i], e.want, e.allowed) << name(ty) << " M=3 " << i;
       if (i < n) ASSERT_NEAR(h1.as<float>()[i], e.want, e.allowed) << name(ty) << " M=1 " << i;
     }
+    // M = 20: the wgmma mat-mat (K-splits here: one 128-row tile), launched with programmatic
+    // dependence behind permute_x, with the split sum behind it.
+    auto x20 = test::random_normal(DType::f32, {20, k}, 45);
+    auto dx20 = test::to_device(x20, g);
+    auto a20 = test::poisoned(DType::f32, {20, n}, g);
+    quantized_matmul_ggml(dx20.tensor, gpu, a20.tensor);
+    const auto h20 = test::to_host(a20);
     Stream s = Stream::create(g);
     matmul_workspace_reserve(s, int64_t(1) << 20);
     auto b1 = test::poisoned(DType::f32, {1, n}, g), b3 = test::poisoned(DType::f32, {3, n}, g);
+    auto b20 = test::poisoned(DType::f32, {20, n}, g);
     Graph graph;
     graph.begin_capture(s);
     quantized_matmul_ggml(x1, gpu, b1.tensor, s);
     quantized_matmul_ggml(dx.tensor, gpu, b3.tensor, s);
+    quantized_matmul_ggml(dx20.tensor, gpu, b20.tensor, s);
     graph.end_capture();
     graph.replay(s);
     graph.replay(s);
     s.synchronize();
     EXPECT_EQ(h1.bytes, test::to_host(b1).bytes) << name(ty);
     EXPECT_EQ(h3.bytes, test::to_host(b3).bytes) << name(ty);
+    EXPECT_EQ(h20.bytes, test::to_host(b20).bytes) << name(ty) << " M=20";
   }
   // A CPU x with a GPU packed weight is rejected.
   Host h;
