@@ -5,9 +5,9 @@
 //
 // The weights are the register operand A of wgmma.m64nBMk16: the packed layout already gives
 // lane 4g + c of the warp that owns a 16-row tile the codes of elements 4c..4c+3 and
-// 16 + 4c..16 + 4c + 3 of every 32-element sub-block of rows g and g + 8, so a warp loads its
-// tile's 512-byte records straight into registers (one chunk ahead) and decodes them into A
-// fragments, no shared-memory staging. Those fragments hold k 2c, 2c + 1, 2c + 8, 2c + 9 of each
+// 16 + 4c..16 + 4c + 3 of every 32-element sub-block of rows g and g + 8, so a warp copies its
+// tile's record of a chunk from the ring (below) into registers and decodes it into A fragments:
+// no shared-memory weight tile, no reshuffle. Those fragments hold k 2c, 2c + 1, 2c + 8, 2c + 9 of each
 // 16-element half, so x is stored in the matching order (permute_x: within every 16 elements,
 // position L holds element 4·((L % 8) / 2) + 2·(L / 8) + L % 2), converted to bf16 and padded
 // with zeros to whole chunks once before the launch.
@@ -19,7 +19,8 @@
 // 128-byte swizzle atoms per row). Step i (half a chunk) decodes its A fragments from the record
 // while the wgmma group of step i - 1 runs, waits for x stage i, refills the x stage of step
 // i - 2 (and, after a chunk's second half, that chunk's record stage), then issues 8 wgmma k16
-// steps. K-splits (small grids) store partial sums that qmvp_sum_slices_kernel adds in order.
+// steps. K-splits (small grids) store partial sums that launch_sum_slices adds in order. The
+// kernel is launched with programmatic dependence: its weight stages load while permute_x runs.
 #pragma once
 #include "cuda/wgmma.cuh"
 #include "ops/matmul/qmm.cuh"
