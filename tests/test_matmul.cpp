@@ -400,6 +400,47 @@ TEST(MatmulGpu, PathsAgree) {
   }
 }
 
+// The rows of hm (all rows of x) and h1 (row 0 alone) against the fp64 reference at mat-vec
+// precision (1e-5 of Σ|x|·|w|); w: the first [n, k] matrix of the weight's blocks.
+void expect_matvec_rows(const test::HostTensor& x, const test::HostTensor& w, DType ty, int64_t n, int64_t k,
+                        const test::HostTensor& hm, const test::HostTensor& h1) {
+  const int64_t m = x.shape[0];
+  Refs refs(m, n);
+  const auto xd = x.to_double();
+  const auto wd = ref::mm::dequant_matrix(ty, w.bytes.data(), n, k);
+  for (int64_t r = 0; r < m; ++r) refs.add_row(xd, r, wd, n, k, r);
+  for (int64_t i = 0; i < m * n; ++i) {
+    const Expect e = expect(refs, MatmulPath::matvec, size_t(i));
+    ASSERT_NEAR(hm.as<float>()[i], e.want, e.allowed) << name(ty) << " M=" << m << " " << i;
+    if (i < n) ASSERT_NEAR(h1.as<float>()[i], e.want, e.allowed) << name(ty) << " M=1 " << i;
+  }
+}
+
+// Captures launch(outputs, stream) into a CUDA graph on a fresh stream (scratch reserved first:
+// capture must not allocate), replays it twice into poisoned outputs and expects each output to
+// equal the eager run's bytes (`eager`, in the order of `outputs`).
+template <class Launch>
+void expect_graph_replays(Device g, const std::vector<const test::HostTensor*>& eager, Launch launch,
+                          std::string_view what) {
+  Stream s = Stream::create(g);
+  matmul_workspace_reserve(s, int64_t(1) << 20);
+  std::vector<test::DeviceTensor> outs;
+  outs.reserve(eager.size());
+  std::vector<Tensor> views;
+  for (const auto* e : eager) {
+    outs.push_back(test::poisoned(e->dtype, e->shape, g));
+    views.push_back(outs.back().tensor);
+  }
+  Graph graph;
+  graph.begin_capture(s);
+  launch(views, s);
+  graph.end_capture();
+  graph.replay(s);
+  graph.replay(s);
+  s.synchronize();
+  for (size_t i = 0; i < outs.size(); ++i) EXPECT_EQ(eager[i]->bytes, test::to_host(outs[i]).bytes) << what << " output " << i;
+}
+
 // The mat-vec path (x split kernel, then the mat-vec launched with programmatic dependence) is
 // correct against the fp64 reference, deterministic, and can be captured into a CUDA graph:
 // plain M = 1 and M = 4, and routed rows.
@@ -430,33 +471,9 @@ TEST(MatmulGpu, MatvecIsDeterministicAndCapturable) {
     EXPECT_EQ(h1.bytes, test::to_host(a1).bytes) << name(ty);
     EXPECT_EQ(h4.bytes, test::to_host(a4).bytes) << name(ty);
     EXPECT_EQ(hr.bytes, test::to_host(ar).bytes) << name(ty);
-    // Against the fp64 reference (mat-vec tolerance 1e-5 of Σ|x|·|w|): the plain rows use expert 0.
-    Refs refs(4, n);
-    {
-      const auto xd = x.to_double();
-      const auto wd = ref::mm::dequant_matrix(ty, w.bytes.data(), n, k);
-      for (int64_t r = 0; r < 4; ++r) refs.add_row(xd, r, wd, n, k, r);
-    }
-    for (int64_t i = 0; i < 4 * n; ++i) {
-      const Expect e = expect(refs, MatmulPath::matvec, size_t(i));
-      ASSERT_NEAR(h4.as<float>()[i], e.want, e.allowed) << name(ty) << " M=4 " << i;
-      if (i < n) ASSERT_NEAR(h1.as<float>()[i], e.want, e.allowed) << name(ty) << " M=1 " << i;
-    }
-    // Captured (scratch reserved first: capture must not allocate), replayed twice.
-    Stream s = Stream::create(g);
-    matmul_workspace_reserve(s, int64_t(1) << 20);
-    auto b1 = test::poisoned(DType::f32, {1, n}, g), b4 = test::poisoned(DType::f32, {4, n}, g);
-    auto br = test::poisoned(DType::f32, {t, top, n}, g);
-    Graph graph;
-    graph.begin_capture(s);
-    run(b1.tensor, b4.tensor, br.tensor, s);
-    graph.end_capture();
-    graph.replay(s);
-    graph.replay(s);
-    s.synchronize();
-    EXPECT_EQ(h1.bytes, test::to_host(b1).bytes) << name(ty);
-    EXPECT_EQ(h4.bytes, test::to_host(b4).bytes) << name(ty);
-    EXPECT_EQ(hr.bytes, test::to_host(br).bytes) << name(ty);
+    expect_matvec_rows(x, w, ty, n, k, h4, h1);  // the plain rows use expert 0
+    expect_graph_replays(
+        g, {&h1, &h4, &hr}, [&](const std::vector<Tensor>& y, Stream& s) { run(y[0], y[1], y[2], s); }, name(ty));
   }
 }
 // The CUDA packer and unpacker agree with the CPU's byte for byte; the packed mat-vec (M = 1, 3)
@@ -490,15 +507,7 @@ TEST(MatmulGpu, PackedMatchesCpuAndIsCapturable) {
     quantized_matmul_ggml(x1, gpu, a1.tensor);
     quantized_matmul_ggml(dx.tensor, gpu, a3.tensor);
     const auto h1 = test::to_host(a1), h3 = test::to_host(a3);
-    Refs refs(3, n);
-    const auto xd = x.to_double();
-    const auto wd = ref::mm::dequant_matrix(ty, w.bytes.data(), n, k);
-    for (int64_t r = 0; r < 3; ++r) refs.add_row(xd, r, wd, n, k, r);
-    for (int64_t i = 0; i < 3 * n; ++i) {
-      const Expect e = expect(refs, MatmulPath::matvec, size_t(i));
-      ASSERT_NEAR(h3.as<float>()[i], e.want, e.allowed) << name(ty) << " M=3 " << i;
-      if (i < n) ASSERT_NEAR(h1.as<float>()[i], e.want, e.allowed) << name(ty) << " M=1 " << i;
-    }
+    expect_matvec_rows(x, w, ty, n, k, h3, h1);
     // M = 20: the wgmma mat-mat (K-splits here: one 128-row tile), launched with programmatic
     // dependence behind permute_x, with the split sum behind it.
     auto x20 = test::random_normal(DType::f32, {20, k}, 45);
@@ -506,22 +515,14 @@ TEST(MatmulGpu, PackedMatchesCpuAndIsCapturable) {
     auto a20 = test::poisoned(DType::f32, {20, n}, g);
     quantized_matmul_ggml(dx20.tensor, gpu, a20.tensor);
     const auto h20 = test::to_host(a20);
-    Stream s = Stream::create(g);
-    matmul_workspace_reserve(s, int64_t(1) << 20);
-    auto b1 = test::poisoned(DType::f32, {1, n}, g), b3 = test::poisoned(DType::f32, {3, n}, g);
-    auto b20 = test::poisoned(DType::f32, {20, n}, g);
-    Graph graph;
-    graph.begin_capture(s);
-    quantized_matmul_ggml(x1, gpu, b1.tensor, s);
-    quantized_matmul_ggml(dx.tensor, gpu, b3.tensor, s);
-    quantized_matmul_ggml(dx20.tensor, gpu, b20.tensor, s);
-    graph.end_capture();
-    graph.replay(s);
-    graph.replay(s);
-    s.synchronize();
-    EXPECT_EQ(h1.bytes, test::to_host(b1).bytes) << name(ty);
-    EXPECT_EQ(h3.bytes, test::to_host(b3).bytes) << name(ty);
-    EXPECT_EQ(h20.bytes, test::to_host(b20).bytes) << name(ty) << " M=20";
+    expect_graph_replays(
+        g, {&h1, &h3, &h20},
+        [&](const std::vector<Tensor>& y, Stream& s) {
+          quantized_matmul_ggml(x1, gpu, y[0], s);
+          quantized_matmul_ggml(dx.tensor, gpu, y[1], s);
+          quantized_matmul_ggml(dx20.tensor, gpu, y[2], s);
+        },
+        name(ty));
   }
   // A CPU x with a GPU packed weight is rejected.
   Host h;
