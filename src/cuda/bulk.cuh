@@ -1,6 +1,6 @@
-// Hopper bulk copies (TMA, 1-D) from global into shared memory, completing on an mbarrier, and
-// the cp.async (16-byte, Ampere-style) helpers. Shared by the kernels that stage data in shared
-// memory (softmax long rows, the quantized mat-vec).
+// Hopper bulk copies (TMA: 1-D, and 2-D boxes of a tensor map) from global into shared memory,
+// completing on an mbarrier, and the cp.async (16-byte, Ampere-style) helpers. Shared by the
+// kernels that stage data in shared memory (softmax long rows, the quantized mat-vec and mat-mat).
 #pragma once
 #include <cstdint>
 
@@ -9,10 +9,14 @@ namespace lmk::cuda {
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
 
 // ---- mbarrier --------------------------------------------------------------------------------------
-// Initialised for one arrival per phase.
-__device__ __forceinline__ void mbar_init(uint64_t* bar) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(bar)) : "memory");
+// Initialised for `count` arrivals per phase (one by default).
+__device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count = 1) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(bar)), "r"(count) : "memory");
   asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+}
+// One plain arrival.
+__device__ __forceinline__ void mbar_arrive(uint64_t* bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(bar)) : "memory");
 }
 // The phase's one arrival, announcing `bytes` of bulk copies that complete on it.
 __device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
@@ -32,6 +36,15 @@ __device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t b
                    smem_u32(dst)),
                "l"(src), "r"(bytes), "r"(smem_u32(bar))
                : "memory");
+}
+// A 2-D box of a TMA tensor map (tmap: a __grid_constant__ parameter's address) at element
+// coordinates (c0 inner, c1 outer) into dst (shared), completing on bar.
+__device__ __forceinline__ void tma_load_2d(void* dst, const void* tmap, int c0, int c1, uint64_t* bar) {
+  asm volatile(
+      "cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];" ::"r"(
+          smem_u32(dst)),
+      "l"(tmap), "r"(c0), "r"(c1), "r"(smem_u32(bar))
+      : "memory");
 }
 // Orders this thread's earlier generic shared-memory reads before later bulk-copy writes.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }

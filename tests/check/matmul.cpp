@@ -367,6 +367,8 @@ LMK_CHECKS(matmul) {
     add_packed(16, 600, 4096 + (kq ? 0 : 32), false);
     add_packed(130, 70, k_fast, false);
     add_packed(24, 200, 4352 + (kq ? 0 : 32), false);
+    // More units (32 tile blocks x 5 items) than SMs: CTAs walk several, the rings run on.
+    if (t == DType::q4_0 || t == DType::q4_K) add_packed(600, 4000, kq ? 256 : 288, false);
     add(16, 37, k_odd, MatmulPath::matmat, false);
     add(3, 33, k_small, MatmulPath::matmat, false);
     add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);
@@ -433,10 +435,13 @@ LMK_CHECKS(matmul) {
     cases.push_back({"quantized_matmul_id_ggml", id_name(c), c.tokens == 5 || c.tokens == 33,
                      [=](Device d) { return check_quantized_id(d, c); }});
   // Packed experts: the contiguous cases (the path field does not apply), plus grouped wgmma
-  // mat-mat items of 32, 64 and 128 rows (20, 50 and 100 rows per expert).
+  // mat-mat items of 32, 64 and 128 rows (20, 50 and 100 rows per expert), and one per-slot x
+  // with many items.
   for (const auto& c : std::vector<IdCase>{{DType::q4_0, 8, 4, 40, 40, 512, Routing::uniform},
                                            {DType::q4_K, 4, 2, 100, 24, 768, Routing::uniform},
-                                           {DType::q6_K, 2, 2, 100, 130, 256, Routing::skewed}})
+                                           {DType::q6_K, 2, 2, 100, 130, 256, Routing::skewed},
+                                           // ~200 32-row items x 3 tile blocks: more units than SMs
+                                           {DType::q5_1, 64, 8, 256, 400, 288, Routing::uniform, true}})
     cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c) + " wgmma", false,
                      [=](Device d) { return check_quantized_id_packed(d, c); }});
   for (const auto& c : id_cases)

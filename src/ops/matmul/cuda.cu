@@ -1,6 +1,7 @@
 // CUDA backend of the matmul family: path selection, the expert-routing pre-pass, activation
 // conversion, cuBLASLt for large dense GEMMs, and the per-(device, stream) workspace.
 #include <cublasLt.h>
+#include <cudaTypedefs.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -167,7 +168,8 @@ void convert(const float* x, T* out, int64_t n, cudaStream_t s) {
 // ---- expert routing pre-pass ------------------------------------------------------------------------
 // One CTA: count the rows of each expert, exclusive scans of the row counts and of the item counts
 // (ceil(count / tile)), per-expert row lists, and the item list {expert, start, count <= tile}.
-// Rows with an out-of-range id are zeroed here and flagged; they appear in no list.
+// Rows with an out-of-range id are zeroed here and flagged; they appear in no list (the row
+// list's tail past the valid rows holds -1).
 struct RouteParams {
   const void* ids;
   bool ids_i32;
@@ -192,7 +194,7 @@ __device__ __forceinline__ int64_t route_id(const RouteParams& q, int r) {
 }
 
 __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
-  __shared__ int warp_rows[32], warp_items[32];
+  __shared__ int warp_rows[32], warp_items[32], valid_rows;
   const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
   const int64_t E = q.n_experts;
   for (int64_t e = tid; e < E; e += nt) {
@@ -262,11 +264,12 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
     rbase += c;
     ibase += (c + q.tile - 1) / q.tile;
   }
-  if (tid == nt - 1) *q.n_items = ibase;  // the last thread ends at the grand total
+  if (tid == nt - 1) *q.n_items = ibase, valid_rows = rbase;  // the last thread ends at the totals
   __syncthreads();
   for (int r = tid; r < q.rows; r += nt) {
     const int64_t id = route_id(q, r);
     if (id >= 0 && id < E) q.row_list[q.offsets[id] + atomicAdd(q.fill + id, 1)] = r;
+    if (r >= valid_rows) q.row_list[r] = -1;  // the tail left by invalid ids: in no item
   }
   for (int64_t e = e0; e < e1; ++e) {
     const int c = q.counts[e];
@@ -660,8 +663,8 @@ int qmmp_tile(int64_t rows) { return rows <= 32 ? 32 : rows <= 64 ? 64 : 128; }
 // x items do not, at least 2 chunks per split. Plain items only (split partials cover every row).
 int64_t qmmp_splits(const packed::Geometry& g, int64_t items, bool plain, int bm) {
   if (!plain) return 1;
-  const int64_t ctas = ceil_div(g.tiles, int64_t(8)) * items, per_sm = bm <= 32 ? 2 : 1;  // qmmp_ctas_per_sm
-  const int64_t want = std::min<int64_t>(per_sm * sm_count() / std::max<int64_t>(ctas, 1), g.chunks / 2);
+  const int64_t units = ceil_div(g.tiles, int64_t(qmmp_warps(bm))) * items;  // one CTA per SM walks them
+  const int64_t want = std::min<int64_t>(sm_count() / std::max<int64_t>(units, 1), g.chunks / 2);
   if (want <= 1) return 1;
   return ceil_div(g.chunks, ceil_div(g.chunks, want));
 }
@@ -670,20 +673,53 @@ int64_t qmmp_splits(const packed::Geometry& g, int64_t items, bool plain, int bm
 int64_t packed_mm_scratch_bytes(const PackedView& w, int64_t x_rows, int64_t items, bool plain, int bm, int64_t y_rows) {
   const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
   const int64_t splits = qmmp_splits(g, items, plain, bm);
-  return align_up(x_rows * g.chunks * 256 * 2, 256) + (splits > 1 ? align_up(splits * y_rows * w.n * 4, 256) : 0);
+  const int64_t rows = plain ? x_rows : y_rows;  // routed: one permuted row per slot
+  return align_up(rows * g.chunks * 256 * 2, 256) + (splits > 1 ? align_up(splits * y_rows * w.n * 4, 256) : 0);
 }
 
-// The packed mat-mat for the items of rs (bm rows each): x permuted into bf16 once, then qmmp
-// over 128-row tiles x items (x K-splits, summed behind it, when that grid is small).
+// The driver's cuTensorMapEncodeTiled, through the runtime (no link against libcuda).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    LMK_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
+    if (!f || q != cudaDriverEntryPointSuccess) LMK_THROW(Cuda, "cuTensorMapEncodeTiled is not available from the driver");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// TMA map of the permuted x (bf16 [rows][kp]) in boxes of 64 values x bm rows, 128-byte swizzle
+// (the layout of the wgmma B descriptor); rows past the end read as zeros.
+CUtensorMap x_tensor_map(const __nv_bfloat16* xp, int64_t rows, int64_t kp, int bm) {
+  CUtensorMap m;
+  const cuuint64_t dims[2] = {cuuint64_t(kp), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(kp * 2)};
+  const cuuint32_t box[2] = {64, cuuint32_t(bm)};
+  const cuuint32_t elem[2] = {1, 1};
+  const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(xp), dims,
+                                          strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                          CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) LMK_THROW(Cuda, "cuTensorMapEncodeTiled failed (", int(r), ") for x [", rows, ", ", kp, "]");
+  return m;
+}
+
+// The packed mat-mat for the items of rs (bm rows each): x permuted into bf16 once (routed rows
+// in row-list order, so an item's rows are contiguous for TMA), then qmmp over 128-row tiles x
+// items (x K-splits, summed behind it, when that grid is small).
 void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const RowSource& rs, int bm, float* y,
                    int64_t y_rows, Carve& cv, cudaStream_t st) {
   const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
   const int64_t kp = g.chunks * 256;
-  auto* xp = cv.take<__nv_bfloat16>(x_rows * kp);
-  const int64_t blocks = std::min<int64_t>(ceil_div(x_rows * kp / 2, 256), int64_t(sm_count()) * 8);
-  qmmp_permute_x_kernel<><<<unsigned(std::max<int64_t>(blocks, 1)), 256, 0, st>>>(x, x_rows, w.k, kp, xp);
+  const bool routed = rs.mode == ItemMode::grouped;
+  const int64_t rows = routed ? y_rows : x_rows;  // routed: one permuted row per slot
+  auto* xp = cv.take<__nv_bfloat16>(rows * kp);
+  const dim3 grid(unsigned(ceil_div(kp / 16, int64_t(kPermuteThreads))), unsigned(std::clamp<int64_t>(rows, 1, 65535)));
+  qmmp_permute_x_kernel<><<<grid, kPermuteThreads, 0, st>>>(
+      x, rows, w.k, kp, routed ? rs.row_list : nullptr, rs.top_k, rs.per_slot, xp);
   LMK_LAUNCH_CHECK(qmmp_permute_x_kernel);
   QmmpParams p;
+  p.xmap = x_tensor_map(xp, rows, kp, bm <= 32 ? 32 : bm <= 64 ? 64 : 128);
   p.w = static_cast<const uint8_t*>(w.data);
   p.expert_bytes = g.matrix_bytes();
   p.n = w.n;

@@ -12,16 +12,23 @@
 // position L holds element 4·((L % 8) / 2) + 2·(L / 8) + L % 2), converted to bf16 and padded
 // with zeros to whole chunks once before the launch.
 //
-// CTA: two warpgroups, 128 weight rows (8 packed tiles, one per warp) x BM activation rows (an
-// item of the RowSource: plain row tiles or per-expert row lists), all of K or one K-split. Two
-// shared-memory rings feed it: the 8 tiles' records of a chunk arrive by bulk copy (one thread,
-// one mbarrier per stage, SW stages ahead), x by cp.async in SX stages of 128 values of K (two
-// 128-byte swizzle atoms per row). Step i (half a chunk) decodes its A fragments from the record
-// while the wgmma group of step i - 1 runs, waits for x stage i, refills the x stage of step
-// i - 2 (and, after a chunk's second half, that chunk's record stage), then issues 8 wgmma k16
-// steps. K-splits (small grids) store partial sums that launch_sum_slices adds in order. The
-// kernel is launched with programmatic dependence: its weight stages load while permute_x runs.
+// CTA (one per SM, persistent): consumer warps, one 16-row weight tile each (two warpgroups, or
+// three for 32-row items), and a producer warpgroup; setmaxnreg moves registers from the producer
+// (40) to the consumers. The CTA walks work units: its tiles x BM activation rows (an item of the
+// RowSource: plain row tiles or per-expert row lists; routed x is permuted in row-list order so
+// an item's rows are contiguous) x all of K or one K-split. One producer lane fills two rings,
+// each stage with a full mbarrier (bytes) and an empty one (one arrival per consumer warp): the
+// tiles' records of a chunk by bulk copy, and x by TMA in stages of 128 values of K (two boxes of
+// 64 x BM, 128-byte swizzle: the wgmma B layout). The rings run on across units, so the next
+// unit's loads overlap this one's last steps and stores. Consumers never meet at a CTA barrier:
+// a warp copies its record to registers and releases the stage, decodes step i's A fragments
+// while step i - 1's wgmma group runs, waits for x stage i, issues 8 wgmma k16 steps, and
+// releases stage i - 1 once that group is done. K-splits (small grids) store partial sums that
+// launch_sum_slices adds in order. The kernel is launched with programmatic dependence: its
+// record stages load while permute_x runs.
 #pragma once
+#include <cuda.h>
+
 #include "cuda/wgmma.cuh"
 #include "ops/matmul/qmm.cuh"
 #include "ops/matmul/qmv_packed.cuh"
@@ -29,10 +36,12 @@
 namespace lmk::cuda::mm {
 
 struct QmmpParams {
+  CUtensorMap xmap;  // TMA map of xp: bf16 [x rows][chunks · 256], boxes of 64 x BM, 128-byte swizzle
   const uint8_t* w = nullptr;  // packed weights, expert e at e · expert_bytes
   int64_t expert_bytes = 0;
   int64_t n = 0, tiles = 0, chunks = 0;
-  const __nv_bfloat16* xp = nullptr;  // permuted bf16 x, [x rows][chunks · 256]
+  const __nv_bfloat16* xp = nullptr;  // permuted bf16 x, [rows][chunks · 256]: plain rows, or the
+                                      // routed rows in row-list order (an item's rows contiguous)
   RowSource rs;
   float* y = nullptr;  // [y_rows][n]
   int64_t y_rows = 0;
@@ -41,32 +50,27 @@ struct QmmpParams {
   int64_t split_chunks = 0;  // chunks per K-split
 };
 
-constexpr int kQmmpThreads = 256;  // two warpgroups
-constexpr int kQmmpRows = 128;     // weight rows per CTA (one 16-row tile per warp)
-// CTAs per SM: two for 32-row items (their wgmma is short: more warps hide the decode
-// latency), else one; each gets an even share of the 220 KB dynamic shared-memory budget.
-template <int BM>
-constexpr int qmmp_ctas_per_sm() {
-  return BM == 32 ? 2 : 1;
-}
-template <int BM>
-constexpr int qmmp_smem_budget() {
-  return 220 * 1024 / qmmp_ctas_per_sm<BM>();
-}
-// x stages (BM rows x 256 bytes) and weight record stages (8 records) of the rings.
+// Consumer warps (one 16-row weight tile each): three warpgroups for 32-row items, whose short
+// wgmma leaves the decode latency-bound (more warps hide it; four would leave too few registers),
+// else two. Plus a producer warpgroup, of which one lane works.
+constexpr int qmmp_warps(int bm) { return bm <= 32 ? 12 : 8; }
+constexpr int qmmp_threads(int bm) { return 32 * qmmp_warps(bm) + 128; }
+// Dynamic shared memory of the one CTA per SM.
+constexpr int kQmmpSmemBudget = 220 * 1024;
+// x stages (BM rows x 256 bytes) and weight record stages (a record per consumer warp) of the rings.
 template <int BM>
 constexpr int qmmp_x_stages() {
-  return BM == 128 ? 4 : BM == 64 ? 5 : 4;
+  return BM == 128 ? 4 : BM == 64 ? 5 : 6;
 }
 template <int BM>
 constexpr int qmmp_w_stages(DType t) {
-  const int64_t left = qmmp_smem_budget<BM>() - 1024 - int64_t(qmmp_x_stages<BM>()) * BM * 256;
-  const int64_t fit = left / (8 * packed::record_bytes(t));
+  const int64_t left = kQmmpSmemBudget - 1024 - int64_t(qmmp_x_stages<BM>()) * BM * 256;
+  const int64_t fit = left / (qmmp_warps(BM) * packed::record_bytes(t));
   return int(fit < 2 ? 2 : fit > 6 ? 6 : fit);
 }
 template <int BM>
 constexpr int qmmp_smem_bytes(DType t) {  // + 1024: alignment slack for the 1024-byte atoms
-  return qmmp_x_stages<BM>() * BM * 256 + qmmp_w_stages<BM>(t) * 8 * int(packed::record_bytes(t)) + 1024;
+  return qmmp_x_stages<BM>() * BM * 256 + qmmp_w_stages<BM>(t) * qmmp_warps(BM) * int(packed::record_bytes(t)) + 1024;
 }
 
 // Logical position L (< 16) of x's wgmma order holds element qmmp_phys(L) of its 16-group.
@@ -132,165 +136,208 @@ __device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint3
 }
 
 template <class F, int BM>
-__global__ void __launch_bounds__(kQmmpThreads, qmmp_ctas_per_sm<BM>()) qmmp_kernel(const QmmpParams p) {
+__global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_constant__ QmmpParams p) {
   static_assert(BM == 32 || BM == 64 || BM == 128, "wgmma N");
   constexpr int SX = qmmp_x_stages<BM>(), SW = qmmp_w_stages<BM>(F::kType);
-  constexpr int kStage = BM * 256, kAtom = BM * 128, XJ = BM * 16 / kQmmpThreads;
+  constexpr int kStage = BM * 256, kAtom = BM * 128, kConsumers = qmmp_warps(BM);
   constexpr int R = int(packed::record_bytes(F::kType));
-  static_assert(kStage * SX + 8 * R * SW + 1024 <= qmmp_smem_budget<BM>() + 1024, "shared memory");
+  static_assert(kStage * SX + kConsumers * R * SW + 1024 <= kQmmpSmemBudget + 1024, "shared memory");
   using Chunk = QmvpChunk<F::kType>;
   extern __shared__ uint8_t smem_raw[];
-  __shared__ int64_t yrow_s[BM], xrow_s[BM];
-  __shared__ __align__(8) uint64_t wbar[SW];
+  // full: the producer's arrival + the bytes of the stage; empty: one arrival per consumer warp.
+  __shared__ __align__(8) uint64_t x_full[SX], x_empty[SX], w_full[SW], w_empty[SW];
   uint8_t* const xsm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
   uint8_t* const wsm = xsm + SX * kStage;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, t = lane & 3;
-  const int64_t item = blockIdx.y;
-  if (item >= item_count(p.rs)) return;
-  const ItemHead h = item_head(p.rs, item);
-  stage_item_rows<BM>(p.rs, h, tid, yrow_s, xrow_s);
-  if (tid == 0)
-    for (int s = 0; s < SW; ++s) mbar_init(&wbar[s]);
+  if (tid == 0) {
+    for (int s = 0; s < SX; ++s) mbar_init(&x_full[s]), mbar_init(&x_empty[s], kConsumers);
+    for (int s = 0; s < SW; ++s) mbar_init(&w_full[s]), mbar_init(&w_empty[s], kConsumers);
+  }
   __syncthreads();
 
-  const int64_t c_begin = int64_t(blockIdx.z) * p.split_chunks;
-  const int64_t c_end = c_begin + p.split_chunks < p.chunks ? c_begin + p.split_chunks : p.chunks;
-  const int chunks = int(c_end - c_begin), steps = 2 * chunks;  // steps of 128 values of K
-  const int64_t kp = p.chunks * 256;
-  const int64_t tile0 = int64_t(blockIdx.x) * 8;
-  const int my_tiles = int(p.tiles - tile0 < 8 ? p.tiles - tile0 : 8);  // tiles past the last: zero weights
-  const bool has_tile = warp < my_tiles;
-  const uint8_t* rec0 = p.w + h.expert * p.expert_bytes + (tile0 * p.chunks + c_begin) * R;
-
-  // The records of chunk c (of this split) of the CTA's tiles into stage c % SW (thread 0).
-  auto load_w = [&](int c, int stage) {
-    uint8_t* st = wsm + stage * (8 * R);
-    mbar_expect_tx(&wbar[stage], uint32_t(my_tiles * R));
-    for (int w = 0; w < my_tiles; ++w) bulk_load(st + w * R, rec0 + (int64_t(w) * p.chunks + c) * R, R, &wbar[stage]);
+  // Work units (block of 8 tiles, item, K-split), tile blocks fastest (neighbours share x); CTA
+  // b takes units b, b + grid, ...; items past the routing pre-pass's count are skipped.
+  const int64_t blocks = (p.tiles + kConsumers - 1) / kConsumers, units = blocks * p.rs.n_items * p.splits, n_items = item_count(p.rs);
+  struct Unit {
+    int64_t tile0, item, split, c_begin;
+    int chunks, my_tiles;
   };
-  // x stage of step i: rows of 2 atoms x 128 bytes, 16-byte chunk c of row r at c ^ (r % 8).
-  // This thread copies chunk tid % 16 of rows tid / 16 + 16j: sources and the (swizzled) target
-  // are fixed but for the step's K offset and the stage.
-  const int xc = tid & 15, xrow0 = tid >> 4;
-  const uint32_t xdst = smem_u32(xsm) + (xc >> 3) * kAtom + xrow0 * 128 + (((xc & 7) ^ (xrow0 & 7)) << 4);
-  const __nv_bfloat16* xsrc[XJ];
-  int xbytes[XJ];
-#pragma unroll
-  for (int j = 0; j < XJ; ++j) {
-    const int64_t xr = xrow_s[xrow0 + 16 * j];
-    xsrc[j] = p.xp + (xr < 0 ? 0 : xr * kp + c_begin * 256 + xc * 8);
-    xbytes[j] = xr < 0 ? 0 : 16;
-  }
-  auto load_x = [&](int i, int stage) {
-#pragma unroll
-    for (int j = 0; j < XJ; ++j)
-      cp_async16_u32(xdst + stage * kStage + j * 16 * 128, xsrc[j] + i * 128, xbytes[j]);
+  auto unit = [&](int64_t u) {
+    Unit w;
+    w.tile0 = (u % blocks) * kConsumers;
+    w.item = (u / blocks) % p.rs.n_items;
+    w.split = u / blocks / p.rs.n_items;
+    w.c_begin = w.split * p.split_chunks;
+    const int64_t c_end = w.c_begin + p.split_chunks < p.chunks ? w.c_begin + p.split_chunks : p.chunks;
+    w.chunks = int(c_end - w.c_begin);  // >= 1 (qmmp_splits)
+    w.my_tiles = int(p.tiles - w.tile0 < kConsumers ? p.tiles - w.tile0 : kConsumers);  // tiles past the last: zero weights
+    return w;
   };
 
-  if (tid == 0)
-    for (int c = 0; c < SW && c < chunks; ++c) load_w(c, c);
-  // x is written by permute_x, the kernel before this one (programmatic dependence): the weight
-  // stages above are already in flight while it finishes.
-  asm volatile("griddepcontrol.wait;" ::: "memory");
-#pragma unroll
-  for (int i = 0; i < SX - 2; ++i) {
-    if (i < steps) load_x(i, i);
-    cp_async_commit();
-  }
-  // Ring positions: x stage of step i (use) and of step i + SX - 2 (load); record stage and
-  // mbarrier phase of chunk c (use) and of chunk c + SW (load).
-  int x_use = 0, x_load = SX - 2, w_use = 0, w_phase = 0;
-  const uint64_t desc0 = wgmma_desc_sw128(xsm);
-
-  float acc[BM / 2];
-#pragma unroll
-  for (int i = 0; i < BM / 2; ++i) acc[i] = 0.0f;
-  wgmma_fence_operands(acc);
-  uint32_t a[2][4][2][4] = {};  // [step parity][sub-block of the step][half][fragment register]
-
-  for (int c = 0; c < chunks; ++c) {
-    // This warp's record of chunk c: lane words of rows g and g + 8, header words.
-    uint32_t L0[Chunk::LW], L1[Chunk::LW], H[2 * Chunk::HW];
-    if (has_tile) {
-      mbar_wait(&wbar[w_use], uint32_t(w_phase));
-      const uint8_t* rec = wsm + w_use * (8 * R) + warp * R;
-#pragma unroll
-      for (int i = 0; i < Chunk::LW / 2; ++i) {
-        const uint4 v = *reinterpret_cast<const uint4*>(rec + (i * 32 + lane) * 16);
-        L0[2 * i] = v.x, L1[2 * i] = v.y, L0[2 * i + 1] = v.z, L1[2 * i + 1] = v.w;
-      }
-      const uint32_t* hw = reinterpret_cast<const uint32_t*>(rec + 256 * Chunk::LW + (lane >> 2) * 8 * Chunk::HW);
-#pragma unroll
-      for (int i = 0; i < 2 * Chunk::HW; ++i) H[i] = hw[i];
-    }
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int i = 2 * c + half;
-      // A fragments of sub-blocks 4·half .. 4·half + 3 (registers last read by step i - 2).
-      if (has_tile) {
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          const int s = 4 * half + q;
-          Dec8 d0, d1;
-          F::codes8(F::packed(L0, H, s, t), s, d0);
-          F::codes8(F::packed(L1, H + Chunk::HW, s, t), s, d1);
-          qmmp_frags<F>(d0, d1, a[half][q][0], a[half][q][1]);
+  if (warp >= kConsumers) {
+    // Producer warpgroup: gives its registers to the consumers; one lane walks every unit's
+    // steps, refilling each ring stage once its consumers release it (parity of the previous
+    // phase). Ring positions run on across units.
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    if (warp == kConsumers && lane == 0) {
+      int64_t xi = 0, wc = 0;  // x stages and record stages filled so far
+      for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+        const Unit w = unit(u);
+        if (w.item >= n_items) continue;
+        const ItemHead h = item_head(p.rs, w.item);
+        const uint8_t* rec0 = p.w + h.expert * p.expert_bytes + (w.tile0 * p.chunks + w.c_begin) * R;
+        // x rows of the item: its first row (plain) or its first row-list slot (routed).
+        const int row0 = int(h.start), k0 = int(w.c_begin * 256);
+        for (int i = 0; i < 2 * w.chunks; ++i) {
+          if ((i & 1) == 0) {
+            const int s = int(wc % SW);
+            if (wc >= SW) mbar_wait(&w_empty[s], uint32_t(wc / SW - 1) & 1u);
+            uint8_t* st = wsm + s * (kConsumers * R);
+            mbar_expect_tx(&w_full[s], uint32_t(w.my_tiles * R));
+            for (int j = 0; j < w.my_tiles; ++j)
+              bulk_load(st + j * R, rec0 + (int64_t(j) * p.chunks + i / 2) * R, R, &w_full[s]);
+            // x is written by permute_x, the kernel before this one (programmatic dependence):
+            // the first record stage is in flight before the wait.
+            if (wc++ == 0) asm volatile("griddepcontrol.wait;" ::: "memory");
+          }
+          const int s = int(xi % SX);
+          if (xi >= SX) mbar_wait(&x_empty[s], uint32_t(xi / SX - 1) & 1u);
+          uint8_t* st = xsm + s * kStage;
+          mbar_expect_tx(&x_full[s], uint32_t(kStage));
+          tma_load_2d(st, &p.xmap, k0 + 128 * i, row0, &x_full[s]);
+          tma_load_2d(st + kAtom, &p.xmap, k0 + 128 * i + 64, row0, &x_full[s]);
+          ++xi;
         }
       }
-      // x stage i has landed (all threads); every warp is past step i - 2's wgmma and, after
-      // a second half, done reading chunk c's record.
-      cp_async_wait<SX - 3>();
-      fence_proxy_async();
-      __syncthreads();
-      if (i + SX - 2 < steps) load_x(i + SX - 2, x_load);
-      cp_async_commit();
-      x_load = x_load + 1 == SX ? 0 : x_load + 1;
-      if (half == 1) {
-        if (tid == 0 && c + SW < chunks) load_w(c + SW, w_use);
-        if (++w_use == SW) w_use = 0, w_phase ^= 1;
-      }
-      const uint64_t desc = desc0 + uint64_t((x_use * kStage) >> 4);
-      x_use = x_use + 1 == SX ? 0 : x_use + 1;
-      wgmma_fence_operands(acc);
-      wgmma_fence();
-#pragma unroll
-      for (int j = 0; j < 8; ++j)  // k16 step j: sub-block j / 2, half j % 2
-        wgmma_rs<BM>(acc, a[half][j >> 1][j & 1], desc + uint64_t(((j >> 2) * kAtom + (j & 3) * 32) >> 4));
-      wgmma_commit();
-      wgmma_fence_operands(acc);
-      wgmma_wait<1>();
     }
+    return;
   }
-  wgmma_wait<0>();
-  wgmma_fence_operands(acc);
+
+  // Consumers: warp w owns tile tile0 + w (rows 16w .. 16w + 15 of its warpgroup's wgmma).
+  // Registers (of 65536): 40 · 128 + 232 · 256, or 40 · 128 + 152 · 384.
+  if constexpr (kConsumers == 8) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
+  else asm volatile("setmaxnreg.inc.sync.aligned.u32 152;\n" ::: "memory");
+  uint32_t a[2][4][2][4] = {};  // [step parity][sub-block of the step][half][fragment register]
+  const uint64_t desc0 = wgmma_desc_sw128(xsm);
+  int x_use = 0, x_phase = 0, w_use = 0, w_phase = 0;
+  for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
+    const Unit w = unit(u);
+    if (w.item >= n_items) continue;
+    const bool has_tile = warp < w.my_tiles;  // else a[] is stale: rows past n, never stored
+    float acc[BM / 2];
+#pragma unroll
+    for (int i = 0; i < BM / 2; ++i) acc[i] = 0.0f;
+    wgmma_fence_operands(acc);
+    for (int c = 0; c < w.chunks; ++c) {
+      // This warp's record of chunk c into registers, then the stage goes back to the producer.
+      uint32_t L0[Chunk::LW], L1[Chunk::LW], H[2 * Chunk::HW];
+      mbar_wait(&w_full[w_use], uint32_t(w_phase));
+      if (has_tile) {
+        const uint8_t* rec = wsm + w_use * (kConsumers * R) + warp * R;
+#pragma unroll
+        for (int i = 0; i < Chunk::LW / 2; ++i) {
+          const uint4 v = *reinterpret_cast<const uint4*>(rec + (i * 32 + lane) * 16);
+          L0[2 * i] = v.x, L1[2 * i] = v.y, L0[2 * i + 1] = v.z, L1[2 * i + 1] = v.w;
+        }
+        const uint32_t* hw = reinterpret_cast<const uint32_t*>(rec + 256 * Chunk::LW + (lane >> 2) * 8 * Chunk::HW);
+#pragma unroll
+        for (int i = 0; i < 2 * Chunk::HW; ++i) H[i] = hw[i];
+      }
+      __syncwarp();
+      if (lane == 0) mbar_arrive(&w_empty[w_use]);
+      if (++w_use == SW) w_use = 0, w_phase ^= 1;
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        // A fragments of sub-blocks 4·half .. 4·half + 3 (registers last read by step i - 2).
+        if (has_tile) {
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const int s = 4 * half + q;
+            Dec8 d0, d1;
+            F::codes8(F::packed(L0, H, s, t), s, d0);
+            F::codes8(F::packed(L1, H + Chunk::HW, s, t), s, d1);
+            qmmp_frags<F>(d0, d1, a[half][q][0], a[half][q][1]);
+          }
+        }
+        mbar_wait(&x_full[x_use], uint32_t(x_phase));
+        const uint64_t desc = desc0 + uint64_t((x_use * kStage) >> 4);
+        wgmma_fence_operands(acc);
+        wgmma_fence();
+#pragma unroll
+        for (int j = 0; j < 8; ++j)  // k16 step j: sub-block j / 2, half j % 2
+          wgmma_rs<BM>(acc, a[half][j >> 1][j & 1], desc + uint64_t(((j >> 2) * kAtom + (j & 3) * 32) >> 4));
+        wgmma_commit();
+        wgmma_fence_operands(acc);
+        // The previous step's group is done: its x stage goes back to the producer.
+        wgmma_wait<1>();
+        if (lane == 0 && 2 * c + half > 0) mbar_arrive(&x_empty[x_use == 0 ? SX - 1 : x_use - 1]);
+        if (++x_use == SX) x_use = 0, x_phase ^= 1;
+      }
+    }
+    wgmma_wait<0>();
+    wgmma_fence_operands(acc);
+    if (lane == 0) mbar_arrive(&x_empty[x_use == 0 ? SX - 1 : x_use - 1]);  // the unit's last x stage
+
+    // acc[4j + e]: weight row 16·warp + g + 8(e / 2) of the tile block, activation row
+    // 8j + 2t + e % 2 of the item.
+    const ItemHead h = item_head(p.rs, w.item);
+    const int64_t n_row = w.tile0 * 16 + 16 * warp + (lane >> 2);
+    float* out = p.splits > 1 ? p.part + w.split * p.y_rows * p.n : p.y;
+#pragma unroll
+    for (int j = 0; j < BM / 8; ++j)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int m = 8 * j + 2 * t + r;
+        if (m >= h.count) continue;
+        int64_t yr, xr;
+        item_row(p.rs, h, m, yr, xr);
+#pragma unroll
+        for (int e = r; e < 4; e += 2)
+          if (n_row + 8 * (e >> 1) < p.n) out[yr * p.n + n_row + 8 * (e >> 1)] = acc[4 * j + e];
+      }
+  }
   // The split sum (if any) may launch; it waits for this grid to finish before reading.
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-
-  // acc[4j + e]: weight row 16·warp + g + 8(e / 2) of the CTA, activation row 8j + 2t + e % 2.
-  const int64_t n_row = int64_t(blockIdx.x) * kQmmpRows + 16 * warp + (lane >> 2);
-  float* out = p.splits > 1 ? p.part + int64_t(blockIdx.z) * p.y_rows * p.n : p.y;
-#pragma unroll
-  for (int j = 0; j < BM / 8; ++j)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int64_t yr = yrow_s[8 * j + 2 * t + (e & 1)], n = n_row + 8 * (e >> 1);
-      if (yr >= 0 && n < p.n) out[yr * p.n + n] = acc[4 * j + e];
-    }
 }
 
-// x[rows][k] (f32) -> bf16 [rows][kp] in qmmp_phys order within every 16 values, zeros past k.
-// Pairs stay adjacent (qmmp_phys(2i + 1) = qmmp_phys(2i) + 1): one bf16x2 store per pair.
+// x (f32, row stride k) -> bf16 [rows][kp] in qmmp_phys order within every 16 values, zeros past
+// k. Row r of the output is x row r (slots == nullptr) or the x row of routed slot slots[r]
+// (slots[r] / top_k, or slots[r] itself per slot; zeros for -1): an item's rows become
+// contiguous. One thread per 16 values (grid: x over the 16-groups, y over rows): four 16-byte
+// loads where the row allows, two 16-byte stores.
+constexpr int kPermuteThreads = 128;
 template <int = 0>
-__global__ void __launch_bounds__(256) qmmp_permute_x_kernel(const float* x, int64_t rows, int64_t k, int64_t kp,
-                                                             __nv_bfloat16* out) {
+__global__ void __launch_bounds__(kPermuteThreads) qmmp_permute_x_kernel(const float* x, int64_t rows, int64_t k,
+                                                                         int64_t kp, const int* slots, int64_t top_k,
+                                                                         bool per_slot, __nv_bfloat16* out) {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");  // qmmp may start its weight loads
-  const int64_t pairs = rows * (kp / 2), stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < pairs; i += stride) {
-    const int64_t row = i / (kp / 2), j = 2 * (i % (kp / 2));
-    const int64_t col = (j & ~int64_t(15)) + qmmp_phys(int(j & 15));
-    const float lo = col < k ? x[row * k + col] : 0.0f, hi = col + 1 < k ? x[row * k + col + 1] : 0.0f;
-    reinterpret_cast<__nv_bfloat162*>(out)[i] = __floats2bfloat162_rn(lo, hi);
+  const int64_t c0 = (int64_t(blockIdx.x) * kPermuteThreads + threadIdx.x) * 16;
+  if (c0 >= kp) return;
+  for (int64_t row = blockIdx.y; row < rows; row += gridDim.y) {
+    const int64_t slot = slots ? int64_t(slots[row]) : row;  // -1: a routed row of no item
+    const int64_t xr = slots && !per_slot ? slot / top_k : slot;
+    float v[16];
+    const float* src = x + (slot >= 0 ? xr * k + c0 : 0);
+    if (slot >= 0 && c0 + 16 <= k && (reinterpret_cast<uintptr_t>(src) & 15) == 0) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
+        v[4 * i] = f.x, v[4 * i + 1] = f.y, v[4 * i + 2] = f.z, v[4 * i + 3] = f.w;
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < 16; ++i) v[i] = slot >= 0 && c0 + i < k ? src[i] : 0.0f;
+    }
+    uint32_t w[8];
+#pragma unroll
+    for (int L = 0; L < 16; L += 2) {  // pairs stay adjacent: qmmp_phys(L + 1) = qmmp_phys(L) + 1
+      const __nv_bfloat162 b2 = __floats2bfloat162_rn(v[qmmp_phys(L)], v[qmmp_phys(L) + 1]);
+      w[L / 2] = *reinterpret_cast<const uint32_t*>(&b2);
+    }
+    uint4* o = reinterpret_cast<uint4*>(out + row * kp + c0);
+    o[0] = make_uint4(w[0], w[1], w[2], w[3]);
+    o[1] = make_uint4(w[4], w[5], w[6], w[7]);
   }
 }
 
@@ -302,8 +349,10 @@ void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
     return true;
   }();
   (void)attr;
-  const dim3 grid(unsigned((p.tiles + 7) / 8), unsigned(p.rs.n_items), unsigned(p.splits));
-  launch_pdl(kernel, grid, kQmmpThreads, qmmp_smem_bytes<BM>(F::kType), stream, p);
+  // Persistent: one CTA per SM at most, each walking its share of the units.
+  const int64_t units = (p.tiles + qmmp_warps(BM) - 1) / qmmp_warps(BM) * p.rs.n_items * p.splits;
+  const dim3 grid(unsigned(std::min<int64_t>(units, sm_count())));
+  launch_pdl(kernel, grid, qmmp_threads(BM), qmmp_smem_bytes<BM>(F::kType), stream, p);
   if (p.splits > 1) launch_sum_slices(p.part, p.splits, p.y_rows * p.n, p.y, stream);
 }
 
@@ -311,8 +360,6 @@ void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
 template <class F>
 void launch_qmmp(const QmmpParams& p, int bm, cudaStream_t stream) {
   if (p.rs.n_items <= 0) return;
-  if (p.rs.n_items > 65535 || p.splits > 65535 || (p.tiles + 7) / 8 > int64_t(INT32_MAX))
-    LMK_THROW(Unsupported, "quantized mat-mat: ", p.rs.n_items, " items x ", p.splits, " K-splits exceed the grid");
   if (bm <= 32) launch_qmmp_bm<F, 32>(p, stream);
   else if (bm <= 64) launch_qmmp_bm<F, 64>(p, stream);
   else launch_qmmp_bm<F, 128>(p, stream);
