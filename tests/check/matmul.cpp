@@ -367,8 +367,8 @@ LMK_CHECKS(matmul) {
     add_packed(16, 600, 4096 + (kq ? 0 : 32), false);
     add_packed(130, 70, k_fast, false);
     add_packed(24, 200, 4352 + (kq ? 0 : 32), false);
-    // More units (32 tile blocks x 5 items) than SMs: CTAs walk several, the rings run on.
-    if (t == DType::q4_0 || t == DType::q4_K) add_packed(600, 4000, kq ? 256 : 288, false);
+    // More units (71 tile blocks x 2 items) than SMs: CTAs walk several, the rings run on.
+    if (t == DType::q4_0) add_packed(130, 9000, 288, false);
     add(16, 37, k_odd, MatmulPath::matmat, false);
     add(3, 33, k_small, MatmulPath::matmat, false);
     add(1, 1, kq ? 256 : 32, MatmulPath::automatic, false);
