@@ -713,6 +713,8 @@ void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const Ro
   const int64_t kp = g.chunks * 256;
   const bool routed = rs.mode == ItemMode::grouped;
   const int64_t rows = routed ? y_rows : x_rows;  // routed: one permuted row per slot
+  if (rows > INT32_MAX || kp > INT32_MAX)  // TMA box coordinates are 32-bit
+    LMK_THROW(Unsupported, "quantized mat-mat: x of ", rows, " rows x ", kp, " values exceeds the 32-bit TMA coordinates");
   auto* xp = cv.take<__nv_bfloat16>(rows * kp);
   const dim3 grid(unsigned(ceil_div(kp / 16, int64_t(kPermuteThreads))), unsigned(std::clamp<int64_t>(rows, 1, 65535)));
   qmmp_permute_x_kernel<><<<grid, kPermuteThreads, 0, st>>>(
