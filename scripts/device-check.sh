@@ -2,7 +2,10 @@
 # One round on the GPU machine: configure (Ninja, all cores), build, ctest (cpu + gpu labels),
 # compute-sanitizer memcheck + racecheck over the GPU tests, `lmk check`, `lmk bench --json`,
 # optionally the PyTorch peers; logs and JSON under $OUT, a short summary table printed last.
-#   env: BUILD=build-gpu  BENCH_ARGS=""  SANITIZE=1  PEERS=0  TESTS=1  SAN_FILTER='*'
+#   env: BUILD=build-gpu  BENCH_ARGS=""  SANITIZE=1  PEERS=0  TESTS=1  SAN_FILTER='*_cuda_*'
+#        SAN_TIMEOUT=240 (seconds per sanitizer step: the device call itself stops at 600)
+# $OUT/summary.txt gets a line as each step ends, so a run stopped by the call limit still says
+# how far it got.
 set -uo pipefail
 OUT=${OUT:-$PWD/out}
 LOGS=$(mktemp -d)   # all logs; packed into $OUT/logs.tgz at the end (few files come back)
@@ -12,6 +15,7 @@ SANITIZE=${SANITIZE:-1}
 PEERS=${PEERS:-0}
 TESTS=${TESTS:-1}
 SAN_FILTER=${SAN_FILTER:-*_cuda_*}
+SAN_TIMEOUT=${SAN_TIMEOUT:-240}
 mkdir -p "$OUT"
 trap 'tar czf "$OUT/logs.tgz" -C "$LOGS" . 2>/dev/null' EXIT
 declare -a summary
@@ -21,6 +25,7 @@ step() {  # step NAME LOG COMMAND...
   "$@" >"$LOGS/$log" 2>&1
   local rc=$?
   summary+=("$(printf '%-22s %-6s %5ss  %s' "$name" "$([ $rc = 0 ] && echo ok || echo FAIL:$rc)" $((SECONDS - t0)) "$log")")
+  echo "${summary[-1]}" >>"$OUT/summary.txt"
   return $rc
 }
 
@@ -34,9 +39,9 @@ if [ "$TESTS" = 1 ]; then
   step ctest ctest.log bash -c "cd $BUILD && ctest --output-on-failure -j 4 --timeout 600"
   grep -E "tests passed|tests failed|Failed|\*\*\*" "$LOGS/ctest.log" | head -30
   if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer >/dev/null; then
-    step memcheck memcheck.log compute-sanitizer --tool memcheck --error-exitcode 9 \
+    step memcheck memcheck.log timeout "$SAN_TIMEOUT" compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$BUILD/tests/test_checks" --gtest_filter="${SAN_FILTER}" --gtest_brief=1
-    step racecheck racecheck.log compute-sanitizer --tool racecheck --error-exitcode 9 \
+    step racecheck racecheck.log timeout "$SAN_TIMEOUT" compute-sanitizer --tool racecheck --error-exitcode 9 \
       "$BUILD/tests/test_checks" --gtest_filter="${SAN_FILTER}" --gtest_brief=1
     for t in "$BUILD"/tests/test_*; do
       [ -x "$t" ] && [ "$(basename "$t")" != test_checks ] || continue

@@ -25,8 +25,9 @@ int usage() {
       "usage: lmk <command> [options]\n"
       "  --version                      version and compiled CUDA architectures\n"
       "  ops [--markdown] [--perf FILE] the op registry (markdown: docs/ops.md; FILE: perf TSV for figures)\n"
-      "  check [--op NAME[,NAME]] [--all] [--device cpu|cuda]\n"
-      "                                 run the ops against the fp64 reference (quick cases unless --all)\n"
+      "  check [--op NAME[,NAME]] [--case TEXT] [--all] [--device cpu|cuda]\n"
+      "                                 run the ops against the fp64 reference (quick cases unless --all,\n"
+      "                                 --op or --case; --case: only cases whose name contains TEXT)\n"
       "  bench [--op NAME[,NAME]] [--case TEXT] [--quick] [--json FILE] [--tsv FILE] [--device cpu|cuda]\n"
       "                                 time the ops; % of the copy bandwidth measured in the same run\n"
       "  gguf FILE [--all]              metadata and tensor table of a GGUF file");
@@ -44,11 +45,15 @@ struct Args {
 };
 
 // "--op a,b" -> {a, b}; empty: every op.
+// The --op list; an unknown name is an error (a typo must not pass as "0 failed").
 std::set<std::string> split_ops(const std::string& list) {
   std::set<std::string> ops;
   std::stringstream ss(list);
-  for (std::string op; std::getline(ss, op, ',');)
-    if (!op.empty()) ops.insert(op);
+  for (std::string op; std::getline(ss, op, ',');) {
+    if (op.empty()) continue;
+    if (!find_op(op)) throw Error(ErrorCode::InvalidArgument, "unknown op '" + op + "' (lmk ops lists them)");
+    ops.insert(op);
+  }
   return ops;
 }
 
@@ -106,7 +111,8 @@ int cmd_ops(const Args& a) {
 int cmd_check(const Args& a) {
   Device dev = pick_device(a);
   const auto only = split_ops(a.opt("--op"));
-  bool all = a.flag("--all") || !only.empty();
+  const std::string case_text = a.opt("--case");
+  bool all = a.flag("--all") || !only.empty() || !case_text.empty();
   std::printf("lmk check on %s (%s), seed %llu\n", dev.str().c_str(),
               dev.is_cpu() ? "cpu" : device_properties(dev).name.c_str(), (unsigned long long)test::base_seed());
   std::printf("%-26s %-40s %-11s %-11s %s\n", "op", "case", "rel_l2", "max_abs", "result");
@@ -115,6 +121,7 @@ int cmd_check(const Args& a) {
   for (const auto& c : test::check_cases()) {
     if (!only.empty() && !only.count(c.op)) continue;
     if (!all && !c.quick) continue;
+    if (!case_text.empty() && c.name.find(case_text) == std::string::npos) continue;
     const OpInfo* info = find_op(c.op);
     if (info && dev.is_cuda() && !info->cuda) continue;
     test::CompareResult r;
@@ -131,12 +138,17 @@ int cmd_check(const Args& a) {
   }
   for (const auto& o : registered_ops()) {
     if (!only.empty() && !only.count(o.name)) continue;
+    if (!case_text.empty()) continue;  // a case filter leaves ops uncovered on purpose
     if (!covered.count(o.name)) {
       std::printf("%-26s %-40s %-11s %-11s %s\n", o.name.c_str(), "-", "-", "-", "FAIL: no check case");
       fail++;
     }
   }
   std::printf("%d passed, %d failed\n", pass, fail);
+  if (pass + fail == 0) {
+    std::fprintf(stderr, "lmk: no check case matches\n");
+    return 1;
+  }
   return fail ? 1 : 0;
 }
 
@@ -209,6 +221,7 @@ int cmd_bench(const Args& a) {
 int main(int argc, char** argv) {
   Args a{std::vector<std::string>(argv + 1, argv + argc)};
   if (a.v.empty()) return usage();
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a line per case even into a pipe: logs of a killed run end at its case
   try {
     const std::string& cmd = a.v[0];
     if (cmd == "--version" || cmd == "version") {
