@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Same-machine A/B of source trees: builds each (in parallel, the cores split between them), runs
+# an optional `lmk check` on each, then `lmk bench` on each in turn (twice, interleaved, so drift
+# shows), and prints one table: the time of every case per tree and its ratio to the first tree.
+#   usage: scripts/ab-bench.sh NAME=TREE.tar [NAME=TREE.tar ...]
+#   env:   BENCH_ARGS="--op quantized_matmul_ggml_packed --case q4_0"  CHECK_ARGS="" (e.g. --op X)
+#          ROUNDS=2  WORK=/tmp/ab  JOBS=$(nproc)  CMAKE_FLAGS="" (e.g. -DLMK_CUDA=OFF)
+# Trees come from `git archive REV -o .ship/NAME.tar` here (the device copy has no .git).
+set -uo pipefail
+[ $# -ge 1 ] || { sed -n 2,8p "$0"; exit 2; }
+WORK=${WORK:-/tmp/ab}
+ROUNDS=${ROUNDS:-2}
+JOBS=${JOBS:-$(nproc)}
+BENCH_ARGS=${BENCH_ARGS:-}
+CHECK_ARGS=${CHECK_ARGS:-}
+CMAKE_FLAGS=${CMAKE_FLAGS:-}
+names=()
+rm -rf "$WORK" && mkdir -p "$WORK"
+for spec in "$@"; do
+  name=${spec%%=*} tar=${spec#*=}
+  [ -f "$tar" ] || { echo "ab-bench: no tree $tar" >&2; exit 2; }
+  names+=("$name")
+  mkdir -p "$WORK/$name" && tar -xf "$tar" -C "$WORK/$name"
+done
+per=$(( JOBS / ${#names[@]} )); [ "$per" -ge 1 ] || per=1
+for n in "${names[@]}"; do
+  ( cmake -S "$WORK/$n" -B "$WORK/$n/b" -G Ninja -DCMAKE_BUILD_TYPE=Release $CMAKE_FLAGS >"$WORK/$n.configure.log" 2>&1 &&
+    cmake --build "$WORK/$n/b" -j "$per" --target lmk >"$WORK/$n.build.log" 2>&1 ||
+    echo "ab-bench: $n failed to build (see $WORK/$n.build.log)" >&2 ) &
+done
+wait
+for n in "${names[@]}"; do
+  [ -x "$WORK/$n/b/lmk" ] || { grep -E "error" "$WORK/$n.build.log" | head -20; exit 1; }
+  grep -E "spill" "$WORK/$n.build.log" | grep -v " 0 bytes spill" | sed "s/^/$n: /" | head -5
+done
+if [ -n "$CHECK_ARGS" ]; then
+  for n in "${names[@]}"; do
+    # shellcheck disable=SC2086
+    echo "$n: $("$WORK/$n/b/lmk" check $CHECK_ARGS 2>&1 | grep -E "FAIL|passed|lmk:" | tail -5)"
+  done
+fi
+for r in $(seq "$ROUNDS"); do
+  for n in "${names[@]}"; do
+    # shellcheck disable=SC2086
+    "$WORK/$n/b/lmk" bench $BENCH_ARGS --json "$WORK/$n.$r.json" >/dev/null 2>"$WORK/$n.$r.err" ||
+      { echo "ab-bench: bench failed for $n"; cat "$WORK/$n.$r.err"; }
+  done
+done
+python3 - "$WORK" "$ROUNDS" "${names[@]}" <<'PY'
+import json, os, sys
+work, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+runs = {}  # (op, case) -> {name: [us per round]}
+device = ""
+for n in names:
+    for r in range(1, rounds + 1):
+        path = os.path.join(work, f"{n}.{r}.json")
+        if not os.path.exists(path):
+            continue
+        d = json.load(open(path))
+        device = f"{d['device']}, copy {d['copy_gbps']:.0f} GB/s"
+        for x in d["results"]:
+            runs.setdefault((x["op"], x["case"]), {}).setdefault(n, []).append(x["us"])
+print(f"A/B on {device}: µs per round (best / ratio to {names[0]})")
+print(f"{'op':32} {'case':36} " + " ".join(f"{n:>22}" for n in names))
+for (op, case), per in runs.items():
+    base = min(per.get(names[0], [0])) or None
+    cols = []
+    for n in names:
+        t = per.get(n)
+        if not t:
+            cols.append(f"{'-':>22}")
+            continue
+        ratio = f" {min(t) / base:5.2f}x" if base else ""
+        cols.append(f"{'/'.join(f'{v:.1f}' for v in t) + ratio:>22}")
+    print(f"{op[:32]:32} {case[:36]:36} " + " ".join(cols))
+PY
