@@ -721,13 +721,12 @@ void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const Ro
       x, rows, w.k, kp, routed ? rs.row_list : nullptr, rs.top_k, rs.per_slot, xp);
   LMK_LAUNCH_CHECK(qmmp_permute_x_kernel);
   QmmpParams p;
-  p.xmap = x_tensor_map(xp, rows, kp, bm <= 32 ? 32 : bm <= 64 ? 64 : 128);
+  p.xmap = x_tensor_map(xp, rows, kp, qmmp_tile(bm));  // the box is the kernel's item (launch_qmmp)
   p.w = static_cast<const uint8_t*>(w.data);
   p.expert_bytes = g.matrix_bytes();
   p.n = w.n;
   p.tiles = g.tiles;
   p.chunks = g.chunks;
-  p.xp = xp;
   p.rs = rs;
   p.y = y;
   p.y_rows = y_rows;

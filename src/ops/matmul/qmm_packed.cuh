@@ -36,12 +36,11 @@
 namespace lmk::cuda::mm {
 
 struct QmmpParams {
-  CUtensorMap xmap;  // TMA map of xp: bf16 [x rows][chunks · 256], boxes of 64 x BM, 128-byte swizzle
+  CUtensorMap xmap;  // TMA map of the permuted bf16 x, [rows][chunks · 256] (plain rows, or the routed
+                     // rows in row-list order: an item's rows contiguous), boxes of 64 x BM, 128-byte swizzle
   const uint8_t* w = nullptr;  // packed weights, expert e at e · expert_bytes
   int64_t expert_bytes = 0;
   int64_t n = 0, tiles = 0, chunks = 0;
-  const __nv_bfloat16* xp = nullptr;  // permuted bf16 x, [rows][chunks · 256]: plain rows, or the
-                                      // routed rows in row-list order (an item's rows contiguous)
   RowSource rs;
   float* y = nullptr;  // [y_rows][n]
   int64_t y_rows = 0;
@@ -156,8 +155,8 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
   }
   __syncthreads();
 
-  // Work units (block of 8 tiles, item, K-split), tile blocks fastest (neighbours share x); CTA
-  // b takes units b, b + grid, ...; items past the routing pre-pass's count are skipped.
+  // Work units (block of kConsumers tiles, item, K-split), tile blocks fastest (neighbours share
+  // x); CTA b takes units b, b + grid, ...; items past the routing pre-pass's count are skipped.
   const int64_t blocks = (p.tiles + kConsumers - 1) / kConsumers, units = blocks * p.rs.n_items * p.splits, n_items = item_count(p.rs);
   struct Unit {
     int64_t tile0, item, split, c_begin;
