@@ -17,7 +17,7 @@
 // (40) to the consumers. The CTA walks work units: its tiles x BM activation rows (an item of the
 // RowSource: plain row tiles or per-expert row lists; routed x is permuted in row-list order so
 // an item's rows are contiguous) x all of K or one K-split. One producer lane fills two rings,
-// each stage with a full mbarrier (bytes) and an empty one (one arrival per consumer warp): the
+// each stage with a full mbarrier (bytes) and an empty one (one arrival per consumer thread): the
 // tiles' records of a chunk by bulk copy, and x by TMA in stages of 128 values of K (two boxes of
 // 64 x BM, 128-byte swizzle: the wgmma B layout). The rings run on across units, so the next
 // unit's loads overlap this one's last steps and stores. Consumers never meet at a CTA barrier:
@@ -143,15 +143,17 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
   static_assert(kStage * SX + kConsumers * R * SW + 1024 <= kQmmpSmemBudget + 1024, "shared memory");
   using Chunk = QmvpChunk<F::kType>;
   extern __shared__ uint8_t smem_raw[];
-  // full: the producer's arrival + the bytes of the stage; empty: one arrival per consumer warp.
+  // full: the producer's arrival + the bytes of the stage; empty: one arrival per consumer thread.
   __shared__ __align__(8) uint64_t x_full[SX], x_empty[SX], w_full[SW], w_empty[SW];
   uint8_t* const xsm = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
   uint8_t* const wsm = xsm + SX * kStage;
 
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, t = lane & 3;
   if (tid == 0) {
-    for (int s = 0; s < SX; ++s) mbar_init(&x_full[s]), mbar_init(&x_empty[s], kConsumers);
-    for (int s = 0; s < SW; ++s) mbar_init(&w_full[s]), mbar_init(&w_empty[s], kConsumers);
+    // Empty barriers take one arrival per consumer thread: an arrival releases only its own
+    // thread's reads of the stage (a single lane after __syncwarp is not enough for racecheck).
+    for (int s = 0; s < SX; ++s) mbar_init(&x_full[s]), mbar_init(&x_empty[s], 32 * kConsumers);
+    for (int s = 0; s < SW; ++s) mbar_init(&w_full[s]), mbar_init(&w_empty[s], 32 * kConsumers);
   }
   __syncthreads();
 
@@ -243,8 +245,7 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
 #pragma unroll
         for (int i = 0; i < 2 * Chunk::HW; ++i) H[i] = hw[i];
       }
-      __syncwarp();
-      if (lane == 0) mbar_arrive(&w_empty[w_use]);
+      mbar_arrive(&w_empty[w_use]);
       if (++w_use == SW) w_use = 0, w_phase ^= 1;
 #pragma unroll
       for (int half = 0; half < 2; ++half) {
@@ -270,13 +271,13 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
         wgmma_fence_operands(acc);
         // The previous step's group is done: its x stage goes back to the producer.
         wgmma_wait<1>();
-        if (lane == 0 && 2 * c + half > 0) mbar_arrive(&x_empty[x_use == 0 ? SX - 1 : x_use - 1]);
+        if (2 * c + half > 0) mbar_arrive(&x_empty[x_use == 0 ? SX - 1 : x_use - 1]);
         if (++x_use == SX) x_use = 0, x_phase ^= 1;
       }
     }
     wgmma_wait<0>();
     wgmma_fence_operands(acc);
-    if (lane == 0) mbar_arrive(&x_empty[x_use == 0 ? SX - 1 : x_use - 1]);  // the unit's last x stage
+    mbar_arrive(&x_empty[x_use == 0 ? SX - 1 : x_use - 1]);  // the unit's last x stage
 
     // acc[4j + e]: weight row 16·warp + g + 8(e / 2) of the tile block, activation row
     // 8j + 2t + e % 2 of the item.
