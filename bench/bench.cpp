@@ -58,6 +58,7 @@ double Context::time_us(const std::function<void()>& fn, bool flush) {
   } else {
 #ifdef LMK_WITH_CUDA
     auto s = static_cast<cudaStream_t>(stream.handle());
+    last_timed_ = fn;
     cudaEvent_t e0, e1;
     LMK_CUDA_CHECK(cudaEventCreate(&e0));
     LMK_CUDA_CHECK(cudaEventCreate(&e1));
@@ -80,6 +81,36 @@ double Context::time_us(const std::function<void()>& fn, bool flush) {
   return t[t.size() / 2];
 }
 
+double Context::time_b2b_us(const std::function<void()>& fn) {
+  double us = 0;
+#ifdef LMK_WITH_CUDA
+  if (device.is_cpu()) return 0;
+  auto s = static_cast<cudaStream_t>(stream.handle());
+  cudaEvent_t e0, e1;
+  LMK_CUDA_CHECK(cudaEventCreate(&e0));
+  LMK_CUDA_CHECK(cudaEventCreate(&e1));
+  auto batch = [&](int n) {
+    LMK_CUDA_CHECK(cudaEventRecord(e0, s));
+    for (int i = 0; i < n; ++i) fn();
+    LMK_CUDA_CHECK(cudaEventRecord(e1, s));
+    LMK_CUDA_CHECK(cudaEventSynchronize(e1));
+    float ms = 0;
+    LMK_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
+    return double(ms) * 1e3 / n;
+  };
+  const double est = batch(10);  // also the warm-up
+  const int n = int(std::clamp(5000.0 / std::max(est, 0.1), 10.0, 2000.0));
+  double t[3] = {batch(n), batch(n), batch(n)};
+  std::sort(t, t + 3);
+  us = t[1];
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+#else
+  (void)fn;
+#endif
+  return us;
+}
+
 void Context::record(const std::string& op, const std::string& name, double us, double bytes, double flops,
                      const char* peer_key) {
   Measurement m;
@@ -96,7 +127,9 @@ void Context::record(const std::string& op, const std::string& name, double us, 
     if (const Peer* p = find_peer(key)) {
       m.peer_us = p->us;
       m.peer = std::string(p->source);
+      if (p->source.starts_with("llama.cpp") && last_timed_) m.b2b_us = time_b2b_us(last_timed_);
     }
+  last_timed_ = nullptr;
   results.push_back(m);
 }
 

@@ -1,6 +1,11 @@
 // Benchmark harness for `lmk bench`: device-event timing (warm-up, median of >= 20 runs, L2
 // flushed before each run), the copy-bandwidth ceiling measured in the same run, and each
 // case's ratio to the peer figure from ../shared/peers.md where one exists.
+//
+// Peer method: llama.cpp's figures come from test-backend-ops perf, which repeats the op back to
+// back in one graph on the same tensors (launch gaps overlap; inputs that fit in L2 stay there).
+// Cases with such a peer are also timed that way (b2b_us) and their speedup is taken against
+// that figure; the headline time and % of copy stay the cold, L2-flushed single run.
 #pragma once
 #include <functional>
 #include <optional>
@@ -19,6 +24,7 @@ struct Measurement {
   double flops = 0;
   double gbps = 0, tflops = 0;
   double pct_ceiling = 0; // of copy bandwidth (memory-bound) or of the GEMM rate (compute-bound)
+  double b2b_us = 0;      // per run, back to back on the same inputs (the peer's method); 0: not taken
   double peer_us = 0;     // 0 when no peer
   std::string peer;       // which peer and where the figure came from
 };
@@ -35,7 +41,11 @@ class Context {
 
   // Median microseconds of fn over >= 20 timed runs after warm-up, L2 flushed before each.
   double time_us(const std::function<void()>& fn, bool flush_l2 = true);
+  // Mean microseconds per run of fn repeated back to back (no flush, same inputs): median of
+  // three batches of about 5 ms each.
+  double time_b2b_us(const std::function<void()>& fn);
   // Records a memory-bound (flops == 0) or compute-bound result; peer_key looks up peers.h.
+  // A peer measured back to back (llama.cpp) also gets b2b_us, from the last fn timed.
   void record(const std::string& op, const std::string& name, double us, double bytes, double flops = 0,
               const char* peer_key = nullptr);
   // Device buffer of random values (uniform in [lo, hi)) of the given dtype and shape.
@@ -46,6 +56,7 @@ class Context {
  private:
   void flush_l2();
   Buffer flush_;
+  std::function<void()> last_timed_;  // the fn of the last time_us (valid until its case returns)
   uint64_t seed_ = 1234;
 };
 

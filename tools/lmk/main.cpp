@@ -159,7 +159,7 @@ void write_json(const std::string& path, const bench::Context& c) {
   for (size_t i = 0; i < c.results.size(); ++i) {
     const auto& m = c.results[i];
     f << "  {\"op\": \"" << m.op << "\", \"case\": \"" << m.name << "\", \"us\": " << m.us << ", \"gbps\": " << m.gbps
-      << ", \"tflops\": " << m.tflops << ", \"pct_copy\": " << m.pct_ceiling << ", \"peer_us\": " << m.peer_us
+      << ", \"tflops\": " << m.tflops << ", \"pct_copy\": " << m.pct_ceiling << ", \"b2b_us\": " << m.b2b_us << ", \"peer_us\": " << m.peer_us
       << ", \"peer\": \"" << m.peer << "\"}" << (i + 1 < c.results.size() ? "," : "") << "\n";
   }
   f << " ]\n}\n";
@@ -175,8 +175,11 @@ int cmd_bench(const Args& a) {
               ctx.device_name.c_str(), ctx.copy_gbps,
               dev.is_cuda() && ctx.device_name.find("H100") == std::string::npos
                   ? "\n  note: peer figures are from an H100; compare % of copy on this card" : "");
-  std::printf("%-20s %-36s %10s %9s %8s %7s %10s %7s\n", "op", "case", "time_us", "GB/s", "TFLOP/s", "%copy", "peer_us",
-              "speedup");
+  if (dev.is_cuda())
+    std::printf("  time_us: one run after an L2 flush; b2b_us: back to back on the same inputs, as llama.cpp's\n"
+                "  test-backend-ops times its figures (taken where the peer is llama.cpp; speedup uses it there)\n");
+  std::printf("%-20s %-36s %10s %9s %8s %7s %9s %10s %7s\n", "op", "case", "time_us", "GB/s", "TFLOP/s", "%copy",
+              "b2b_us", "peer_us", "speedup");
   for (const auto& bc : bench::bench_cases()) {
     if (!only.empty() && !only.count(bc.op)) continue;
     if (quick && !bc.quick) continue;
@@ -191,13 +194,14 @@ int cmd_bench(const Args& a) {
     }
     for (size_t i = before; i < ctx.results.size(); ++i) {
       const auto& m = ctx.results[i];
-      char peer[32] = "", ratio[32] = "";
+      char peer[32] = "", ratio[32] = "", b2b[32] = "";
+      if (m.b2b_us > 0) std::snprintf(b2b, sizeof b2b, "%.2f", m.b2b_us);
       if (m.peer_us > 0) {
         std::snprintf(peer, sizeof peer, "%.1f", m.peer_us);
-        std::snprintf(ratio, sizeof ratio, "%.2fx", m.peer_us / m.us);
+        std::snprintf(ratio, sizeof ratio, "%.2fx", m.peer_us / (m.b2b_us > 0 ? m.b2b_us : m.us));
       }
-      std::printf("%-20s %-36s %10.2f %9.0f %8.1f %6.1f%% %10s %7s\n", m.op.c_str(), m.name.c_str(), m.us, m.gbps,
-                  m.tflops, m.pct_ceiling, peer, ratio);
+      std::printf("%-20s %-36s %10.2f %9.0f %8.1f %6.1f%% %9s %10s %7s\n", m.op.c_str(), m.name.c_str(), m.us, m.gbps,
+                  m.tflops, m.pct_ceiling, b2b, peer, ratio);
     }
   }
   if (auto j = a.opt("--json"); !j.empty()) write_json(j, ctx);
