@@ -4,6 +4,8 @@
 # optionally the PyTorch peers; logs and JSON under $OUT, a short summary table printed last.
 #   env: BUILD=build-gpu  BENCH_ARGS=""  SANITIZE=1  PEERS=0  TESTS=1  SAN_FILTER='*_cuda_*'
 #        SAN_TIMEOUT=240 (seconds per sanitizer step: the device call itself stops at 600)
+#        PREBUILT=.ship/bin (binaries from scripts/ship-bin.sh: no configure or build; the gtest
+#        binaries run one by one instead of ctest; falls back to building if they do not start)
 # $OUT/summary.txt gets a line as each step ends, so a run stopped by the call limit still says
 # how far it got.
 set -uo pipefail
@@ -31,13 +33,24 @@ step() {  # step NAME LOG COMMAND...
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm,clocks.mem --format=csv >"$LOGS/gpu.txt" 2>&1
 cat "$LOGS/gpu.txt"
-step configure configure.log cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release || { tail -30 "$LOGS/configure.log"; exit 1; }
-step build build.log cmake --build "$BUILD" -j "$(nproc)" || { grep -E "error|FAILED" -A5 "$LOGS/build.log" | head -80; exit 1; }
-grep -E "spill|stack frame" "$LOGS/build.log" | grep -v " 0 bytes spill" | sort | uniq | head -20 >"$LOGS/spills.txt"
+PREBUILT=${PREBUILT:-}
+if [ -n "$PREBUILT" ]; then
+  export LD_LIBRARY_PATH="$(cd "$PREBUILT" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  if step prebuilt prebuilt.log "$PREBUILT/lmk" --version; then BUILD=$PREBUILT; else PREBUILT=""; cat "$LOGS/prebuilt.log"; fi
+fi
+if [ -z "$PREBUILT" ]; then
+  step configure configure.log cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release || { tail -30 "$LOGS/configure.log"; exit 1; }
+  step build build.log cmake --build "$BUILD" -j "$(nproc)" || { grep -E "error|FAILED" -A5 "$LOGS/build.log" | head -80; exit 1; }
+  grep -E "spill|stack frame" "$LOGS/build.log" | grep -v " 0 bytes spill" | sort | uniq | head -20 >"$LOGS/spills.txt"
+fi
 
 if [ "$TESTS" = 1 ]; then
-  step ctest ctest.log bash -c "cd $BUILD && ctest --output-on-failure -j 4 --timeout 600"
-  grep -E "tests passed|tests failed|Failed|\*\*\*" "$LOGS/ctest.log" | head -30
+  if [ -n "$PREBUILT" ]; then
+    step "gtest (prebuilt)" ctest.log bash -c 'rc=0; for t in "$0"/tests/test_*; do "$t" --gtest_brief=1 || rc=1; done; exit $rc' "$BUILD"
+  else
+    step ctest ctest.log bash -c "cd $BUILD && ctest --output-on-failure -j 4 --timeout 600"
+  fi
+  grep -E "tests passed|tests failed|Failed|FAILED|\*\*\*" "$LOGS/ctest.log" | head -30
   if [ "$SANITIZE" = 1 ] && command -v compute-sanitizer >/dev/null; then
     step memcheck memcheck.log timeout "$SAN_TIMEOUT" compute-sanitizer --tool memcheck --error-exitcode 9 \
       "$BUILD/tests/test_checks" --gtest_filter="${SAN_FILTER}" --gtest_brief=1

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Packs this machine's build (lmk, liblmkernels, the gtest binaries) into .ship/bin, so a device
+# call can run it without building there (a build takes about 3 minutes of device time):
+#   scripts/ship-bin.sh [BUILD=build]   then, on the device:  PREBUILT=.ship/bin scripts/device-check.sh
+# device-check.sh checks that the binaries start there and builds from source if they do not
+# (the two machines' images may differ).
+set -euo pipefail
+BUILD=${1:-build}
+DEST=.ship/bin
+cmake --build "$BUILD" >/dev/null
+rm -rf "$DEST" && mkdir -p "$DEST/tests"
+cp -L "$BUILD/lmk" "$BUILD"/liblmkernels.so.0 "$DEST/"
+for t in "$BUILD"/tests/test_*; do [ -x "$t" ] && cp "$t" "$DEST/tests/"; done
+du -sh "$DEST"
