@@ -46,31 +46,6 @@ for r in $(seq "$ROUNDS"); do
       { echo "ab-bench: bench failed for $n"; cat "$WORK/$n.$r.err"; }
   done
 done
-python3 - "$WORK" "$ROUNDS" "${names[@]}" <<'PY'
-import json, os, sys
-work, rounds, names = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-runs = {}  # (op, case) -> {name: [us per round]}
-device = ""
-for n in names:
-    for r in range(1, rounds + 1):
-        path = os.path.join(work, f"{n}.{r}.json")
-        if not os.path.exists(path):
-            continue
-        d = json.load(open(path))
-        device = f"{d['device']}, copy {d['copy_gbps']:.0f} GB/s"
-        for x in d["results"]:
-            runs.setdefault((x["op"], x["case"]), {}).setdefault(n, []).append(x["us"])
-print(f"A/B on {device}: µs per round (best / ratio to {names[0]})")
-print(f"{'op':32} {'case':36} " + " ".join(f"{n:>22}" for n in names))
-for (op, case), per in runs.items():
-    base = min(per.get(names[0], [0])) or None
-    cols = []
-    for n in names:
-        t = per.get(n)
-        if not t:
-            cols.append(f"{'-':>22}")
-            continue
-        ratio = f" {min(t) / base:5.2f}x" if base else ""
-        cols.append(f"{'/'.join(f'{v:.1f}' for v in t) + ratio:>22}")
-    print(f"{op[:32]:32} {case[:36]:36} " + " ".join(cols))
-PY
+specs=()
+for n in "${names[@]}"; do specs+=("$n=$(seq -s, -f "$WORK/$n.%g.json" "$ROUNDS")"); done
+python3 "$(dirname "$0")/bench-table.py" "A/B" "${specs[@]}"
