@@ -81,7 +81,7 @@ double Context::time_us(const std::function<void()>& fn, bool flush) {
   return t[t.size() / 2];
 }
 
-double Context::time_b2b_us(const std::function<void()>& fn) {
+double Context::time_b2b_us(const std::function<void()>& fn, double* lo, double* hi) {
   double us = 0;
 #ifdef LMK_WITH_CUDA
   if (device.is_cpu()) return 0;
@@ -103,10 +103,12 @@ double Context::time_b2b_us(const std::function<void()>& fn) {
   double t[3] = {batch(n), batch(n), batch(n)};
   std::sort(t, t + 3);
   us = t[1];
+  if (lo) *lo = t[0];
+  if (hi) *hi = t[2];
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
 #else
-  (void)fn;
+  (void)fn, (void)lo, (void)hi;
 #endif
   return us;
 }
@@ -127,7 +129,7 @@ void Context::record(const std::string& op, const std::string& name, double us, 
     if (const Peer* p = find_peer(key)) {
       m.peer_us = p->us;
       m.peer = std::string(p->source);
-      if (p->source.starts_with("llama.cpp") && last_timed_) m.b2b_us = time_b2b_us(last_timed_);
+      if (p->source.starts_with("llama.cpp") && last_timed_) m.b2b_us = time_b2b_us(last_timed_, &m.b2b_lo, &m.b2b_hi);
     }
   last_timed_ = nullptr;
   results.push_back(m);

@@ -25,6 +25,7 @@ struct Measurement {
   double gbps = 0, tflops = 0;
   double pct_ceiling = 0; // of copy bandwidth (memory-bound) or of the GEMM rate (compute-bound)
   double b2b_us = 0;      // per run, back to back on the same inputs (the peer's method); 0: not taken
+  double b2b_lo = 0, b2b_hi = 0;  // the fastest and slowest of its three batches
   double peer_us = 0;     // 0 when no peer
   std::string peer;       // which peer and where the figure came from
 };
@@ -41,9 +42,9 @@ class Context {
 
   // Median microseconds of fn over >= 20 timed runs after warm-up, L2 flushed before each.
   double time_us(const std::function<void()>& fn, bool flush_l2 = true);
-  // Mean microseconds per run of fn repeated back to back (no flush, same inputs): median of
-  // three batches of about 5 ms each.
-  double time_b2b_us(const std::function<void()>& fn);
+  // Mean microseconds per run of fn repeated back to back (no flush, same inputs): the median of
+  // three batches of about 5 ms each, and the fastest and slowest batch (lo, hi).
+  double time_b2b_us(const std::function<void()>& fn, double* lo = nullptr, double* hi = nullptr);
   // Records a memory-bound (flops == 0) or compute-bound result; peer_key looks up peers.h.
   // A peer measured back to back (llama.cpp) also gets b2b_us, from the last fn timed.
   void record(const std::string& op, const std::string& name, double us, double bytes, double flops = 0,

@@ -159,7 +159,8 @@ void write_json(const std::string& path, const bench::Context& c) {
   for (size_t i = 0; i < c.results.size(); ++i) {
     const auto& m = c.results[i];
     f << "  {\"op\": \"" << m.op << "\", \"case\": \"" << m.name << "\", \"us\": " << m.us << ", \"gbps\": " << m.gbps
-      << ", \"tflops\": " << m.tflops << ", \"pct_copy\": " << m.pct_ceiling << ", \"b2b_us\": " << m.b2b_us << ", \"peer_us\": " << m.peer_us
+      << ", \"tflops\": " << m.tflops << ", \"pct_copy\": " << m.pct_ceiling << ", \"b2b_us\": " << m.b2b_us
+      << ", \"b2b_lo\": " << m.b2b_lo << ", \"b2b_hi\": " << m.b2b_hi << ", \"peer_us\": " << m.peer_us
       << ", \"peer\": \"" << m.peer << "\"}" << (i + 1 < c.results.size() ? "," : "") << "\n";
   }
   f << " ]\n}\n";
@@ -202,6 +203,10 @@ int cmd_bench(const Args& a) {
       }
       std::printf("%-20s %-36s %10.2f %9.0f %8.1f %6.1f%% %9s %10s %7s\n", m.op.c_str(), m.name.c_str(), m.us, m.gbps,
                   m.tflops, m.pct_ceiling, b2b, peer, ratio);
+      // Back to back should not be slower than one cold run, nor its batches far apart.
+      if (m.b2b_us > 0 && (m.b2b_us > 1.1 * m.us || m.b2b_hi > 1.2 * m.b2b_lo))
+        std::printf("  note: b2b batches %.2f / %.2f / %.2f us (min / median / max) against %.2f us cold: suspect\n",
+                    m.b2b_lo, m.b2b_us, m.b2b_hi, m.us);
     }
   }
   if (auto j = a.opt("--json"); !j.empty()) write_json(j, ctx);
