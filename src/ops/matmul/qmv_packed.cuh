@@ -35,7 +35,6 @@ struct QmvpParams {
   float* part = nullptr;        // slices > 1: partial sums [slice][y_rows][n]
   int slices = 1;
   int slice_chunks = 8;         // chunks per slice (qmvp_slice_chunks)
-  int l2_prefetch = 0;          // bytes of each CTA's first unit past the register prefetch pulled into L2 (tuning)
 };
 
 constexpr int kQmvpWarps = 8;                  // warps per CTA; warp w takes chunks w, w + 8, ...
@@ -148,14 +147,6 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   Chunk cur, nxt, nxt2;
   prefetch(cur);
   if constexpr (D == 2) prefetch(nxt);
-  // Optionally, the next part of the first unit's records (contiguous: all warps' chunks of the
-  // slice) starts streaming into L2 while split_x runs. Off by default: prefetching whole units
-  // (34 MB at q4_0 4096x14336) made every 4096-row shape slower; bounded amounts are untested.
-  if (p.l2_prefetch > 0 && tid == 0 && my_units > 0) {
-    const int64_t ahead = int64_t(D) * kQmvpWarps * R, left = int64_t(sc) * R - ahead;
-    const int64_t bytes = left < p.l2_prefetch ? left : p.l2_prefetch;
-    if (bytes >= 16) prefetch_l2_bulk(unit_base(0) - warp * R + ahead, uint32_t(bytes) & ~15u);
-  }
   // x is read (split_x, the kernel before this one: programmatic dependence) only after this.
   asm volatile("griddepcontrol.wait;" ::: "memory");
   // The slice sum (if any) may launch now; it waits for this grid to finish before reading.
