@@ -45,6 +45,38 @@ void Context::flush_l2() {
 #endif
 }
 
+#ifdef LMK_WITH_CUDA
+namespace {
+// Device-event timing on a stream: microseconds per run of fn repeated n times between two events.
+class EventTimer {
+ public:
+  explicit EventTimer(Stream& s) : s_(static_cast<cudaStream_t>(s.handle())) {
+    LMK_CUDA_CHECK(cudaEventCreate(&e0_));
+    LMK_CUDA_CHECK(cudaEventCreate(&e1_));
+  }
+  ~EventTimer() {
+    cudaEventDestroy(e0_);
+    cudaEventDestroy(e1_);
+  }
+  EventTimer(const EventTimer&) = delete;
+  EventTimer& operator=(const EventTimer&) = delete;
+  double us_per_run(const std::function<void()>& fn, int n) {
+    LMK_CUDA_CHECK(cudaEventRecord(e0_, s_));
+    for (int i = 0; i < n; ++i) fn();
+    LMK_CUDA_CHECK(cudaEventRecord(e1_, s_));
+    LMK_CUDA_CHECK(cudaEventSynchronize(e1_));
+    float ms = 0;
+    LMK_CUDA_CHECK(cudaEventElapsedTime(&ms, e0_, e1_));
+    return double(ms) * 1e3 / n;
+  }
+
+ private:
+  cudaStream_t s_;
+  cudaEvent_t e0_{}, e1_{};
+};
+}  // namespace
+#endif
+
 double Context::time_us(const std::function<void()>& fn, bool flush) {
   const int warmup = 3, runs = quick ? 20 : 50;
   std::vector<double> t;
@@ -57,24 +89,13 @@ double Context::time_us(const std::function<void()>& fn, bool flush) {
     }
   } else {
 #ifdef LMK_WITH_CUDA
-    auto s = static_cast<cudaStream_t>(stream.handle());
     last_timed_ = fn;
-    cudaEvent_t e0, e1;
-    LMK_CUDA_CHECK(cudaEventCreate(&e0));
-    LMK_CUDA_CHECK(cudaEventCreate(&e1));
+    EventTimer timer(stream);
     for (int i = 0; i < warmup; ++i) fn();
     for (int i = 0; i < runs; ++i) {
       if (flush) flush_l2();
-      LMK_CUDA_CHECK(cudaEventRecord(e0, s));
-      fn();
-      LMK_CUDA_CHECK(cudaEventRecord(e1, s));
-      LMK_CUDA_CHECK(cudaEventSynchronize(e1));
-      float ms = 0;
-      LMK_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-      t.push_back(ms * 1e3);
+      t.push_back(timer.us_per_run(fn, 1));
     }
-    cudaEventDestroy(e0);
-    cudaEventDestroy(e1);
 #endif
   }
   std::sort(t.begin(), t.end());
@@ -85,28 +106,14 @@ double Context::time_b2b_us(const std::function<void()>& fn, double* lo, double*
   double us = 0;
 #ifdef LMK_WITH_CUDA
   if (device.is_cpu()) return 0;
-  auto s = static_cast<cudaStream_t>(stream.handle());
-  cudaEvent_t e0, e1;
-  LMK_CUDA_CHECK(cudaEventCreate(&e0));
-  LMK_CUDA_CHECK(cudaEventCreate(&e1));
-  auto batch = [&](int n) {
-    LMK_CUDA_CHECK(cudaEventRecord(e0, s));
-    for (int i = 0; i < n; ++i) fn();
-    LMK_CUDA_CHECK(cudaEventRecord(e1, s));
-    LMK_CUDA_CHECK(cudaEventSynchronize(e1));
-    float ms = 0;
-    LMK_CUDA_CHECK(cudaEventElapsedTime(&ms, e0, e1));
-    return double(ms) * 1e3 / n;
-  };
-  const double est = batch(10);  // also the warm-up
+  EventTimer timer(stream);
+  const double est = timer.us_per_run(fn, 10);  // also the warm-up
   const int n = int(std::clamp(5000.0 / std::max(est, 0.1), 10.0, 2000.0));
-  double t[3] = {batch(n), batch(n), batch(n)};
+  double t[3] = {timer.us_per_run(fn, n), timer.us_per_run(fn, n), timer.us_per_run(fn, n)};
   std::sort(t, t + 3);
   us = t[1];
   if (lo) *lo = t[0];
   if (hi) *hi = t[2];
-  cudaEventDestroy(e0);
-  cudaEventDestroy(e1);
 #else
   (void)fn, (void)lo, (void)hi;
 #endif

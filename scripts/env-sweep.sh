@@ -5,7 +5,7 @@
 #   usage: scripts/env-sweep.sh VAR "v1 v2 ..." [lmk bench args...]
 #   env:   LMK=build/lmk (or .ship/bin/lmk with LD_LIBRARY_PATH=.ship/bin)  ROUNDS=2  WORK=/tmp/sweep
 #   (the table: scripts/bench-table.py)
-# e.g.  scripts/env-sweep.sh LMK_QMVP_L2_PREFETCH_KB "0 16 32 64" --op quantized_matmul_ggml_packed --case 1x
+# e.g.  scripts/env-sweep.sh LMK_MM_DIRECT_ROWS "32 64" --op quantized_matmul_id_ggml_packed --case T8
 set -uo pipefail
 [ $# -ge 2 ] || { sed -n 2,8p "$0"; exit 2; }
 VAR=$1 VALUES=$2; shift 2

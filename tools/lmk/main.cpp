@@ -44,8 +44,8 @@ struct Args {
   }
 };
 
-// "--op a,b" -> {a, b}; empty: every op.
-// The --op list; an unknown name is an error (a typo must not pass as "0 failed").
+// "--op a,b" -> {a, b}; empty: every op. An unknown name is an error (a typo must not pass as
+// "0 failed").
 std::set<std::string> split_ops(const std::string& list) {
   std::set<std::string> ops;
   std::stringstream ss(list);
