@@ -20,6 +20,16 @@ LMK_BENCHES(layout) {
     double us = c.time_us([&] { copy(a, o, c.stream); });
     c.record("copy", "bf16 " + x(r, k) + " contiguous", us, 2 * bytes_of(a));
   }});
+  // The same copy at the sizes of the long-row softmax and cumsum cases (16 and 1 MiB each
+  // way): the ceiling those small problems can reach under the same cold timing, launch and
+  // first DRAM round trip included.
+  for (int64_t n : {int64_t(16) << 18, int64_t(1) << 18}) {
+    cases.push_back({"copy", "f32 " + std::to_string(n), true, false, [n](Context& c) {
+      auto a = c.random(DType::f32, {n}), o = c.empty(DType::f32, {n});
+      double us = c.time_us([&] { copy(a, o, c.stream); });
+      c.record("copy", "f32 n=" + std::to_string(n) + " (long-row size)", us, 2 * bytes_of(a));
+    }});
+  }
   cases.push_back({"copy", "bf16 permuted 3-D view", true, true, [](Context& c) {
     const int64_t s = c.device.is_cpu() ? 256 : 16384, h = 32, d = 128;  // [s, h, d] viewed as [h, s, d]
     auto a = c.random(DType::bf16, {s, h, d}), o = c.empty(DType::bf16, {h, s, d});
