@@ -613,6 +613,8 @@ int64_t route_scratch_bytes(int64_t E, int64_t R, int64_t max_items) {
 const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 32);
 // Bytes of each packed mat-vec CTA's first unit prefetched into L2 at its start (0: off).
 const int kQmvpL2PrefetchBytes = int(std::clamp<int64_t>(tuning("LMK_QMVP_L2_PREFETCH_KB", 0), 0, 1 << 20) * 1024);
+// M <= 2 plain mat-vec through the shared-memory ring kernel (an experiment; 0: off).
+const bool kQmvpRing = tuning("LMK_QMVP_RING", 0) != 0;
 // Grouped: the tensor-core path once experts average more rows than this.
 const double kMatMatRowsPerExpert = double(tuning("LMK_MM_MATMAT_PER_EXPERT", 16));
 
@@ -647,6 +649,7 @@ void run_packed(const float* x, int64_t x_rows, const PackedView& w, const RowSo
   p.slices = int(slices);
   p.slice_chunks = int(slice_chunks);
   p.l2_prefetch = kQmvpL2PrefetchBytes;
+  p.ring = kQmvpRing;
   split_x(sp, st);
   visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
 }
