@@ -609,8 +609,12 @@ int64_t route_scratch_bytes(int64_t E, int64_t R, int64_t max_items) {
   return align_up(4 * E, 256) * 4 + align_up(4 * R, 256) + align_up(12 * max_items, 256) + 256;
 }
 
-// Rows routed one by one (no pre-pass) up to this many (T·top_k); grouped beyond.
-const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 32);
+// Rows routed one by one (no pre-pass) up to this many (T·top_k); grouped beyond. 64 covers 8
+// tokens of top-8 routing (H100, q4_0 T8: packed 52.3 -> 45.6 us, raw 49.6 -> 43.7 us at 64 against 32).
+const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 64);
+// The shared-memory ring kernel for the decode cases: -1 where it measured faster (qmvp_ring_default),
+// 0 never, 1 always (plain M <= 2 and single routed rows).
+const int kQmvpRing = int(tuning("LMK_QMVP_RING", -1));
 // Grouped: the tensor-core path once experts average more rows than this.
 const double kMatMatRowsPerExpert = double(tuning("LMK_MM_MATMAT_PER_EXPERT", 16));
 
@@ -644,6 +648,7 @@ void run_packed(const float* x, int64_t x_rows, const PackedView& w, const RowSo
   p.part = slices > 1 ? cv.take<float>(slices * y_rows * w.n) : nullptr;
   p.slices = int(slices);
   p.slice_chunks = int(slice_chunks);
+  p.ring = kQmvpRing;
   split_x(sp, st);
   visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
 }
@@ -818,10 +823,11 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   const cudaStream_t st = stream_of(s);
   const int64_t E = w.n_experts, R = a.rows;
   RowSource rs = routed_source(a, E, error_flag);
-  // Few rows: one item per routed row; more: per-expert row lists, up to 8 rows per item, or up
-  // to 32 / 64 / 128 for the mat-mat once experts average more than kMatMatRowsPerExpert rows.
-  const bool direct = R <= kDirectRows;
+  // Few rows spread over the experts: one item per routed row; more: per-expert row lists, up to
+  // 8 rows per item, or up to 32 / 64 / 128 for the mat-mat once experts average more than
+  // kMatMatRowsPerExpert rows (so the mat-mat whenever they do, however few the rows).
   const double avg = double(R) / double(std::min(E, R));
+  const bool direct = R <= kDirectRows && avg <= kMatMatRowsPerExpert;
   const bool mat_mat = !direct && avg > kMatMatRowsPerExpert;
   const int tile = mat_mat ? qmmp_tile(int64_t(avg)) : direct ? 1 : avg > 1.0 ? 8 : 1;
   const int64_t max_items = std::min(E, R) + ceil_div(R, tile);

@@ -35,6 +35,7 @@ struct QmvpParams {
   float* part = nullptr;        // slices > 1: partial sums [slice][y_rows][n]
   int slices = 1;
   int slice_chunks = 8;         // chunks per slice (qmvp_slice_chunks)
+  int ring = -1;                // decode cases: qmvp_ring_kernel (1), qmvp_kernel (0), measured choice (-1)
 };
 
 constexpr int kQmvpWarps = 8;                  // warps per CTA; warp w takes chunks w, w + 8, ...
@@ -89,6 +90,33 @@ constexpr int qmvp_depth() {
   return MT <= 2 && packed::lane_words(T) + packed::hdr_words(T) <= 13 ? 2 : 1;
 }
 
+// The end of a unit: the warps' partial sums of the tile (16 rows x MT activation rows) are
+// added in shared memory and stored (or, with several slices, the slice's partial). Thread
+// i < 16·MT owns output (row n0 + i / MT, item row i % MT). An out-of-range expert id (routed
+// rows) writes 0 and flags it once. Every thread of the CTA calls it.
+template <int MT, int NB>
+__device__ __forceinline__ void qmvp_store_unit(const QmvpParams& p, float (&acc)[NB][2], float (*red)[16][MT],
+                                                const ItemHead& h, const int64_t (&yrow)[MT], int64_t n0,
+                                                int64_t slice) {
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
+  const int count = h.count < MT ? h.count : MT;
+  qmv_warp_partials<MT>(acc, red[warp], lane >> 2, lane & 3);
+  __syncthreads();
+  const int r_out = tid / MT, m_out = tid % MT;
+  if (tid < 16 * MT && m_out < count && n0 + r_out < p.n) {
+    float sum = 0.0f;
+    for (int w = 0; w < nwarps; ++w) sum += red[w][r_out][m_out];
+    int64_t yr = yrow[0];
+#pragma unroll
+    for (int m = 1; m < MT; ++m)
+      if (m == m_out) yr = yrow[m];
+    float* out = p.slices > 1 ? p.part + (slice * p.y_rows + yr) * p.n : p.y + yr * p.n;
+    out[n0 + r_out] = h.invalid ? 0.0f : sum;
+  }
+  if (h.invalid && tid == 0 && n0 == 0 && slice == 0) record_invalid(p.rs, h.start);
+  __syncthreads();
+}
+
 // One: the work is a single plain item (M <= 8 activation rows, the decode case): the item
 // lookups fold away at compile time.
 template <class F, int MT, bool One>
@@ -102,7 +130,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   extern __shared__ __align__(16) uint8_t xsm[];  // [row][slice sub-blocks][kQmvXRecord]
   __shared__ float red[kQmvpWarps][16][MT];
   static_assert(16 * MT <= 32 * kQmvpWarps, "one output per thread");
-  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
   const int g = lane >> 2, t = lane & 3, my_m = t >> 1;
   // This CTA's slice: chunks [c0, c0 + sc); warp w takes chunks c0 + w + 8i, i < nch.
   const int64_t slice = blockIdx.y, c0 = slice * p.slice_chunks;
@@ -230,24 +258,143 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
       if constexpr (D == 2) nxt = nxt2;
     }
 
-    qmv_warp_partials<MT>(acc, red[warp], g, t);
-    __syncthreads();
-    // Thread i < 16·MT owns output (row n0 + i / MT, item row i % MT). An out-of-range expert id
-    // (routed rows) writes 0 and flags it once.
-    const int r_out = tid / MT, m_out = tid % MT;
-    if (tid < 16 * MT && m_out < count && n0 + r_out < p.n) {
-      float sum = 0.0f;
-      for (int w = 0; w < nwarps; ++w) sum += red[w][r_out][m_out];
-      int64_t yr = yrow[0];
-#pragma unroll
-      for (int m = 1; m < MT; ++m)
-        if (m == m_out) yr = yrow[m];
-      float* out = p.slices > 1 ? p.part + (slice * p.y_rows + yr) * p.n : p.y + yr * p.n;
-      out[n0 + r_out] = h.invalid ? 0.0f : sum;
-    }
-    if (h.invalid && tid == 0 && n0 == 0 && slice == 0) record_invalid(p.rs, h.start);
-    __syncthreads();
+    qmvp_store_unit<MT>(p, acc, red, h, yrow, n0, slice);
   }
+}
+
+// The decode cases (one plain item of M <= 2 rows, or single routed rows), all of K per CTA, with
+// a shared-memory ring instead of registers: each warp streams its chunks (the weight record and
+// that chunk's x pieces) into kQmvpRingSlots slots by cp.async, S - 1 chunks ahead of its decode
+// and across unit boundaries, so more bytes are in flight than registers hold and no x staging
+// round trip precedes a unit's first decode. Selected with LMK_QMVP_RING=1 (an experiment).
+constexpr int kQmvpRingSmem = 110 * 1024;  // ring bytes per CTA: two CTAs per SM
+template <DType T, int MT>
+constexpr int qmvp_ring_slot() { return int(packed::record_bytes(T)) + MT * 8 * kQmvXRecord; }
+template <DType T, int MT>
+constexpr int qmvp_ring_slots() {
+  constexpr int fit = kQmvpRingSmem / (kQmvpWarps * qmvp_ring_slot<T, MT>());
+  return fit < 2 ? 2 : fit > 6 ? 6 : fit;
+}
+
+template <class F, int MT, bool One>
+__global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
+  static_assert(MT == 1 || (MT == 2 && One), "plain items of up to 2 rows, or single routed rows");
+  constexpr int NB = 1, S = qmvp_ring_slots<F::kType, MT>(), SLOT = qmvp_ring_slot<F::kType, MT>();
+  constexpr int64_t R = packed::record_bytes(F::kType);
+  constexpr int LW = packed::lane_words(F::kType), HW = packed::hdr_words(F::kType);
+  extern __shared__ __align__(16) uint8_t ring[];  // [warp][slot][record, then x records of MT rows]
+  __shared__ float red[kQmvpWarps][16][MT];
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
+  const int nch = warp < p.chunks ? int((p.chunks - warp + kQmvpWarps - 1) / kQmvpWarps) : 0;
+  // Units (item, tile), items fastest; CTA b takes units b, b + grid, ...
+  const int64_t n_items = One ? 1 : item_count(p.rs), total = n_items * p.tiles;
+  const int64_t my_units = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  auto head = [&](int64_t item) {
+    if constexpr (One) {
+      ItemHead h;
+      h.count = int(p.rs.m_rows < MT ? p.rs.m_rows : MT);
+      return h;
+    } else {
+      return item_head(p.rs, item);  // an invalid id reads expert 0 (its output is zeroed)
+    }
+  };
+  uint8_t* slots = ring + warp * S * SLOT;
+
+  // The issue cursor: unit ik (its records wb, its x rows xr, cnt of them), its chunk ii
+  // (chunk warp + 8·ii of the tile).
+  int64_t ik = 0;
+  int ii = 0, cnt = 0;
+  const uint8_t* wb = nullptr;
+  const uint8_t* xr = nullptr;
+  auto load_unit = [&] {
+    if (ik >= my_units) return;
+    const int64_t u = blockIdx.x + ik * gridDim.x, item = u % n_items;
+    const ItemHead h = head(item);
+    int64_t yrow0, xrow0;
+    item_row(p.rs, h, 0, yrow0, xrow0);
+    cnt = h.count < MT ? h.count : MT;
+    wb = p.w + h.expert * p.expert_bytes + (u / n_items) * p.chunks * R;
+    xr = p.xq + xrow0 * p.nsb * kQmvXRecord;  // plain rows are consecutive x rows
+  };
+  load_unit();
+  auto issue = [&](bool weights, bool x, int slot) {
+    if (nch == 0 || ik >= my_units) return;
+    uint8_t* dst = slots + slot * SLOT;
+    const int64_t c = warp + int64_t(kQmvpWarps) * ii;
+    if (weights) {
+#pragma unroll
+      for (int o = lane; o < int(R / 16); o += 32) cp_async16(dst + 16 * o, wb + c * R + 16 * o, 16);
+    }
+    if (x) {  // sub-blocks past K zero-filled: the padded records' codes meet zeros
+      constexpr int G = 8 * kQmvXRecord / 16;  // granules of a chunk's x records per row
+      const int valid = int(p.nsb - c * 8 < 8 ? p.nsb - c * 8 : 8) * (kQmvXRecord / 16);
+#pragma unroll
+      for (int m = 0; m < MT; ++m)
+        if (m < cnt)
+#pragma unroll
+          for (int o = lane; o < G; o += 32)
+            cp_async16(dst + R + m * 8 * kQmvXRecord + 16 * o,
+                       xr + (m * p.nsb + c * 8) * kQmvXRecord + 16 * (o < valid ? o : 0), o < valid ? 16 : 0);
+    }
+  };
+  auto advance = [&] {
+    if (nch > 0 && ++ii == nch) ii = 0, ++ik, load_unit();
+  };
+  // Prologue: the weights of the first S - 1 chunks go out before waiting for split_x (the kernel
+  // before this one, programmatic dependence), their x pieces after it. Groups: W0..W(S-2),
+  // X0..X(S-2), then one (W + X) group per chunk: chunk j is complete when at most S - 1 later
+  // groups are pending, for every j.
+  for (int j = 0; j < S - 1; ++j) issue(true, false, j), cp_async_commit(), advance();
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  ik = 0, ii = 0;
+  load_unit();
+  for (int j = 0; j < S - 1; ++j) issue(false, true, j), cp_async_commit(), advance();
+
+  int slot = 0;  // the slot of the next chunk to decode
+  for (int64_t k = 0; k < my_units; ++k) {
+    const int64_t u = blockIdx.x + k * gridDim.x, n0 = (u / n_items) * 16;
+    const ItemHead h = head(u % n_items);
+    const int count = h.count < MT ? h.count : MT;
+    int64_t yrow[MT], xrow[MT];
+#pragma unroll
+    for (int m = 0; m < MT; ++m) item_row(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
+    float acc[NB][2] = {};
+    for (int i = 0; i < nch; ++i) {
+      __syncwarp();  // every lane is done with the slot refilled now (decoded one step ago)
+      issue(true, true, slot == 0 ? S - 1 : slot - 1);
+      cp_async_commit();
+      advance();
+      cp_async_wait<S - 1>();
+      __syncwarp();  // the other lanes' copies of this chunk are visible
+      const uint8_t* rec = slots + slot * SLOT;
+      uint32_t L0[LW], L1[LW], H[2 * HW];
+#pragma unroll
+      for (int w = 0; w < LW / 2; ++w) {
+        const uint4 v = *reinterpret_cast<const uint4*>(rec + (w * 32 + lane) * 16);
+        L0[2 * w] = v.x, L1[2 * w] = v.y, L0[2 * w + 1] = v.z, L1[2 * w + 1] = v.w;
+      }
+      const uint32_t* hw = reinterpret_cast<const uint32_t*>(rec + 256 * LW + g * 8 * HW);
+#pragma unroll
+      for (int w = 0; w < 2 * HW; ++w) H[w] = hw[w];
+      // B: column g = piece g % 4 of row g / 4 (row 0's pieces where that row does not exist: those
+      // columns only feed lanes whose sums are never stored).
+      const uint8_t* xb = rec + R + (g / 4 < count ? g / 4 : 0) * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
+      const uint8_t* xsc = rec + R + ((t >> 1) < count ? (t >> 1) : 0) * 8 * kQmvXRecord + 128;
+#pragma unroll
+      for (int s = 0; s < 8; ++s) {
+        const uint2 b[NB] = {*reinterpret_cast<const uint2*>(xb + s * kQmvXRecord)};
+        const float4 xs[NB] = {*reinterpret_cast<const float4*>(xsc + s * kQmvXRecord)};
+        Dec8 d0, d1;
+        F::codes8(F::packed(L0, H, s, t), s, d0);
+        F::codes8(F::packed(L1, H + HW, s, t), s, d1);
+        qmv_accumulate<F>(acc, d0, d1, b, xs, t, count);
+      }
+      slot = slot == S - 1 ? 0 : slot + 1;
+    }
+    qmvp_store_unit<MT>(p, acc, red, h, yrow, n0, 0);
+  }
+  cp_async_wait_all();  // nothing left in flight at exit (issues past the end copy nothing)
 }
 
 // y[i] = Σ_s part[s][i] over the slices, in slice order. Launched right behind the mat-vec
@@ -287,6 +434,35 @@ void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
   if (p.slices > 1) launch_sum_slices(p.part, p.slices, p.y_rows * p.n, p.y, stream);
 }
 
+// The ring kernel over all of K (no slices: x is not staged whole).
+template <class F, int MT, bool One>
+void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
+  auto kernel = qmvp_ring_kernel<F, MT, One>;
+  const int smem = kQmvpWarps * qmvp_ring_slots<F::kType, MT>() * qmvp_ring_slot<F::kType, MT>();
+  static const bool attr = [&] {
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return true;
+  }();
+  (void)attr;
+  QmvpParams q = p;
+  q.slices = 1;
+  q.slice_chunks = int(p.chunks);
+  const int64_t resident =
+      int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * kQmvpWarps, smem)) * sm_count();
+  const int64_t units = p.rs.n_items * p.tiles;  // grouped: an upper bound
+  launch_pdl(kernel, dim3(unsigned(std::min<int64_t>(units, resident))), 32 * kQmvpWarps, smem, stream, q);
+}
+
+// Where the ring kernel measured faster than qmvp_kernel (H100, cold, 4096x14336; back to back in
+// brackets): plain M = 2 for every format but q8_0 (q4_0 26.6 -> 22.7 us (24.5 -> 14.6), q4_K
+// 32.6 -> 23.6, iq4_nl 34.4 -> 26.0, q5_1 33.8 -> 27.7; q8_0 33.0 -> 35.1), plain M = 1 for q4_0
+// only (22.0 -> 22.4 us but 17.5 -> 13.7 back to back, 4096x4096 12.5 -> 12.0; the other formats
+// lost 2-18% cold), single routed rows (q4_0 T1 14.1 -> 12.5 us, T8 52.9 -> 49.5).
+inline bool qmvp_ring_default(DType t, int rows, bool routed) {
+  if (routed) return true;
+  return rows == 2 ? t != DType::q8_0 : t == DType::q4_0;
+}
+
 // Items of up to 8 activation rows (p.rs.per_item; 1 for single routed rows).
 template <class F>
 void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
@@ -297,12 +473,15 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
   // or items of up to 8 rows (plain M > 8, per-expert row lists).
   if (p.rs.mode == ItemMode::plain && p.rs.n_items == 1) {
     const int64_t rows = p.rs.m_rows;
+    if (rows <= 2 && (p.ring < 0 ? qmvp_ring_default(F::kType, int(rows), false) : p.ring != 0))
+      return rows <= 1 ? launch_qmvp_ring<F, 1, true>(p, stream) : launch_qmvp_ring<F, 2, true>(p, stream);
     if (rows <= 1) launch_qmvp_mt<F, 1, true>(p, stream);
     else if (rows <= 2) launch_qmvp_mt<F, 2, true>(p, stream);
     else if (rows <= 4) launch_qmvp_mt<F, 4, true>(p, stream);
     else launch_qmvp_mt<F, 8, true>(p, stream);
   } else if (p.rs.mode == ItemMode::direct || p.rs.per_item == 1) {
-    launch_qmvp_mt<F, 1, false>(p, stream);
+    if (p.ring < 0 ? qmvp_ring_default(F::kType, 1, true) : p.ring != 0) launch_qmvp_ring<F, 1, false>(p, stream);
+    else launch_qmvp_mt<F, 1, false>(p, stream);
   } else {
     launch_qmvp_mt<F, 8, false>(p, stream);
   }

@@ -2,12 +2,12 @@
 // - rows of up to 32768 elements (8192 on the scalar path for unaligned views): one block per
 //   row, the row held in registers (VPT vectors per thread): one read, two block reductions
 //   (max, sum), one write;
-// - longer rows, or long rows when there are fewer rows than SMs: when the whole problem fits
-//   the GPU at once (16-byte vectors, plain softmax), each row is split over many ordinary blocks
-//   launched cooperatively, about one per SM in all: chunks bulk-copied into shared memory,
-//   (max, sum-of-exp) pairs exchanged through global memory at a per-row barrier, one read and
-//   one write per element. Otherwise a thread-block cluster of up to 16 blocks per row. Each
-//   block keeps its chunk in shared memory while it accumulates an online (max, sum-of-exp)
+// - longer rows, or long rows when there are fewer rows than SMs: when the whole problem (from
+//   256 KiB, 16-byte vectors, plain softmax) fits the GPU's registers at once, each row is split
+//   over many ordinary blocks launched cooperatively: each block's slice loaded into registers
+//   at once, (max, sum-of-exp) pairs exchanged through global memory at a per-row barrier, one
+//   read and one write per element. Otherwise a thread-block cluster of up to 16 blocks per row.
+//   Each block keeps its chunk in shared memory while it accumulates an online (max, sum-of-exp)
 //   pair, the pairs meet through distributed shared memory, then each block writes its chunk.
 //   When a chunk does not fit shared memory, it is read again instead.
 // Edge semantics (spec §4) come out of the arithmetic: max with fmaxf, e = expf(x - max).
@@ -18,7 +18,6 @@
 #include <cuda/atomic>
 #include <map>
 #include <mutex>
-#include <tuple>
 
 #include "cuda/block_reduce.cuh"
 #include "cuda/bulk.cuh"
@@ -354,25 +353,21 @@ __global__ void __launch_bounds__(kClusterThreads, 2) softmax_cluster_kernel(P p
   }
 }
 
-// ---- many blocks per row, all resident (few long rows) -------------------------------------------
-// A cluster holds at most 16 blocks, each cluster must fit one GPC, and a lone row gets only 16
-// SMs (H200: 28.5 us for 16 rows of 262144 f32, 28% of copy). Here a row is split over B ordinary blocks, about kSplitBlocksPerSm per SM
-// over the whole grid, launched cooperatively (every block resident, so blocks may wait for
-// each other). Each block bulk-copies its chunk into shared memory in kSplitPieces pieces, one
-// mbarrier each, and works on a piece as soon as it lands, while later pieces are in flight:
-// per thread the piece's max, then e = exp(x - running max) as f32 back into shared memory,
-// summed. The blocks of a row publish their (max, sum) pairs in global memory and meet at a
-// per-row counter barrier; every block then merges the row's B pairs in the same fixed order
-// (bit-identical totals everywhere, deterministic), and writes y = e * exp(base - M) / S from
-// shared memory. One DRAM read and one write per element, one exp per element.
-constexpr int kSplitPieces = 4;
-constexpr int kSplitMaxThreads = 512;
-// One block per SM measured best (H200, 16x262144 f32: 21.4 us at one, 22.1 at two, 23.8 at
-// three; one row of 262144 f32: 11.4 / 13.0 / 14.3 us: each extra block adds barrier arrivals).
-constexpr int kSplitBlocksPerSm = 1;
-// Below about 1 MiB in all the cluster kernel is as fast or faster (H200: one bf16 row of
-// 151936, 9.9 us there against 10.7 us split), so smaller problems stay there.
-constexpr int64_t kSplitMinBytes = 1 << 20;
+// ---- many blocks per row, all resident, row in registers (few long rows) ----------------------
+// A cluster holds at most 16 blocks and a lone row then gets only 16 SMs, whose loads take
+// several microseconds each. Here a row is split over B ordinary blocks of kSplitThreads
+// threads, launched cooperatively (every block resident, so blocks may wait for each other):
+// block b loads its slice at once into registers (VPT 16-byte vectors per thread: all its bytes
+// in flight), reduces it to a (max, sum-of-exp) pair, publishes the pair in global memory and
+// meets the row's other blocks at a per-row counter barrier; every block then merges the row's
+// B pairs in the same fixed order (bit-identical totals everywhere, deterministic) and writes
+// y = exp(x - M) / S from its registers. One DRAM read and one write per element.
+// H100, cold: 16x262144 f32 24.6 -> 18.2 us (the bulk-copy shared-memory version before it),
+// one 151936 f32 row 11.3 -> 8.9 us (the cluster kernel); the barrier is about 2.3 us of it.
+constexpr int kSplitThreads = 512;
+constexpr int kSplitMaxVpt = 8;
+// From about 256 KiB on the split beats the cluster kernel (one 151936 bf16 row: 8.0 against 10.4 us).
+constexpr int64_t kSplitMinBytes = 256 << 10;
 constexpr unsigned kPhaseBit = 0x80000000u;
 
 template <typename T>
@@ -389,77 +384,47 @@ __device__ __forceinline__ void row_barrier(unsigned* counter, int b, int nblk) 
   while (((c.load(::cuda::std::memory_order_acquire) ^ old) & kPhaseBit) == 0) __nanosleep(20);
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kSplitMaxThreads) softmax_split_kernel(const T* x, T* y, int64_t cols,
-                                                                         int64_t chunk, int nblk,
-                                                                         unsigned* count,
-                                                                         unsigned long long* part) {
+// Resident blocks per SM the split kernel is compiled for: registers for VPT · N values per
+// thread (f32 VPT 4: 4 blocks of 512 threads, 32 registers, so 16 rows of 262144 fit the GPU).
+template <typename T, int VPT>
+constexpr int split_min_blocks() {
+  constexpr int values = VPT * int(16 / sizeof(T));
+  return values <= 16 ? 4 : values <= 32 ? 2 : 1;
+}
+
+// Block b of a row owns vectors [b·cv, (b + 1)·cv) of it; thread t holds vectors t + k·threads.
+template <typename T, int VPT>
+__global__ void __launch_bounds__(kSplitThreads, split_min_blocks<T, VPT>()) softmax_split_kernel(const T* x, T* y, int64_t cols, int cv,
+                                                                      int nblk, unsigned* count,
+                                                                      unsigned long long* part) {
   constexpr int N = int(16 / sizeof(T));  // values per 16-byte vector
-  constexpr int H = N / 4;                // float4 planes of e per vector
-  extern __shared__ __align__(16) unsigned char smem[];
-  __shared__ uint64_t bars[kSplitPieces];
   __shared__ float red_m[32], red_s[32];
   __shared__ float2 total;
   const int tid = threadIdx.x, nthr = blockDim.x, lane = tid & 31, warp = tid >> 5, nwarps = nthr >> 5;
   const int64_t row = blockIdx.x / unsigned(nblk);
   const int b = int(blockIdx.x % unsigned(nblk));
-  const int64_t begin = int64_t(b) * chunk;
-  const int nv = int(std::min(chunk, cols - begin) / N);  // vectors of this block's chunk (> 0)
-  const int cv = int(chunk / N);                          // vectors of a full chunk: plane stride
-  const int pv = (cv + kSplitPieces - 1) / kSplitPieces;  // vectors per piece
-  const Packed<T, N>* raw = reinterpret_cast<const Packed<T, N>*>(smem);
-  // e overwrites f32 values in place; 16-bit values keep theirs and e goes to H planes after them.
-  float4* e = reinterpret_cast<float4*>(sizeof(T) == 4 ? smem : smem + chunk * int64_t(sizeof(T)));
+  const int64_t begin = int64_t(b) * cv * N;
+  const int nv = int(std::min<int64_t>(int64_t(cv) * N, cols - begin) / N);  // vectors of this block (> 0)
+  using V = Packed<T, N>;
+  const V* src = reinterpret_cast<const V*>(x + row * cols + begin);
+  V v[VPT];
+#pragma unroll
+  for (int k = 0; k < VPT; ++k)
+    if (k * nthr + tid < nv) v[k] = load_vec<T, N, true>(reinterpret_cast<const T*>(src + k * nthr + tid));
 
-  if (tid == 0) {
+  float m = kNegInf;
 #pragma unroll
-    for (int p = 0; p < kSplitPieces; ++p) mbar_init(&bars[p]);
-    const unsigned char* src = reinterpret_cast<const unsigned char*>(x + row * cols + begin);
+  for (int k = 0; k < VPT; ++k)
+    if (k * nthr + tid < nv)
 #pragma unroll
-    for (int p = 0; p < kSplitPieces; ++p) {
-      const int vb = p * pv, ve = min(nv, vb + pv);
-      if (vb < ve) {
-        const uint32_t bytes = uint32_t(ve - vb) * 16u;
-        mbar_expect_tx(&bars[p], bytes);
-        bulk_load(smem + size_t(vb) * 16, src + size_t(vb) * 16, bytes, &bars[p]);
-      }
-    }
-  }
-  __syncthreads();  // barriers initialised before anyone waits on them
-
-  // Per thread: running (m, s) over its vectors, and the base each piece's e was taken against.
-  float m = kNegInf, s = 0.f;
-  float base[kSplitPieces];
+      for (int e = 0; e < N; ++e) m = fmaxf(m, to_f32(v[k].v[e]));
+  float s = 0.f;
+  const float off = m == kNegInf ? 0.f : m;  // all -inf so far: e = 0, never -inf - -inf
 #pragma unroll
-  for (int p = 0; p < kSplitPieces; ++p) {
-    const int vb = p * pv, ve = min(nv, vb + pv);
-    base[p] = m;
-    if (vb >= ve) continue;
-    mbar_wait(&bars[p], 0);
-    float pm = kNegInf;
-    for (int i = vb + tid; i < ve; i += nthr) {
-      const Packed<T, N> v = raw[i];
+  for (int k = 0; k < VPT; ++k)
+    if (k * nthr + tid < nv)
 #pragma unroll
-      for (int k = 0; k < N; ++k) pm = fmaxf(pm, to_f32(v.v[k]));
-    }
-    const float nm = fmaxf(m, pm);
-    s = rescale(s, m, nm);
-    m = nm;
-    base[p] = m;
-    const float off = m == kNegInf ? 0.f : m;  // all -inf so far: e = 0, never -inf - -inf
-    for (int i = vb + tid; i < ve; i += nthr) {
-      const Packed<T, N> v = raw[i];
-      float ev[N];
-#pragma unroll
-      for (int k = 0; k < N; ++k) ev[k] = expf(to_f32(v.v[k]) - off);
-#pragma unroll
-      for (int h = 0; h < H; ++h) e[h * cv + i] = make_float4(ev[4 * h], ev[4 * h + 1], ev[4 * h + 2], ev[4 * h + 3]);
-      float t = 0.f;
-#pragma unroll
-      for (int k = 0; k < N; ++k) t += ev[k];
-      s += t;
-    }
-  }
+      for (int e = 0; e < N; ++e) s += expf(to_f32(v[k].v[e]) - off);
 
   // Block pair, then the row's pairs.
   warp_merge(m, s);
@@ -480,11 +445,11 @@ __global__ void __launch_bounds__(kSplitMaxThreads) softmax_split_kernel(const T
       }
       __syncwarp();
       // Lane l merges blocks l, l + 32, ... in order, then the butterfly: the same result in
-      // every block of the row.
+      // every block of the row. (Lane 0's acquire at the barrier orders these loads.)
       bm = kNegInf;
       bs = 0.f;
       for (int q = lane; q < nblk; q += 32) {
-        const unsigned long long w = DeviceAtomic<unsigned long long>(row_part[q]).load(::cuda::std::memory_order_acquire);
+        const unsigned long long w = DeviceAtomic<unsigned long long>(row_part[q]).load(::cuda::std::memory_order_relaxed);
         merge(bm, bs, __uint_as_float(uint32_t(w)), __uint_as_float(uint32_t(w >> 32)));
       }
       warp_merge(bm, bs);
@@ -494,24 +459,15 @@ __global__ void __launch_bounds__(kSplitMaxThreads) softmax_split_kernel(const T
   __syncthreads();
 
   const float rm = total.x, inv = 1.f / total.y;
-  T* out = y + row * cols + begin;
+  V* out = reinterpret_cast<V*>(y + row * cols + begin);
 #pragma unroll
-  for (int p = 0; p < kSplitPieces; ++p) {
-    const int vb = p * pv, ve = min(nv, vb + pv);
-    const float g = rescale(1.f, base[p], rm) * inv;  // e of piece p were taken against base[p]
-    for (int i = vb + tid; i < ve; i += nthr) {
-      Packed<T, N> o;
+  for (int k = 0; k < VPT; ++k)
+    if (k * nthr + tid < nv) {
+      V o;
 #pragma unroll
-      for (int h = 0; h < H; ++h) {
-        const float4 q = e[h * cv + i];
-        o.v[4 * h] = from_f32<T>(q.x * g);
-        o.v[4 * h + 1] = from_f32<T>(q.y * g);
-        o.v[4 * h + 2] = from_f32<T>(q.z * g);
-        o.v[4 * h + 3] = from_f32<T>(q.w * g);
-      }
-      store_packed<T, N>(out + int64_t(i) * N, o);
+      for (int e = 0; e < N; ++e) o.v[e] = from_f32<T>(expf(to_f32(v[k].v[e]) - rm) * inv);
+      store_packed_stream<T, N>(reinterpret_cast<T*>(out + k * nthr + tid), o);
     }
-  }
 }
 
 // ---- launchers ------------------------------------------------------------------------------------
@@ -574,51 +530,38 @@ void launch_cluster(const P& p, int64_t rows, cudaStream_t st) {
   launch_clustered(streamed, unsigned(grid_rows * cs), kClusterThreads, cs, 0, st, p, rows, chunk_for(cs));
 }
 
-// Resident blocks per SM of the split kernel at this block size and shared memory (cached),
-// after opting it into the device's largest dynamic shared memory.
-template <typename T>
-int split_blocks_per_sm(int threads, size_t smem) {
+// Resident blocks per SM of softmax_split_kernel<T, VPT> (cached per device).
+template <typename T, int VPT>
+int split_blocks_per_sm() {
   static std::mutex mu;
-  static std::map<std::tuple<int, int, size_t>, int> cache;
+  static std::map<int, int> cache;
   int dev = 0;
   LMK_CUDA_CHECK(cudaGetDevice(&dev));
   std::lock_guard<std::mutex> lock(mu);
-  const auto key = std::make_tuple(dev, threads, smem);
-  if (auto it = cache.find(key); it != cache.end()) return it->second;
-  auto* kernel = softmax_split_kernel<T>;
-  cudaFuncAttributes fa{};
-  LMK_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
-  int optin = 0;
-  LMK_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev));
-  const int max_dyn = optin - int(fa.sharedSizeBytes);
+  if (auto it = cache.find(dev); it != cache.end()) return it->second;
   int n = 0;
-  if (smem <= size_t(max_dyn)) {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_dyn));
-    LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem));
-  }
-  cache[key] = n;
-  return n;
+  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, softmax_split_kernel<T, VPT>, kSplitThreads, 0));
+  return cache[dev] = n;
 }
 
-// Launches the split kernel when its grid can be resident at once and its scratch is at hand;
-// returns false otherwise (the caller falls back to the cluster kernel).
-template <typename T>
+// Launches the split kernel with the fewest vectors per thread whose grid is resident at once
+// (fewer per thread: more SMs share a row); returns false when no VPT fits or no scratch is at
+// hand (the caller falls back to the cluster kernel).
+template <typename T, int VPT = 1>
 bool launch_split(const T* x, T* y, int64_t rows, int64_t cols, cudaStream_t st) {
   constexpr int N = int(16 / sizeof(T));
-  const int64_t sms = sm_count();
   if (rows * cols * int64_t(sizeof(T)) < kSplitMinBytes) return false;
-  const int64_t per_row = std::max<int64_t>(1, kSplitBlocksPerSm * sms / rows);
-  const int64_t chunk = round_up(ceil_div(cols, per_row), N);
-  const int64_t nblk = ceil_div(cols, chunk);
+  const int64_t vec = cols / N;
+  const int64_t nblk = ceil_div(vec, int64_t(VPT) * kSplitThreads);
   const int64_t grid = rows * nblk;
-  // About 8 values per thread (a few vectors each in flight through exp), at most 512 threads.
-  const int threads = int(std::min<int64_t>(kSplitMaxThreads, round_up(ceil_div(chunk, 8), 32)));
-  const size_t smem = size_t(chunk) * (sizeof(T) == 4 ? 4 : sizeof(T) + 4);
-  if (grid > int64_t(INT32_MAX) || chunk / N > int64_t(INT32_MAX)) return false;
-  if (grid > int64_t(split_blocks_per_sm<T>(threads, smem)) * sms) return false;
+  if (grid > int64_t(split_blocks_per_sm<T, VPT>()) * sm_count() || grid > int64_t(INT32_MAX)) {
+    if constexpr (VPT < kSplitMaxVpt) return launch_split<T, VPT * 2>(x, y, rows, cols, st);
+    else return false;
+  }
+  const int64_t cv = ceil_div(vec, nblk);  // vectors per block, balanced over the row's blocks
   // Scratch: one barrier counter per row, then one (max, sum) word per block.
   const int64_t count_bytes = round_up(rows * 4, 256);
-  unsigned char* scratch = stream_scratch(reinterpret_cast<const void*>(softmax_split_kernel<T>), st,
+  unsigned char* scratch = stream_scratch(reinterpret_cast<const void*>(softmax_split_kernel<T, 1>), st,
                                           size_t(count_bytes + grid * 8));
   if (!scratch) return false;
   cudaLaunchAttribute attr[1];
@@ -626,12 +569,11 @@ bool launch_split(const T* x, T* y, int64_t rows, int64_t cols, cudaStream_t st)
   attr[0].val.cooperative = 1;
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = dim3(unsigned(grid));
-  cfg.blockDim = dim3(unsigned(threads));
-  cfg.dynamicSmemBytes = smem;
+  cfg.blockDim = dim3(unsigned(kSplitThreads));
   cfg.stream = st;
   cfg.attrs = attr;
   cfg.numAttrs = 1;
-  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, softmax_split_kernel<T>, x, y, cols, chunk, int(nblk),
+  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, softmax_split_kernel<T, VPT>, x, y, cols, int(cv), int(nblk),
                                     reinterpret_cast<unsigned*>(scratch),
                                     reinterpret_cast<unsigned long long*>(scratch + count_bytes)));
   return true;
