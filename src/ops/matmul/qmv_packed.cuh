@@ -117,6 +117,27 @@ __device__ __forceinline__ void qmvp_store_unit(const QmvpParams& p, float (&acc
   __syncthreads();
 }
 
+// The units (item, 16-row tile) one CTA walks. One plain item: tiles strided over the grid.
+// Routed or grouped items: a contiguous run of units in item-major order, so a CTA stages an
+// item's x pieces once per run instead of once per unit and reads consecutive records of one
+// expert (items of one expert still run side by side, in neighbouring CTAs).
+template <bool One>
+struct UnitWalk {
+  int64_t lo = 0, count = 0, tiles = 1;
+  __device__ __forceinline__ UnitWalk(int64_t n_items, int64_t tiles_) : tiles(tiles_) {
+    const int64_t total = n_items * tiles_;
+    if constexpr (One) {
+      lo = blockIdx.x;
+      count = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+    } else {
+      lo = int64_t(blockIdx.x) * total / gridDim.x;
+      count = int64_t(blockIdx.x + 1) * total / gridDim.x - lo;
+    }
+  }
+  __device__ __forceinline__ int64_t item(int64_t k) const { return One ? 0 : (lo + k) / tiles; }
+  __device__ __forceinline__ int64_t tile(int64_t k) const { return One ? lo + k * gridDim.x : (lo + k) % tiles; }
+};
+
 // One: the work is a single plain item (M <= 8 activation rows, the decode case): the item
 // lookups fold away at compile time.
 template <class F, int MT, bool One>
@@ -140,8 +161,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   const int nsb_slice = int(p.nsb - sb0 < sc * 8 ? p.nsb - sb0 : sc * 8);
   const int row_stride = p.slice_chunks * 8 * kQmvXRecord;       // x rows in shared memory
 
-  // Units (item, tile), items fastest (items that share an expert's rows run together); the
-  // grid strides over them. Fits 32 bits (checked on the host).
+  // Units (item, tile): UnitWalk. Fits 32 bits (checked on the host).
   const uint32_t n_items = One ? 1u : uint32_t(item_count(p.rs)), tiles = uint32_t(p.tiles);
   auto head = [&](uint32_t item) {
     if constexpr (One) {
@@ -152,16 +172,15 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
       return item_head(p.rs, item);
     }
   };
-  const uint32_t total = n_items * tiles;
-  const int64_t my_units = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  const UnitWalk<One> walk(n_items, tiles);
+  const int64_t my_units = walk.count;
   // The prefetch cursor walks this warp's (unit, chunk) sequence: unit pk, its chunk pi; the
   // divisions and the item lookup happen once per unit, not per chunk.
   int64_t pk = 0;
   int pi = 0;
   auto unit_base = [&](int64_t k) {
-    const uint32_t u = uint32_t(blockIdx.x + k * gridDim.x);
-    const ItemHead h = head(u % n_items);  // an invalid id reads expert 0 (zeroed below)
-    return p.w + h.expert * p.expert_bytes + (int64_t(u / n_items) * p.chunks + c0 + warp) * R;
+    const ItemHead h = head(uint32_t(walk.item(k)));  // an invalid id reads expert 0 (zeroed below)
+    return p.w + h.expert * p.expert_bytes + (walk.tile(k) * p.chunks + c0 + warp) * R;
   };
   const uint8_t* pbase = my_units > 0 && nch > 0 ? unit_base(0) : nullptr;
   auto prefetch = [&](Chunk& dst) {
@@ -182,8 +201,8 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 
   uint32_t staged = 0xFFFFFFFFu;  // item whose x pieces are in shared memory
   for (int64_t k = 0; k < my_units; ++k) {
-    const uint32_t u = uint32_t(blockIdx.x + k * gridDim.x), item = u % n_items;
-    const int64_t n0 = int64_t(u / n_items) * 16;
+    const uint32_t item = uint32_t(walk.item(k));
+    const int64_t n0 = walk.tile(k) * 16;
     const ItemHead h = head(item);
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
@@ -286,9 +305,9 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   __shared__ float red[kQmvpWarps][16][MT];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
   const int nch = warp < p.chunks ? int((p.chunks - warp + kQmvpWarps - 1) / kQmvpWarps) : 0;
-  // Units (item, tile), items fastest; CTA b takes units b, b + grid, ...
-  const int64_t n_items = One ? 1 : item_count(p.rs), total = n_items * p.tiles;
-  const int64_t my_units = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
+  const int64_t n_items = One ? 1 : item_count(p.rs);
+  const UnitWalk<One> walk(n_items, p.tiles);  // units (item, tile)
+  const int64_t my_units = walk.count;
   auto head = [&](int64_t item) {
     if constexpr (One) {
       ItemHead h;
@@ -308,12 +327,11 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   const uint8_t* xr = nullptr;
   auto load_unit = [&] {
     if (ik >= my_units) return;
-    const int64_t u = blockIdx.x + ik * gridDim.x, item = u % n_items;
-    const ItemHead h = head(item);
+    const ItemHead h = head(walk.item(ik));
     int64_t yrow0, xrow0;
     item_row(p.rs, h, 0, yrow0, xrow0);
     cnt = h.count < MT ? h.count : MT;
-    wb = p.w + h.expert * p.expert_bytes + (u / n_items) * p.chunks * R;
+    wb = p.w + h.expert * p.expert_bytes + walk.tile(ik) * p.chunks * R;
     xr = p.xq + xrow0 * p.nsb * kQmvXRecord;  // plain rows are consecutive x rows
   };
   load_unit();
@@ -353,8 +371,8 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
 
   int slot = 0;  // the slot of the next chunk to decode
   for (int64_t k = 0; k < my_units; ++k) {
-    const int64_t u = blockIdx.x + k * gridDim.x, n0 = (u / n_items) * 16;
-    const ItemHead h = head(u % n_items);
+    const int64_t n0 = walk.tile(k) * 16;
+    const ItemHead h = head(walk.item(k));
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
 #pragma unroll
@@ -457,9 +475,10 @@ void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
 // brackets): plain M = 2 for every format but q8_0 (q4_0 26.6 -> 22.7 us (24.5 -> 14.6), q4_K
 // 32.6 -> 23.6, iq4_nl 34.4 -> 26.0, q5_1 33.8 -> 27.7; q8_0 33.0 -> 35.1), plain M = 1 for q4_0
 // only (22.0 -> 22.4 us but 17.5 -> 13.7 back to back, 4096x4096 12.5 -> 12.0; the other formats
-// lost 2-18% cold), single routed rows (q4_0 T1 14.1 -> 12.5 us, T8 52.9 -> 49.5).
+// lost 2-18% cold), single routed rows but for the large-record q8_0 and q6_K (768x2048 experts:
+// q4_0 T1 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8 49.5 -> 54.3, q6_K T8 47.4 -> 49.9).
 inline bool qmvp_ring_default(DType t, int rows, bool routed) {
-  if (routed) return true;
+  if (routed) return t != DType::q8_0 && t != DType::q6_K;
   return rows == 2 ? t != DType::q8_0 : t == DType::q4_0;
 }
 
