@@ -19,13 +19,14 @@ LMK_REGISTER_OP({"quantized_matmul_ggml", "matmul", "f32 x, GGML blocks (" LMK_Q
 LMK_REGISTER_OP({"quantized_matmul_ggml_packed", "matmul",
                  "f32 x, pack_ggml weight (" LMK_QFORMATS "), f32 y", true, true,
                  "matmul-moe-sampling.md §3.1 (load-time repack, issue 5)",
-                 "qmvp_<fmt> (M <= 8: packed codes straight into int8 mma), qmmp_<fmt> (M > 8: wgmma, codes "
-                 "decoded into the register operand); pack/unpack gather kernels"});
+                 "qmvp_<fmt> (M <= 8: packed codes straight into int8 mma; a shared-memory ring of records "
+                 "for M <= 2 where faster), qmmp_<fmt> (M > 8: wgmma, codes decoded into the register "
+                 "operand); pack/unpack gather kernels"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml_packed", "matmul",
                  "f32 x, pack_ggml expert weights [E,N,K] (" LMK_QFORMATS "), u32/i32 ids", true, true,
                  "matmul-moe-sampling.md §3.3 (load-time repack, issue 5)",
-                 "qmvp_<fmt> per routed row (<= 64 rows, <= 16 per used expert) or per-expert row lists (moe_route); qmmp_<fmt> "
-                 "(wgmma) once experts average > 16 rows"});
+                 "qmvp_<fmt> per routed row (<= 64 rows, <= 16 per used expert; runs of units per CTA) or "
+                 "per-expert row lists (moe_route); qmmp_<fmt> (wgmma) once experts average > 16 rows"});
 LMK_REGISTER_OP({"mul_mv_ext", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
                  "matmul-moe-sampling.md §3.2", "qmv_<fmt> (weight decoded once for up to 8 rows)"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w [E,N,K], u32/i32 ids",
