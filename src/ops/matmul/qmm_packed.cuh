@@ -54,6 +54,13 @@ struct QmmpParams {
 // else two. Plus a producer warpgroup, of which one lane works.
 constexpr int qmmp_warps(int bm) { return bm <= 32 ? 12 : 8; }
 constexpr int qmmp_threads(int bm) { return 32 * qmmp_warps(bm) + 128; }
+// Per-thread registers after setmaxnreg: the producer warpgroup gives registers up, the consumer
+// warps take them. setmaxnreg.inc waits until the CTA's pool (threads x the compiled count, fixed
+// at launch) holds the request, so a split that does not fit it hangs; launch_qmmp_bm checks.
+constexpr int kQmmpProducerRegs = 40;
+constexpr int qmmp_consumer_regs(int bm) { return bm <= 32 ? 152 : 232; }
+constexpr int qmmp_register_split(int bm) { return 128 * kQmmpProducerRegs + 32 * qmmp_warps(bm) * qmmp_consumer_regs(bm); }
+static_assert(qmmp_register_split(32) <= 65536 && qmmp_register_split(128) <= 65536);
 // Dynamic shared memory of the one CTA per SM.
 constexpr int kQmmpSmemBudget = 220 * 1024;
 // x stages (BM rows x 256 bytes) and weight record stages (a record per consumer warp) of the rings.
@@ -180,7 +187,7 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
     // Producer warpgroup: gives its registers to the consumers; one lane walks every unit's
     // steps, refilling each ring stage once its consumers release it (parity of the previous
     // phase). Ring positions run on across units.
-    asm volatile("setmaxnreg.dec.sync.aligned.u32 40;\n" ::: "memory");
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kQmmpProducerRegs) : "memory");
     if (warp == kConsumers && lane == 0) {
       int64_t xi = 0, wc = 0;  // x stages and record stages filled so far
       for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
@@ -216,9 +223,8 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
   }
 
   // Consumers: warp w owns tile tile0 + w (rows 16w .. 16w + 15 of its warpgroup's wgmma).
-  // Registers (of 65536): 40 · 128 + 232 · 256, or 40 · 128 + 152 · 384.
-  if constexpr (kConsumers == 8) asm volatile("setmaxnreg.inc.sync.aligned.u32 232;\n" ::: "memory");
-  else asm volatile("setmaxnreg.inc.sync.aligned.u32 152;\n" ::: "memory");
+  // Registers (of 65536): 40 · 128 + 232 · 256, or 40 · 128 + 152 · 384 (qmmp_register_split).
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(qmmp_consumer_regs(BM)) : "memory");
   uint32_t a[2][4][2][4] = {};  // [step parity][sub-block of the step][half][fragment register]
   const uint64_t desc0 = wgmma_desc_sw128(xsm);
   int x_use = 0, x_phase = 0, w_use = 0, w_phase = 0;
@@ -346,9 +352,13 @@ void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
   auto kernel = qmmp_kernel<F, BM>;
   static const bool attr = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmmp_smem_bytes<BM>(F::kType)));
-    return true;
+    cudaFuncAttributes fa{};
+    LMK_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
+    return fa.numRegs * qmmp_threads(BM) >= qmmp_register_split(BM);
   }();
-  (void)attr;
+  if (!attr)  // the kernel would wait forever in setmaxnreg.inc
+    LMK_THROW(Cuda, "quantized mat-mat: the ", qmmp_threads(BM), "-thread kernel was compiled with too few registers for its ",
+              qmmp_register_split(BM), "-register producer/consumer split");
   // Persistent: one CTA per SM at most, each walking its share of the units.
   const int64_t units = (p.tiles + qmmp_warps(BM) - 1) / qmmp_warps(BM) * p.rs.n_items * p.splits;
   const dim3 grid(unsigned(std::min<int64_t>(units, sm_count())));
