@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -6,6 +7,11 @@
 #include "cuda/common.cuh"
 
 namespace lmk::cuda {
+int64_t tuning(const char* name, int64_t fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? std::strtoll(v, nullptr, 10) : fallback;
+}
+
 int sm_count() {
   static int n = [] {
     int dev = 0, v = 0;

@@ -78,4 +78,8 @@ int sm_count();
 // needed while the stream is capturing. `owner` is any address that names the user.
 unsigned char* stream_scratch(const void* owner, cudaStream_t st, size_t bytes);
 
+// A tuning knob: the integer in environment variable `name`, else `fallback`. For sweeps of
+// performance choices only (scripts/env-sweep.sh); results never depend on it.
+int64_t tuning(const char* name, int64_t fallback);
+
 }  // namespace lmk::cuda

@@ -104,14 +104,11 @@ struct DeviceGuard {
 
 int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
-// Tuning knobs (performance only, read once): LMK_MM_MATVEC_MAX_M (largest M on the mat-vec
-// path, default 8), LMK_MM_QMM_BM (mat-mat tile rows 64 / 128, 0 = by size), LMK_MM_DIRECT_ROWS
-// (routed rows computed one by one without the pre-pass, default 32), LMK_MM_MATMAT_PER_EXPERT
-// (average rows per expert above which routed pieces use the mat-mat kernel, default 16).
-int64_t tuning(const char* name, int64_t fallback) {
-  const char* v = std::getenv(name);
-  return v && *v ? std::strtoll(v, nullptr, 10) : fallback;
-}
+// Tuning knobs (performance only, read once; common.cuh tuning): LMK_MM_MATVEC_MAX_M (largest M
+// on the mat-vec path, default 8), LMK_MM_QMM_BM (mat-mat tile rows 64 / 128, 0 = by size),
+// LMK_MM_DIRECT_ROWS (routed rows computed one by one without the pre-pass, default 64),
+// LMK_MM_MATMAT_PER_EXPERT (average rows per expert above which routed pieces use the mat-mat
+// kernel, default 16), LMK_QMVP_RING (the decode ring kernel: -1 where measured faster, 0, 1).
 const int64_t kMatvecMaxM = tuning("LMK_MM_MATVEC_MAX_M", 8);
 const int64_t kQmmBm = tuning("LMK_MM_QMM_BM", 0);
 

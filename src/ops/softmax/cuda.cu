@@ -498,7 +498,12 @@ void launch_rows(const P& p, int64_t rows, cudaStream_t st) {
   const int64_t nvec = p.cols / N;
   // 16-bit rows (cached raw, 16 registers for 4 vectors) use 128-thread blocks: twice the bytes
   // in flight per SM (H200, bf16 16384x4096: 96 us at 256 threads, 84 us at 128).
-  const int target = sizeof(typename P::Cache) == 2 ? 128 : 256;
+  // LMK_SOFTMAX_ROW_THREADS (masked rows: LMK_SOFTMAX_MASKED_ROW_THREADS) overrides the target
+  // for sweeps.
+  static const int plain_target = int(tuning("LMK_SOFTMAX_ROW_THREADS", 0));
+  static const int masked_target = int(tuning("LMK_SOFTMAX_MASKED_ROW_THREADS", 0));
+  const int tuned = P::kMasked ? masked_target : plain_target;
+  const int target = tuned >= 32 ? std::min(tuned, 1024) : sizeof(typename P::Cache) == 2 ? 128 : 256;
   auto threads_for = [&](int vpt) { return int(round_up(ceil_div(nvec, vpt), 32)); };
   int vpt = 1;
   while (vpt < kMaxVpt<N> && threads_for(vpt) > target) vpt *= 2;
