@@ -816,6 +816,7 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
 }
 
 void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_t* error_flag, bool debug, Stream& s) {
+  if (a.rows == 0) return;  // no routed rows: nothing to compute (and no expert average to take)
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
   const int64_t E = w.n_experts, R = a.rows;
