@@ -12,6 +12,19 @@ int64_t tuning(const char* name, int64_t fallback) {
   return v && *v ? std::strtoll(v, nullptr, 10) : fallback;
 }
 
+int max_active_blocks(const void* kernel, int threads, int smem_bytes) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, const void*, int, int>, int> cache;
+  int dev = 0;
+  LMK_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  const auto key = std::make_tuple(dev, kernel, threads, smem_bytes);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  int n = 0;
+  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem_bytes));
+  return cache[key] = std::max(n, 1);
+}
+
 int sm_count() {
   static int n = [] {
     int dev = 0, v = 0;

@@ -78,6 +78,10 @@ int sm_count();
 // needed while the stream is capturing. `owner` is any address that names the user.
 unsigned char* stream_scratch(const void* owner, cudaStream_t st, size_t bytes);
 
+// Resident blocks per SM of `kernel` at this block size and dynamic shared memory, at least 1
+// (cached per device, kernel and configuration): the grid of persistent or cooperative launches.
+int max_active_blocks(const void* kernel, int threads, int smem_bytes = 0);
+
 // A tuning knob: the integer in environment variable `name`, else `fallback`. For sweeps of
 // performance choices only (scripts/env-sweep.sh); results never depend on it.
 int64_t tuning(const char* name, int64_t fallback);

@@ -200,7 +200,4 @@ __device__ __forceinline__ bool reduce_writer(int lane) {
   return lane % (32 / V) == 0;
 }
 
-// Occupancy-sized grid for grid-stride kernels (cached per kernel and block size).
-int max_active_blocks(const void* kernel, int threads, int smem_bytes = 0);
-
 }  // namespace lmk::cuda::mm

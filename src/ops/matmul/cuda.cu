@@ -23,20 +23,6 @@ namespace lmk::cuda {
 
 namespace mm {
 
-// ---- occupancy --------------------------------------------------------------------------------------
-int max_active_blocks(const void* kernel, int threads, int smem_bytes) {
-  static std::mutex mu;
-  static std::map<std::tuple<const void*, int, int>, int> cache;
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = cache.find({kernel, threads, smem_bytes});
-  if (it != cache.end()) return it->second;
-  int n = 0;
-  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, threads, smem_bytes));
-  n = std::max(n, 1);
-  cache[{kernel, threads, smem_bytes}] = n;
-  return n;
-}
-
 // ---- workspace ----------------------------------------------------------------------------------
 namespace {
 

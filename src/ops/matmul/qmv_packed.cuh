@@ -10,8 +10,9 @@
 // shared memory (all of K for one row up to K = 21504; 8 chunks for 8 rows); a CTA owns one slice
 // and a set of units (UnitWalk: tiles strided over the grid for one plain item, contiguous
 // item-major runs for routed items), and warp w decodes chunks w, w + 8, ... of its slice of
-// each tile. The decode cases may instead take qmvp_ring_kernel (a shared-memory ring). Each warp stages its chunks' x pieces once, so every global load in the loop is a
-// weight load, issued one or two chunks ahead of its decode (qmvp_depth).
+// each tile. Each warp stages its chunks' x pieces once, so every global load in the loop is a
+// weight load, issued one or two chunks ahead of its decode (qmvp_depth). The decode cases may
+// take qmvp_ring_kernel instead (a shared-memory ring of records, below).
 // (Splitting x inside this kernel instead of in split_x measured slower: 18.9 -> 24.8 us.) The 8
 // warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
 // slice's partial sums and a small kernel, launched behind it, adds the slices in order
@@ -284,7 +285,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 
 // The decode cases (one plain item of M <= 2 rows, or single routed rows), all of K per CTA, with
 // a shared-memory ring instead of registers: each warp streams its chunks (the weight record and
-// that chunk's x pieces) into kQmvpRingSlots slots by cp.async, S - 1 chunks ahead of its decode
+// that chunk's x pieces) into qmvp_ring_slots() slots by cp.async, S - 1 chunks ahead of its decode
 // and across unit boundaries, so more bytes are in flight than registers hold and no x staging
 // round trip precedes a unit's first decode. Used where it measured faster (qmvp_ring_default);
 // LMK_QMVP_RING=0 / 1 turns it off / on for every decode case.

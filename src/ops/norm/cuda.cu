@@ -334,9 +334,8 @@ void launch(const Args<T>& a, cudaStream_t st) {
     const int threads = int(round_up_warp(ceil_div(nvec, kVecs)));
     int64_t grid = a.rows;
     if constexpr (row_loop<K, T>()) {  // the row-loop kernel: resident CTAs only
-      int per_sm = 0;
-      LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, norm_cached<K, T, 0>, threads, 0));
-      grid = std::min<int64_t>(a.rows, int64_t(std::max(per_sm, 1)) * sm_count());
+      const int per_sm = max_active_blocks(reinterpret_cast<const void*>(norm_cached<K, T, 0>), threads);
+      grid = std::min<int64_t>(a.rows, int64_t(per_sm) * sm_count());
     }
     norm_cached<K, T, 0><<<grid_of(grid), threads, 0, st>>>(a);
     LMK_LAUNCH_CHECK(norm_cached);

@@ -16,8 +16,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cuda/atomic>
-#include <map>
-#include <mutex>
 
 #include "cuda/block_reduce.cuh"
 #include "cuda/bulk.cuh"
@@ -362,7 +360,7 @@ __global__ void __launch_bounds__(kClusterThreads, 2) softmax_cluster_kernel(P p
 // meets the row's other blocks at a per-row counter barrier; every block then merges the row's
 // B pairs in the same fixed order (bit-identical totals everywhere, deterministic) and writes
 // y = exp(x - M) / S from its registers. One DRAM read and one write per element.
-// H100, cold: 16x262144 f32 24.6 -> 18.2 us (the bulk-copy shared-memory version before it),
+// H100, cold: 16x262144 f32 24.7 -> 18.7 us (the bulk-copy shared-memory version before it),
 // one 151936 f32 row 11.3 -> 8.9 us (the cluster kernel); the barrier is about 2.3 us of it.
 constexpr int kSplitThreads = 512;
 constexpr int kSplitMaxVpt = 8;
@@ -394,9 +392,8 @@ constexpr int split_min_blocks() {
 
 // Block b of a row owns vectors [b·cv, (b + 1)·cv) of it; thread t holds vectors t + k·threads.
 template <typename T, int VPT>
-__global__ void __launch_bounds__(kSplitThreads, split_min_blocks<T, VPT>()) softmax_split_kernel(const T* x, T* y, int64_t cols, int cv,
-                                                                      int nblk, unsigned* count,
-                                                                      unsigned long long* part) {
+__global__ void __launch_bounds__(kSplitThreads, split_min_blocks<T, VPT>())
+    softmax_split_kernel(const T* x, T* y, int64_t cols, int cv, int nblk, unsigned* count, unsigned long long* part) {
   constexpr int N = int(16 / sizeof(T));  // values per 16-byte vector
   __shared__ float red_m[32], red_s[32];
   __shared__ float2 total;
@@ -483,9 +480,8 @@ void launch_rows_vpt(const P& p, int64_t rows, int vpt, int threads, cudaStream_
   // next row in flight. Otherwise one row per block.
   int64_t grid = std::min(rows, kMaxGridRows);
   if constexpr (rows_prefetch<P, N, VPT>()) {
-    int per_sm = 0;
-    LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, softmax_rows_kernel<P, N, VPT>, threads, 0));
-    grid = std::min<int64_t>(rows, int64_t(std::max(per_sm, 1)) * sm_count());
+    const int per_sm = max_active_blocks(reinterpret_cast<const void*>(softmax_rows_kernel<P, N, VPT>), threads);
+    grid = std::min<int64_t>(rows, int64_t(per_sm) * sm_count());
   }
   softmax_rows_kernel<P, N, VPT><<<unsigned(grid), threads, 0, st>>>(p, rows);
   LMK_LAUNCH_CHECK(softmax_rows_kernel);
@@ -535,20 +531,6 @@ void launch_cluster(const P& p, int64_t rows, cudaStream_t st) {
   launch_clustered(streamed, unsigned(grid_rows * cs), kClusterThreads, cs, 0, st, p, rows, chunk_for(cs));
 }
 
-// Resident blocks per SM of softmax_split_kernel<T, VPT> (cached per device).
-template <typename T, int VPT>
-int split_blocks_per_sm() {
-  static std::mutex mu;
-  static std::map<int, int> cache;
-  int dev = 0;
-  LMK_CUDA_CHECK(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  if (auto it = cache.find(dev); it != cache.end()) return it->second;
-  int n = 0;
-  LMK_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, softmax_split_kernel<T, VPT>, kSplitThreads, 0));
-  return cache[dev] = n;
-}
-
 // Launches the split kernel with the fewest vectors per thread whose grid is resident at once
 // (fewer per thread: more SMs share a row); returns false when no VPT fits or no scratch is at
 // hand (the caller falls back to the cluster kernel).
@@ -559,7 +541,8 @@ bool launch_split(const T* x, T* y, int64_t rows, int64_t cols, cudaStream_t st)
   const int64_t vec = cols / N;
   const int64_t nblk = ceil_div(vec, int64_t(VPT) * kSplitThreads);
   const int64_t grid = rows * nblk;
-  if (grid > int64_t(split_blocks_per_sm<T, VPT>()) * sm_count() || grid > int64_t(INT32_MAX)) {
+  const int per_sm = max_active_blocks(reinterpret_cast<const void*>(softmax_split_kernel<T, VPT>), kSplitThreads);
+  if (grid > int64_t(per_sm) * sm_count() || grid > int64_t(INT32_MAX)) {
     if constexpr (VPT < kSplitMaxVpt) return launch_split<T, VPT * 2>(x, y, rows, cols, st);
     else return false;
   }
