@@ -132,12 +132,14 @@ void Context::record(const std::string& op, const std::string& name, double us, 
   m.tflops = flops / (us * 1e6);
   m.pct_ceiling = flops > 0 ? 0 : 100.0 * m.gbps / copy_gbps;
   std::string key = peer_key ? std::string(peer_key) : op + "/" + name;
+  bool b2b = flops == 0 && bytes <= kDecodeSizeBytes;
   if (device.is_cuda())
     if (const Peer* p = find_peer(key)) {
       m.peer_us = p->us;
       m.peer = std::string(p->source);
-      if (p->source.starts_with("llama.cpp") && last_timed_) m.b2b_us = time_b2b_us(last_timed_, &m.b2b_lo, &m.b2b_hi);
+      b2b = b2b || p->source.starts_with("llama.cpp");
     }
+  if (device.is_cuda() && b2b && last_timed_) m.b2b_us = time_b2b_us(last_timed_, &m.b2b_lo, &m.b2b_hi);
   last_timed_ = nullptr;
   results.push_back(m);
 }

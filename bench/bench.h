@@ -6,6 +6,9 @@
 // back in one graph on the same tensors (launch gaps overlap; inputs that fit in L2 stay there).
 // Cases with such a peer are also timed that way (b2b_us) and their speedup is taken against
 // that figure; the headline time and % of copy stay the cold, L2-flushed single run.
+// Decode-size memory-bound cases (at most kDecodeSizeBytes moved) get b2b_us as well: their cold
+// time is mostly launch and the first DRAM trip, and in a model their input comes straight from
+// the kernel before them.
 #pragma once
 #include <functional>
 #include <optional>
@@ -16,6 +19,8 @@
 #include "lmk/device.h"
 
 namespace lmk::bench {
+
+constexpr double kDecodeSizeBytes = 8 << 20;
 
 struct Measurement {
   std::string op, name;

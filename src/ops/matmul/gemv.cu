@@ -8,6 +8,19 @@
 // to the weight dtype first where dense_mm requires it). Partial sums: warp reduce-scatter and
 // one shared-memory pass. Rows whose length is not a multiple of the chunk, or misaligned views,
 // take a scalar loop. The grid is occupancy-sized and strides over (item, row block) pairs.
+//
+// bf16 weights with f32 activations and 5..8 rows per item (K a multiple of 32, aligned views)
+// take the tensor cores instead (gemv_mma_kernel): the f32 kernel's work grows with the rows
+// (bf16 8x4096x14336: 95 us against 49 us for one row on H100), an m16n8k16 MMA takes 8 rows
+// for the price of one. Each activation is split into NS bf16 terms, x = h0 + h1 + h2 exactly for
+// finite x: bf16 x bf16 products are exact in f32, so three terms keep the f32 kernel's
+// precision (dense_gemv_bf16), and one term is exactly the bf16 rounding dense_mm asks
+// for. A CTA of 8 warps owns 16·RT weight rows of one item; warp w takes the 32-wide k steps
+// w, w + 8, ... (the CTA reads 512 contiguous bytes of each row per round, kMmaRounds rounds in flight)
+// and lane (g, t) loads 16 bytes of rows g and g + 8 at k = 8t..8t+7 and the same 8
+// activations of row g. The MMA sums k in a permuted order, the same for A and B. The 8 warps'
+// partial tiles are added in shared memory in a fixed order (deterministic).
+#include <cstring>
 #include <type_traits>
 
 #include "ops/matmul/common.cuh"
@@ -186,6 +199,175 @@ void launch(const GemvParams& p, cudaStream_t stream) {
   }
 }
 
+
+// ---- tensor-core path: bf16 weights, f32 activations split into NS bf16 terms ---------------------
+
+constexpr int kMmaWarps = 8;
+constexpr int kMmaRounds = 4;  // k steps of 32 in flight per warp
+
+// v as NS bf16 terms. NS = 1: v rounded to nearest even (dense_mm's rounding). NS > 1: all but
+// the last term truncate (they never round up to infinity), so three terms hold all 24 bits of
+// a finite f32 exactly; inf and NaN go whole into the first term.
+template <int NS>
+__device__ __forceinline__ void split_bf16(float v, float (&terms)[NS]) {
+  if constexpr (NS == 1) {
+    terms[0] = __bfloat162float(__float2bfloat16_rn(v));
+  } else {
+    const bool finite = isfinite(v);
+#pragma unroll
+    for (int s = 0; s < NS; ++s) {
+      const float h = s + 1 < NS ? __uint_as_float(__float_as_uint(v) & 0xFFFF0000u)
+                                 : __bfloat162float(__float2bfloat16_rn(v));
+      terms[s] = finite ? h : s == 0 ? v : 0.f;
+      v = finite ? v - h : 0.f;
+    }
+  }
+}
+
+// Loads and MMAs as volatile asm: they keep their program order (the next batch's weight loads
+// before this batch's MMAs).
+__device__ __forceinline__ uint4 load_stream_u4(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.cs.v4.u32 {%0,%1,%2,%3}, [%4];" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ float4 load_ro_f4(const float* p) {
+  float4 v;
+  asm volatile("ld.global.nc.v4.f32 {%0,%1,%2,%3}, [%4];" : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "l"(p));
+  return v;
+}
+__device__ __forceinline__ void mma_bf16_ordered(float (&d)[4], uint4 a_lo, uint4 a_hi, bool second, uint32_t b0,
+                                                 uint32_t b1) {
+  const uint32_t a0 = second ? a_lo.z : a_lo.x, a1 = second ? a_hi.z : a_hi.x;
+  const uint32_t a2 = second ? a_lo.w : a_lo.y, a3 = second ? a_hi.w : a_hi.y;
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+               : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+}
+
+template <int NS, int RT>
+__global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvParams p) {
+  __shared__ float red[kMmaWarps][RT][4][32];
+  const int lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5), g = lane >> 2, t = lane & 3;
+  const int64_t m_items = (p.m + 7) / 8, n_items = p.b1 * m_items;
+  const int64_t n_rb = (p.n + 16 * RT - 1) / (16 * RT);
+  const int64_t total = n_items * n_rb, rep = p.b1 / p.b0, steps = p.k / 32;
+  const auto* wbase = static_cast<const __nv_bfloat16*>(p.w);
+  const auto* xbase = static_cast<const float*>(p.x);
+  auto* ybase = static_cast<float*>(p.y);
+  for (int64_t wi = blockIdx.x; wi < total; wi += gridDim.x) {
+    const int64_t item = wi % n_items, n0 = (wi / n_items) * 16 * RT;
+    const int64_t b = item / m_items, m0 = (item % m_items) * 8;
+    const int count = int(p.m - m0 < 8 ? p.m - m0 : 8);
+    const __nv_bfloat16* wrow[RT][2];
+#pragma unroll
+    for (int i = 0; i < RT; ++i)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t n = n0 + 16 * i + g + 8 * h;
+        wrow[i][h] = wbase + ((b / rep) * p.n + (n < p.n ? n : p.n - 1)) * p.k + 8 * t;
+      }
+    const float* xrow = g < count ? xbase + (b * p.m + m0 + g) * p.k + 8 * t : nullptr;
+    float acc[RT][4] = {};
+    // Weights are software-pipelined: the next kMmaRounds steps are loaded while this batch is
+    // multiplied, so a warp always has its rounds in flight (ptxas sinks loads below the MMAs of
+    // the same batch otherwise: about one round in flight, 2.1 TB/s on H200).
+    auto load_w = [&](int64_t s0, uint4 (&a)[kMmaRounds][RT][2]) {
+#pragma unroll
+      for (int u = 0; u < kMmaRounds; ++u) {
+        const int64_t s = s0 + int64_t(u) * kMmaWarps;
+#pragma unroll
+        for (int i = 0; i < RT; ++i)
+#pragma unroll
+          for (int h = 0; h < 2; ++h)
+            a[u][i][h] = s < steps ? load_stream_u4(wrow[i][h] + s * 32) : make_uint4(0, 0, 0, 0);
+      }
+    };
+    uint4 a[kMmaRounds][RT][2];
+    load_w(warp, a);
+    for (int64_t s0 = warp; s0 < steps; s0 += kMmaWarps * kMmaRounds) {
+      float4 xv[kMmaRounds][2];
+#pragma unroll
+      for (int u = 0; u < kMmaRounds; ++u) {
+        const int64_t s = s0 + int64_t(u) * kMmaWarps;
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+          xv[u][q] = s < steps && xrow ? load_ro_f4(xrow + s * 32 + 4 * q) : make_float4(0, 0, 0, 0);
+      }
+      uint4 next[kMmaRounds][RT][2];
+      load_w(s0 + kMmaWarps * kMmaRounds, next);
+#pragma unroll
+      for (int u = 0; u < kMmaRounds; ++u) {
+        const float xs[8] = {xv[u][0].x, xv[u][0].y, xv[u][0].z, xv[u][0].w,
+                             xv[u][1].x, xv[u][1].y, xv[u][1].z, xv[u][1].w};
+        float terms[8][NS];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) split_bf16<NS>(xs[j], terms[j]);
+#pragma unroll
+        for (int sn = 0; sn < NS; ++sn) {
+          uint32_t bx[4];
+#pragma unroll
+          for (int q = 0; q < 4; ++q) {
+            const __nv_bfloat162 pr = __floats2bfloat162_rn(terms[2 * q][sn], terms[2 * q + 1][sn]);  // exact
+            memcpy(&bx[q], &pr, 4);
+          }
+#pragma unroll
+          for (int i = 0; i < RT; ++i) {
+            mma_bf16_ordered(acc[i], a[u][i][0], a[u][i][1], false, bx[0], bx[1]);  // k = 8t + 0..3
+            mma_bf16_ordered(acc[i], a[u][i][0], a[u][i][1], true, bx[2], bx[3]);   // k = 8t + 4..7
+          }
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kMmaRounds; ++u)
+#pragma unroll
+        for (int i = 0; i < RT; ++i) {
+          a[u][i][0] = next[u][i][0];
+          a[u][i][1] = next[u][i][1];
+        }
+    }
+#pragma unroll
+    for (int i = 0; i < RT; ++i)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) red[warp][i][r][lane] = acc[i][r];
+    __syncthreads();
+    for (int o = int(threadIdx.x); o < RT * 128; o += int(blockDim.x)) {
+      const int i = o / 128, r = (o / 32) % 4, l = o % 32;
+      float sum = 0.f;
+#pragma unroll
+      for (int w = 0; w < kMmaWarps; ++w) sum += red[w][i][r][l];
+      const int64_t n = n0 + 16 * i + (l >> 2) + (r >= 2 ? 8 : 0);
+      const int m = 2 * (l & 3) + (r & 1);
+      if (m < count && n < p.n) ybase[(b * p.m + m0 + m) * p.n + n] = sum;
+    }
+    __syncthreads();
+  }
+}
+
+// The tensor-core path: LMK_GEMV_MMA -1 (default) from 5 rows, 0 never, 1 at every M.
+// H200, bf16 Mx4096x14336 cold, f32 kernel -> this one: M = 8 89 -> 56 us (dense_mm 96 -> 53),
+// but M = 1 / 2 / 4 36 -> 47, 37 -> 51, 44 -> 53 us: with two or more rows its activation loads
+// (L2, one round at a time) limit it, and the f32 kernel still fits 2 or 4 rows in one pass.
+// Returns false where it does not apply (the caller runs gemv_kernel).
+bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
+  static const int mode = int(tuning("LMK_GEMV_MMA", -1));
+  if (mode == 0 || (mode < 0 && p.m < 5) || p.wt != DType::bf16 || p.xt != DType::f32 || p.yt != DType::f32 ||
+      xr == 2 || !p.vec || p.k % 32 != 0 || !is_aligned(p.x, 16))
+    return false;
+  const int64_t items = p.b1 * ((p.m + 7) / 8);
+  // 16-row blocks unless 32-row blocks still give every SM one (half the activation reads).
+  const bool wide = items * ((p.n + 31) / 32) >= sm_count();
+  auto go = [&](auto kernel, int rows) {
+    const int64_t work = items * ((p.n + rows - 1) / rows);
+    const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), kMmaWarps * 32)) * sm_count();
+    kernel<<<unsigned(work < cap ? work : cap), kMmaWarps * 32, 0, stream>>>(p);
+    LMK_LAUNCH_CHECK(gemv_mma_kernel);
+  };
+  if (xr == 1) wide ? go(gemv_mma_kernel<1, 2>, 32) : go(gemv_mma_kernel<1, 1>, 16);
+  else wide ? go(gemv_mma_kernel<3, 2>, 32) : go(gemv_mma_kernel<3, 1>, 16);
+  return true;
+}
+
 }  // namespace
 
 void gemv(const GemvParams& p, cudaStream_t stream) {
@@ -194,6 +376,7 @@ void gemv(const GemvParams& p, cudaStream_t stream) {
   const int64_t ch = 16 / wsize;
   q.vec = p.k % ch == 0 && is_aligned(p.w, 16) && is_aligned(p.x, 16) && (p.xt == DType::f32 || xsize * ch == 16);
   const int xr = p.xround == DType::bf16 ? 1 : p.xround == DType::f16 ? 2 : 0;
+  if (launch_mma(q, xr, stream)) return;
   if (p.xt == DType::f32 && p.yt == DType::f32) {
     switch (p.wt) {
       case DType::bf16:
