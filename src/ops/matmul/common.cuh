@@ -100,7 +100,8 @@ __device__ __forceinline__ void item_row(const RowSource& rs, const ItemHead& h,
     return;
   }
   yrow = rs.mode == ItemMode::direct ? h.start : int64_t(rs.row_list[h.start + m]);
-  xrow = rs.per_slot ? yrow : yrow / rs.top_k;
+  // Routed rows number at most 2^29 (routed_source checks): a 32-bit division.
+  xrow = rs.per_slot ? yrow : int64_t(uint32_t(yrow) / uint32_t(rs.top_k));
 }
 
 // Output and input row of each of an item's first `tile` rows into shared memory (-1 past the

@@ -123,11 +123,17 @@ __device__ __forceinline__ void qmvp_store_unit(const QmvpParams& p, float (&acc
 // Routed or grouped items: a contiguous run of units in item-major order, so a CTA stages an
 // item's x pieces once per run instead of once per unit and reads consecutive records of one
 // expert (items of one expert still run side by side, in neighbouring CTAs).
+// Walked with a cursor: first() divides once, next() steps without dividing (the 64-bit
+// divisions per unit this replaced were as many instructions as decoding a routed unit's chunk).
 template <bool One>
 struct UnitWalk {
-  int64_t lo = 0, count = 0, tiles = 1;
-  __device__ __forceinline__ UnitWalk(int64_t n_items, int64_t tiles_) : tiles(tiles_) {
-    const int64_t total = n_items * tiles_;
+  struct Cursor {
+    uint32_t item, tile;
+  };
+  int64_t lo = 0, count = 0;
+  uint32_t tiles = 1;
+  __device__ __forceinline__ UnitWalk(int64_t n_items, int64_t tiles_) : tiles(uint32_t(tiles_)) {
+    const int64_t total = n_items * tiles_;  // fits 32 bits (checked on the host)
     if constexpr (One) {
       lo = blockIdx.x;
       count = blockIdx.x < total ? (total - blockIdx.x + gridDim.x - 1) / gridDim.x : 0;
@@ -136,8 +142,14 @@ struct UnitWalk {
       count = int64_t(blockIdx.x + 1) * total / gridDim.x - lo;
     }
   }
-  __device__ __forceinline__ int64_t item(int64_t k) const { return One ? 0 : (lo + k) / tiles; }
-  __device__ __forceinline__ int64_t tile(int64_t k) const { return One ? lo + k * gridDim.x : (lo + k) % tiles; }
+  __device__ __forceinline__ Cursor first() const {
+    if constexpr (One) return {0u, uint32_t(lo)};
+    else return {uint32_t(lo) / tiles, uint32_t(lo) % tiles};
+  }
+  __device__ __forceinline__ void next(Cursor& c) const {
+    if constexpr (One) c.tile += gridDim.x;
+    else if (++c.tile == tiles) c.tile = 0, ++c.item;
+  }
 };
 
 // One: the work is a single plain item (M <= 8 activation rows, the decode case): the item
@@ -180,17 +192,19 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   // divisions and the item lookup happen once per unit, not per chunk.
   int64_t pk = 0;
   int pi = 0;
-  auto unit_base = [&](int64_t k) {
-    const ItemHead h = head(uint32_t(walk.item(k)));  // an invalid id reads expert 0 (zeroed below)
-    return p.w + h.expert * p.expert_bytes + (walk.tile(k) * p.chunks + c0 + warp) * R;
+  auto pcur = walk.first();
+  auto unit_base = [&](typename UnitWalk<One>::Cursor u) {
+    const ItemHead h = head(u.item);  // an invalid id reads expert 0 (zeroed below)
+    return p.w + h.expert * p.expert_bytes + (int64_t(u.tile) * p.chunks + c0 + warp) * R;
   };
-  const uint8_t* pbase = my_units > 0 && nch > 0 ? unit_base(0) : nullptr;
+  const uint8_t* pbase = my_units > 0 && nch > 0 ? unit_base(pcur) : nullptr;
   auto prefetch = [&](Chunk& dst) {
     if (nch == 0 || pk >= my_units) return;
     dst.load(pbase + int64_t(pi) * kQmvpWarps * R, lane);
     if (++pi == nch) {
       pi = 0;
-      if (++pk < my_units) pbase = unit_base(pk);
+      walk.next(pcur);
+      if (++pk < my_units) pbase = unit_base(pcur);
     }
   };
   Chunk cur, nxt, nxt2;
@@ -202,9 +216,10 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 
   uint32_t staged = 0xFFFFFFFFu;  // item whose x pieces are in shared memory
-  for (int64_t k = 0; k < my_units; ++k) {
-    const uint32_t item = uint32_t(walk.item(k));
-    const int64_t n0 = walk.tile(k) * 16;
+  auto unit = walk.first();
+  for (int64_t k = 0; k < my_units; ++k, walk.next(unit)) {
+    const uint32_t item = unit.item;
+    const int64_t n0 = int64_t(unit.tile) * 16;
     const ItemHead h = head(item);
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
@@ -325,16 +340,17 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   // The issue cursor: unit ik (its records wb, its x rows xr, cnt of them), its chunk ii
   // (chunk warp + 8·ii of the tile).
   int64_t ik = 0;
+  auto icur = walk.first();
   int ii = 0, cnt = 0;
   const uint8_t* wb = nullptr;
   const uint8_t* xr = nullptr;
   auto load_unit = [&] {
     if (ik >= my_units) return;
-    const ItemHead h = head(walk.item(ik));
+    const ItemHead h = head(icur.item);
     int64_t yrow0, xrow0;
     item_row(p.rs, h, 0, yrow0, xrow0);
     cnt = h.count < MT ? h.count : MT;
-    wb = p.w + h.expert * p.expert_bytes + walk.tile(ik) * p.chunks * R;
+    wb = p.w + h.expert * p.expert_bytes + int64_t(icur.tile) * p.chunks * R;
     xr = p.xq + xrow0 * p.nsb * kQmvXRecord;  // plain rows are consecutive x rows
   };
   load_unit();
@@ -359,7 +375,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
     }
   };
   auto advance = [&] {
-    if (nch > 0 && ++ii == nch) ii = 0, ++ik, load_unit();
+    if (nch > 0 && ++ii == nch) ii = 0, ++ik, walk.next(icur), load_unit();
   };
   // Prologue: the weights of the first S - 1 chunks go out before waiting for split_x (the kernel
   // before this one, programmatic dependence), their x pieces after it. Groups: W0..W(S-2),
@@ -368,14 +384,15 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   for (int j = 0; j < S - 1; ++j) issue(true, false, j), cp_async_commit(), advance();
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  ik = 0, ii = 0;
+  ik = 0, ii = 0, icur = walk.first();
   load_unit();
   for (int j = 0; j < S - 1; ++j) issue(false, true, j), cp_async_commit(), advance();
 
   int slot = 0;  // the slot of the next chunk to decode
-  for (int64_t k = 0; k < my_units; ++k) {
-    const int64_t n0 = walk.tile(k) * 16;
-    const ItemHead h = head(walk.item(k));
+  auto unit = walk.first();
+  for (int64_t k = 0; k < my_units; ++k, walk.next(unit)) {
+    const int64_t n0 = int64_t(unit.tile) * 16;
+    const ItemHead h = head(unit.item);
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
 #pragma unroll
