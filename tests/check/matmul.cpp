@@ -444,6 +444,13 @@ LMK_CHECKS(matmul) {
                                            {DType::q5_1, 64, 8, 256, 400, 288, Routing::uniform, true}})
     cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c) + " wgmma", false,
                      [=](Device d) { return check_quantized_id_packed(d, c); }});
+  // 64 direct rows over 35-38 row tiles: more than 16 units per SM (132 SMs), so the ring kernel's
+  // warp walk, with units split between two warps (2-3 chunks per unit).
+  for (const auto& c : std::vector<IdCase>{{DType::q4_0, 16, 8, 8, 600, 512, Routing::uniform},
+                                           {DType::q4_K, 16, 8, 8, 560, 768, Routing::skewed},
+                                           {DType::iq4_nl, 32, 8, 8, 600, 512, Routing::repeated}})
+    cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c) + " warp walk", false,
+                     [=](Device d) { return check_quantized_id_packed(d, c); }});
   for (const auto& c : id_cases)
     if (c.expert_pad_blocks == 0 && c.lead_blocks == 0 && c.path == MatmulPath::automatic)
       cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c), c.tokens == 5 || c.tokens == 33,

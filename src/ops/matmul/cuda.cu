@@ -267,8 +267,10 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
 // ---- x -> pieces -----------------------------------------------------------------------------------
 // One warp per (x row, sub-block), lane = element (split_x_sub_block, qmv.cuh).
 __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t rows, int64_t nsb, int64_t k,
-                                                      uint8_t* xq) {
+                                                      uint8_t* xq, float* zero, int64_t zero_count) {
   const int lane = threadIdx.x & 31;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < zero_count; i += int64_t(gridDim.x) * blockDim.x)
+    zero[i] = 0.0f;
   const int64_t unit = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (unit >= rows * nsb) return;
   const int64_t row = unit / nsb, sb = unit - row * nsb;
@@ -281,7 +283,8 @@ __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t ro
 void split_x(const QmvParams& p, cudaStream_t stream) {
   const int64_t units = p.x_rows * p.nsb;
   if (units <= 0) return;
-  split_x_kernel<<<unsigned((units + 7) / 8), 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq);
+  split_x_kernel<<<unsigned((units + 7) / 8), 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero,
+                                                                 p.zero_count);
   LMK_LAUNCH_CHECK(split_x_kernel);
 }
 
@@ -598,6 +601,9 @@ const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 64);
 // The shared-memory ring kernel for the decode cases: -1 where it measured faster (qmvp_ring_default),
 // 0 never, 1 always (plain M <= 2 and single routed rows).
 const int kQmvpRing = int(tuning("LMK_QMVP_RING", -1));
+// The ring kernel's warp walk for single routed rows: -1 from 16 units per SM (two CTAs of 8
+// warps: every warp gets at least one unit's chunks), 0 never, 1 always.
+const int kQmvpWarpWalk = int(tuning("LMK_QMVP_WARP_WALK", -1));
 // Grouped: the tensor-core path once experts average more rows than this.
 const double kMatMatRowsPerExpert = double(tuning("LMK_MM_MATMAT_PER_EXPERT", 16));
 
@@ -632,6 +638,16 @@ void run_packed(const float* x, int64_t x_rows, const PackedView& w, const RowSo
   p.slices = int(slices);
   p.slice_chunks = int(slice_chunks);
   p.ring = kQmvpRing;
+  // Single routed rows with many units: the ring kernel's warp walk (qmv_packed.cuh), which adds
+  // the two halves of a unit split between warps into zeroed outputs. It beats the CTA walk and
+  // qmvp_kernel for every format (H200, 768x2048 experts, T8: q4_0 33.6 -> 26.2 us, q4_K 39.4 ->
+  // 31.5, q6_K 43.3 -> 35.1, q8_0 39.0 -> 38.0), so it takes the ring kernel unless
+  // LMK_QMVP_RING=0.
+  const bool single_routed = rs.mode == ItemMode::direct || (rs.mode != ItemMode::plain && rs.per_item == 1);
+  const int64_t units = rs.n_items * g.tiles;
+  p.warp_walk = single_routed && p.ring != 0 && slices == 1 &&
+                (kQmvpWarpWalk < 0 ? units >= 16 * int64_t(sm_count()) : kQmvpWarpWalk != 0);
+  if (p.warp_walk) sp.zero = y, sp.zero_count = y_rows * w.n;
   split_x(sp, st);
   visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
 }

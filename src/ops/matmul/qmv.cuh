@@ -52,6 +52,9 @@ struct QmvParams {
   // 0..15, Σx of 16..31, 0}.
   int64_t x_rows = 0;
   uint8_t* xq = nullptr;
+  // split_x also zeroes these outputs (the packed mat-vec's warp walk adds partial sums into them).
+  float* zero = nullptr;
+  int64_t zero_count = 0;
 };
 
 constexpr int kQmvXRecord = 144;  // bytes of one sub-block's x pieces + scale record

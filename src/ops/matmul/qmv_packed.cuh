@@ -12,7 +12,8 @@
 // item-major runs for routed items), and warp w decodes chunks w, w + 8, ... of its slice of
 // each tile. Each warp stages its chunks' x pieces once, so every global load in the loop is a
 // weight load, issued one or two chunks ahead of its decode (qmvp_depth). The decode cases may
-// take qmvp_ring_kernel instead (a shared-memory ring of records, below).
+// take qmvp_ring_kernel instead (a shared-memory ring of records, below), whose warp walk gives
+// single routed rows runs of (unit, chunk) steps per warp instead of units per CTA.
 // (Splitting x inside this kernel instead of in split_x measured slower: 18.9 -> 24.8 us.) The 8
 // warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
 // slice's partial sums and a small kernel, launched behind it, adds the slices in order
@@ -38,6 +39,7 @@ struct QmvpParams {
   int slices = 1;
   int slice_chunks = 8;         // chunks per slice (qmvp_slice_chunks)
   int ring = -1;                // decode cases: qmvp_ring_kernel (1), qmvp_kernel (0), measured choice (-1)
+  bool warp_walk = false;       // single routed rows on the ring kernel: warps walk (unit, chunk) steps
 };
 
 constexpr int kQmvpWarps = 8;                  // warps per CTA; warp w takes chunks w, w + 8, ...
@@ -142,6 +144,9 @@ struct UnitWalk {
       count = int64_t(blockIdx.x + 1) * total / gridDim.x - lo;
     }
   }
+  // Units [lo, lo + count) (the warp walk).
+  __device__ __forceinline__ UnitWalk(int64_t lo_, int64_t count_, int64_t tiles_)
+      : lo(lo_), count(count_), tiles(uint32_t(tiles_)) {}
   __device__ __forceinline__ Cursor first() const {
     if constexpr (One) return {0u, uint32_t(lo)};
     else return {uint32_t(lo) / tiles, uint32_t(lo) % tiles};
@@ -313,18 +318,41 @@ constexpr int qmvp_ring_slots() {
   return fit < 2 ? 2 : fit > 6 ? 6 : fit;
 }
 
-template <class F, int MT, bool One>
+// Warp walk (Warp, single routed rows): instead of a CTA taking whole units with warp w on
+// chunks w, w + 8, ... and a CTA barrier and reduction per unit, each warp takes an equal
+// contiguous run of the (unit, chunk) steps and decodes every chunk of its units itself: no
+// barrier, and the sums are stored straight from the warp. Routed experts have few chunks per
+// tile (768x2048: 8, one per warp per unit), so the per-unit barrier dominated. A unit split
+// between two warps (runs are at least one unit long, so at most two) is added into outputs
+// split_x zeroed: 0 + a + b in either order, deterministic.
+template <class F, int MT, bool One, bool Warp>
 __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   static_assert(MT == 1 || (MT == 2 && One), "plain items of up to 2 rows, or single routed rows");
+  static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
   constexpr int NB = 1, S = qmvp_ring_slots<F::kType, MT>(), SLOT = qmvp_ring_slot<F::kType, MT>();
   constexpr int64_t R = packed::record_bytes(F::kType);
   constexpr int LW = packed::lane_words(F::kType), HW = packed::hdr_words(F::kType);
   extern __shared__ __align__(16) uint8_t ring[];  // [warp][slot][record, then x records of MT rows]
-  __shared__ float red[kQmvpWarps][16][MT];
+  __shared__ float red[Warp ? 1 : kQmvpWarps][16][MT];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
-  const int nch = warp < p.chunks ? int((p.chunks - warp + kQmvpWarps - 1) / kQmvpWarps) : 0;
   const int64_t n_items = One ? 1 : item_count(p.rs);
-  const UnitWalk<One> walk(n_items, p.tiles);  // units (item, tile)
+  // This warp's steps (Warp) or chunks per unit (CTA walk).
+  int64_t my_steps = 0, step0 = 0;
+  if constexpr (Warp) {
+    const int64_t units = n_items * p.tiles, steps = units * p.chunks;
+    const int64_t nw = std::min<int64_t>(int64_t(gridDim.x) * kQmvpWarps, units);  // runs >= 1 unit
+    const int64_t gw = int64_t(blockIdx.x) * kQmvpWarps + warp;
+    if (gw < nw) step0 = gw * steps / nw, my_steps = (gw + 1) * steps / nw - step0;
+  }
+  const int nch = Warp ? 0 : warp < p.chunks ? int((p.chunks - warp + kQmvpWarps - 1) / kQmvpWarps) : 0;
+  const int c_first = Warp ? int(step0 % p.chunks) : 0;  // the first unit's first chunk
+  const UnitWalk<One> walk = [&] {
+    if constexpr (Warp)
+      return UnitWalk<One>(step0 / p.chunks, my_steps > 0 ? (step0 + my_steps - 1) / p.chunks - step0 / p.chunks + 1 : 0,
+                           p.tiles);
+    else
+      return UnitWalk<One>(n_items, p.tiles);  // units (item, tile)
+  }();
   const int64_t my_units = walk.count;
   auto head = [&](int64_t item) {
     if constexpr (One) {
@@ -337,11 +365,11 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   };
   uint8_t* slots = ring + warp * S * SLOT;
 
-  // The issue cursor: unit ik (its records wb, its x rows xr, cnt of them), its chunk ii
-  // (chunk warp + 8·ii of the tile).
-  int64_t ik = 0;
+  // The issue cursor: unit ik (its records wb, its x rows xr, cnt of them), its chunk ii (the
+  // tile's chunk ii for the warp walk, warp + 8·ii for the CTA walk); is steps issued (Warp).
+  int64_t ik = 0, is = 0;
   auto icur = walk.first();
-  int ii = 0, cnt = 0;
+  int ii = c_first, cnt = 0;
   const uint8_t* wb = nullptr;
   const uint8_t* xr = nullptr;
   auto load_unit = [&] {
@@ -355,9 +383,9 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   };
   load_unit();
   auto issue = [&](bool weights, bool x, int slot) {
-    if (nch == 0 || ik >= my_units) return;
+    if (Warp ? is >= my_steps : nch == 0 || ik >= my_units) return;
     uint8_t* dst = slots + slot * SLOT;
-    const int64_t c = warp + int64_t(kQmvpWarps) * ii;
+    const int64_t c = Warp ? int64_t(ii) : warp + int64_t(kQmvpWarps) * ii;
     if (weights) {
 #pragma unroll
       for (int o = lane; o < int(R / 16); o += 32) cp_async16(dst + 16 * o, wb + c * R + 16 * o, 16);
@@ -375,7 +403,11 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
     }
   };
   auto advance = [&] {
-    if (nch > 0 && ++ii == nch) ii = 0, ++ik, walk.next(icur), load_unit();
+    if constexpr (Warp) {
+      if (is < my_steps && (++is, ++ii == p.chunks)) ii = 0, ++ik, walk.next(icur), load_unit();
+    } else {
+      if (nch > 0 && ++ii == nch) ii = 0, ++ik, walk.next(icur), load_unit();
+    }
   };
   // Prologue: the weights of the first S - 1 chunks go out before waiting for split_x (the kernel
   // before this one, programmatic dependence), their x pieces after it. Groups: W0..W(S-2),
@@ -384,11 +416,12 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
   for (int j = 0; j < S - 1; ++j) issue(true, false, j), cp_async_commit(), advance();
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  ik = 0, ii = 0, icur = walk.first();
+  ik = 0, is = 0, ii = c_first, icur = walk.first();
   load_unit();
   for (int j = 0; j < S - 1; ++j) issue(false, true, j), cp_async_commit(), advance();
 
   int slot = 0;  // the slot of the next chunk to decode
+  int64_t done = 0;  // steps decoded (Warp)
   auto unit = walk.first();
   for (int64_t k = 0; k < my_units; ++k, walk.next(unit)) {
     const int64_t n0 = int64_t(unit.tile) * 16;
@@ -397,8 +430,10 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
     int64_t yrow[MT], xrow[MT];
 #pragma unroll
     for (int m = 0; m < MT; ++m) item_row(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
+    const int c0 = k == 0 ? c_first : 0;
+    const int n_here = Warp ? int(std::min<int64_t>(p.chunks - c0, my_steps - done)) : nch;
     float acc[NB][2] = {};
-    for (int i = 0; i < nch; ++i) {
+    for (int i = 0; i < n_here; ++i) {
       __syncwarp();  // every lane is done with the slot refilled now (decoded one step ago)
       issue(true, true, slot == 0 ? S - 1 : slot - 1);
       cp_async_commit();
@@ -430,7 +465,28 @@ __global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
       }
       slot = slot == S - 1 ? 0 : slot + 1;
     }
-    qmvp_store_unit<MT>(p, acc, red, h, yrow, n0, 0);
+    if constexpr (Warp) {
+      // Lanes t = 0 hold rows g and g + 8 (row pairs t, t ^ 1 summed); an invalid id stores nothing
+      // (its outputs stay zero) and is flagged by the warp that has the item's first chunk.
+      done += n_here;
+      acc[0][0] += __shfl_xor_sync(0xffffffffu, acc[0][0], 1);
+      acc[0][1] += __shfl_xor_sync(0xffffffffu, acc[0][1], 1);
+      if (t == 0 && !h.invalid) {
+        float* out = p.y + yrow[0] * p.n + n0;
+        const bool whole = n_here == p.chunks;
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const int r = g + 8 * half;
+          if (n0 + r < p.n) {
+            if (whole) out[r] = acc[0][half];
+            else atomicAdd(out + r, acc[0][half]);
+          }
+        }
+      }
+      if (h.invalid && lane == 0 && n0 == 0 && c0 == 0) record_invalid(p.rs, h.start);
+    } else {
+      qmvp_store_unit<MT>(p, acc, red, h, yrow, n0, 0);
+    }
   }
   cp_async_wait_all();  // nothing left in flight at exit (issues past the end copy nothing)
 }
@@ -473,9 +529,9 @@ void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
 }
 
 // The ring kernel over all of K (no slices: x is not staged whole).
-template <class F, int MT, bool One>
+template <class F, int MT, bool One, bool Warp = false>
 void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
-  auto kernel = qmvp_ring_kernel<F, MT, One>;
+  auto kernel = qmvp_ring_kernel<F, MT, One, Warp>;
   const int smem = kQmvpWarps * qmvp_ring_slots<F::kType, MT>() * qmvp_ring_slot<F::kType, MT>();
   static const bool attr = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -519,7 +575,8 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
     else if (rows <= 4) launch_qmvp_mt<F, 4, true>(p, stream);
     else launch_qmvp_mt<F, 8, true>(p, stream);
   } else if (p.rs.mode == ItemMode::direct || p.rs.per_item == 1) {
-    if (p.ring < 0 ? qmvp_ring_default(F::kType, 1, true) : p.ring != 0) launch_qmvp_ring<F, 1, false>(p, stream);
+    if (p.warp_walk) launch_qmvp_ring<F, 1, false, true>(p, stream);
+    else if (p.ring < 0 ? qmvp_ring_default(F::kType, 1, true) : p.ring != 0) launch_qmvp_ring<F, 1, false>(p, stream);
     else launch_qmvp_mt<F, 1, false>(p, stream);
   } else {
     launch_qmvp_mt<F, 8, false>(p, stream);
