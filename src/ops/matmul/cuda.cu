@@ -94,7 +94,9 @@ int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 // on the mat-vec path, default 8), LMK_MM_QMM_BM (mat-mat tile rows 64 / 128, 0 = by size),
 // LMK_MM_DIRECT_ROWS (routed rows computed one by one without the pre-pass, default 64),
 // LMK_MM_MATMAT_PER_EXPERT (average rows per expert above which routed pieces use the mat-mat
-// kernel, default 16), LMK_QMVP_RING (the decode ring kernel: -1 where measured faster, 0, 1).
+// kernel, default 16), LMK_QMVP_RING (the decode ring kernel: -1 where measured faster, 0, 1),
+// LMK_QMVP_WARP_WALK (its warp walk for single routed rows: -1 from 16 units per SM, 0, 1);
+// gemv.cu reads LMK_GEMV_MMA (dense bf16 mat-vec on tensor cores: -1 from 5 rows, 0, 1).
 const int64_t kMatvecMaxM = tuning("LMK_MM_MATVEC_MAX_M", 8);
 const int64_t kQmmBm = tuning("LMK_MM_QMM_BM", 0);
 
