@@ -87,7 +87,8 @@ void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& stream = defaul
 // Scratch: 2·M·(K rounded up to 256) bytes, plus 4·M·N per K-split when the grid is small.
 void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& stream = default_stream());
 // quantized_matmul_id_ggml (below) on packed expert weights: same arguments, ids and error
-// contract. Up to 32 routed rows run one item per row (mat-vec precision, e <= 1e-5); more run
+// contract. Up to 256 routed rows (while experts average <= 16 rows) run one item per row
+// (mat-vec precision, e <= 1e-5); more run
 // per-expert row lists: up to 8 rows per item on the mat-vec, or, on CUDA once experts average
 // more than 16 rows (prefill), up to 32 / 64 / 128 rows per item on the packed mat-mat with its
 // bf16 precision.

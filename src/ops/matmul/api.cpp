@@ -25,7 +25,7 @@ LMK_REGISTER_OP({"quantized_matmul_ggml_packed", "matmul",
 LMK_REGISTER_OP({"quantized_matmul_id_ggml_packed", "matmul",
                  "f32 x, pack_ggml expert weights [E,N,K] (" LMK_QFORMATS "), u32/i32 ids", true, true,
                  "matmul-moe-sampling.md §3.3 (load-time repack, issue 5)",
-                 "qmvp_<fmt> per routed row (<= 64 rows, <= 16 per used expert; runs of units per CTA, or of "
+                 "qmvp_<fmt> per routed row (<= 256 rows, <= 16 per used expert; runs of units per CTA, or of "
                  "(unit, chunk) steps per warp from 16 units per SM) or "
                  "per-expert row lists (moe_route); qmmp_<fmt> (wgmma) once experts average > 16 rows"});
 LMK_REGISTER_OP({"mul_mv_ext", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,

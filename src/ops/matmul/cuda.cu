@@ -92,7 +92,8 @@ int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 
 // Tuning knobs (performance only, read once; common.cuh tuning): LMK_MM_MATVEC_MAX_M (largest M
 // on the mat-vec path, default 8), LMK_MM_QMM_BM (mat-mat tile rows 64 / 128, 0 = by size),
-// LMK_MM_DIRECT_ROWS (routed rows computed one by one without the pre-pass, default 64),
+// LMK_MM_DIRECT_ROWS (routed rows computed one by one without the pre-pass, default 64; packed
+// experts: LMK_MM_PACKED_DIRECT_ROWS, default 256),
 // LMK_MM_MATMAT_PER_EXPERT (average rows per expert above which routed pieces use the mat-mat
 // kernel, default 16), LMK_QMVP_RING (the decode ring kernel: -1 where measured faster, 0, 1),
 // LMK_QMVP_WARP_WALK (its warp walk for single routed rows: -1 from 16 units per SM, 0, 1);
@@ -600,6 +601,10 @@ int64_t route_scratch_bytes(int64_t E, int64_t R, int64_t max_items) {
 // Rows routed one by one (no pre-pass) up to this many (T·top_k); grouped beyond. 64 covers 8
 // tokens of top-8 routing (H100, q4_0 T8: packed 52.3 -> 45.6 us, raw 49.6 -> 43.7 us at 64 against 32).
 const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 64);
+// Packed experts: up to 256 (32 tokens of top-8), where the ring kernel's warp walk makes direct
+// rows beat per-expert lists though they read a shared expert once per row (H100, T32: q4_0
+// 130.8 -> 84.1 us, q4_K 139.3 -> 94.9, q6_K 161.4 -> 121.7, q8_0 144.2 -> 144.5).
+const int64_t kPackedDirectRows = tuning("LMK_MM_PACKED_DIRECT_ROWS", 256);
 // The shared-memory ring kernel for the decode cases: -1 where it measured faster (qmvp_ring_default),
 // 0 never, 1 always (plain M <= 2 and single routed rows).
 const int kQmvpRing = int(tuning("LMK_QMVP_RING", -1));
@@ -829,7 +834,7 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   // 8 rows per item, or up to 32 / 64 / 128 for the mat-mat once experts average more than
   // kMatMatRowsPerExpert rows (so the mat-mat whenever they do, however few the rows).
   const double avg = double(R) / double(std::min(E, R));
-  const bool direct = R <= kDirectRows && avg <= kMatMatRowsPerExpert;
+  const bool direct = R <= kPackedDirectRows && avg <= kMatMatRowsPerExpert;
   const bool mat_mat = !direct && avg > kMatMatRowsPerExpert;
   const int tile = mat_mat ? qmmp_tile(int64_t(avg)) : direct ? 1 : avg > 1.0 ? 8 : 1;
   const int64_t max_items = std::min(E, R) + ceil_div(R, tile);
