@@ -24,10 +24,11 @@ LMK_BENCHES(layout) {
   // way): the ceiling those small problems can reach under the same cold timing, launch and
   // first DRAM round trip included.
   for (int64_t n : {int64_t(16) << 18, int64_t(1) << 18}) {
-    cases.push_back({"copy", "f32 " + std::to_string(n), true, false, [n](Context& c) {
+    const std::string name = "f32 n=" + std::to_string(n) + " (long-row size)";
+    cases.push_back({"copy", name, true, false, [n, name](Context& c) {
       auto a = c.random(DType::f32, {n}), o = c.empty(DType::f32, {n});
       double us = c.time_us([&] { copy(a, o, c.stream); });
-      c.record("copy", "f32 n=" + std::to_string(n) + " (long-row size)", us, 2 * bytes_of(a));
+      c.record("copy", name, us, 2 * bytes_of(a));
     }});
   }
   cases.push_back({"copy", "bf16 permuted 3-D view", true, true, [](Context& c) {

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "core/dispatch.h"
 #include "cuda/check.h"
@@ -85,6 +86,20 @@ int max_active_blocks(const void* kernel, int threads, int smem_bytes = 0);
 // A tuning knob: the integer in environment variable `name`, else `fallback`. For sweeps of
 // performance choices only (scripts/env-sweep.sh); results never depend on it.
 int64_t tuning(const char* name, int64_t fallback);
+
+// bf16 pairs as the 32-bit registers of MMA operands.
+__device__ __forceinline__ uint32_t bf162_bits(__nv_bfloat162 v) {
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
+__device__ __forceinline__ __nv_bfloat162 bits_bf162(uint32_t u) {
+  __nv_bfloat162 v;
+  memcpy(&v, &u, 4);
+  return v;
+}
+// (lo, hi) rounded to nearest even; lo in the low 16 bits (the lower k index of an MMA pair).
+__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) { return bf162_bits(__floats2bfloat162_rn(lo, hi)); }
 
 // D += A (16x16 bf16, row) * B (16x8 bf16, col), f32 accumulate (mma.sync m16n8k16). Lane
 // (g, t) = (lane / 4, lane % 4) holds, two bf16 per register (lower k in the low half):

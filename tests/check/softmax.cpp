@@ -118,7 +118,7 @@ LMK_CHECKS(softmax) {
       {"3 heads 4x2048 one fully masked row", 3, 4, 2048, s128, Mask::causal_one_row_masked, false},
       {"2 heads 2 queries x 40000 keys", 2, 2, 40000, s128, Mask::causal, false},
       {"1 head 3 queries x 12345 keys", 1, 3, 12345, s128, Mask::causal_one_row_masked, false},
-      // More rows than resident blocks: each block walks a range of (query, head) rows, head-minor.
+      // More rows than resident blocks: each block takes several rows, the next one prefetched.
       {"6 heads 2730x256 finite bias", 6, 2730, 256, s128, Mask::causal_bias, false},
   };
   for (const M& m : masked)

@@ -110,19 +110,6 @@ __device__ __forceinline__ float chunk_code_f32(const uint32_t (&w)[Bits], int i
 }
 
 // ---- bf16 pairs and tensor-core wrappers --------------------------------------------------------------
-__device__ __forceinline__ uint32_t bf162_bits(__nv_bfloat162 v) {
-  uint32_t u;
-  memcpy(&u, &v, 4);
-  return u;
-}
-__device__ __forceinline__ __nv_bfloat162 bits_bf162(uint32_t u) {
-  __nv_bfloat162 v;
-  memcpy(&v, &u, 4);
-  return v;
-}
-// (lo, hi) rounded to nearest even; lo in the low 16 bits (the lower k index of an MMA pair).
-__device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) { return bf162_bits(__floats2bfloat162_rn(lo, hi)); }
-
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* smem) {
   const uint32_t a = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"

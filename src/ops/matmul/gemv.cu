@@ -20,7 +20,6 @@
 // and lane (g, t) loads 16 bytes of rows g and g + 8 at k = 8t..8t+7 and the same 8
 // activations of row g. The MMA sums k in a permuted order, the same for A and B. The 8 warps'
 // partial tiles are added in shared memory in a fixed order (deterministic).
-#include <cstring>
 #include <type_traits>
 
 #include "ops/matmul/common.cuh"
@@ -199,7 +198,6 @@ void launch(const GemvParams& p, cudaStream_t stream) {
   }
 }
 
-
 // ---- tensor-core path: bf16 weights, f32 activations split into NS bf16 terms ---------------------
 
 constexpr int kMmaWarps = 8;
@@ -305,12 +303,9 @@ __global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvPara
         for (int j = 0; j < 8; ++j) split_bf16<NS>(xs[j], terms[j]);
 #pragma unroll
         for (int sn = 0; sn < NS; ++sn) {
-          uint32_t bx[4];
+          uint32_t bx[4];  // the terms are bf16 values: packing is exact
 #pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            const __nv_bfloat162 pr = __floats2bfloat162_rn(terms[2 * q][sn], terms[2 * q + 1][sn]);  // exact
-            memcpy(&bx[q], &pr, 4);
-          }
+          for (int q = 0; q < 4; ++q) bx[q] = pack_bf16(terms[2 * q][sn], terms[2 * q + 1][sn]);
 #pragma unroll
           for (int i = 0; i < RT; ++i) {
             mma_bf16_ordered(acc[i], a[u][i][0], a[u][i][1], false, bx[0], bx[1]);  // k = 8t + 0..3
@@ -352,7 +347,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvPara
 bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
   static const int mode = int(tuning("LMK_GEMV_MMA", -1));
   if (mode == 0 || (mode < 0 && p.m < 5) || p.wt != DType::bf16 || p.xt != DType::f32 || p.yt != DType::f32 ||
-      xr == 2 || !p.vec || p.k % 32 != 0 || !is_aligned(p.x, 16))
+      xr == 2 || !p.vec || p.k % 32 != 0)  // vec: 16-byte aligned weights and activations
     return false;
   const int64_t items = p.b1 * ((p.m + 7) / 8);
   // 16-row blocks unless 32-row blocks still give every SM one (half the activation reads).

@@ -188,6 +188,25 @@ __device__ __forceinline__ void qmv_warp_partials(float (&acc)[NB][2], float (*r
   }
 }
 
+// After qmv_warp_partials and a barrier: adds the warps' partial sums of a 16-row tile and hands
+// each output (row n0 + r < n, item row m < count) to store(y row, column, sum), in a fixed
+// order (deterministic). The CTA's threads stride over the 16·MT outputs.
+template <int MT, class Store>
+__device__ __forceinline__ void qmv_sum_tile(const float (*red)[16][MT], int nwarps, const int64_t (&yrow)[MT],
+                                             int count, int64_t n0, int64_t n, Store store) {
+  for (int i = int(threadIdx.x); i < 16 * MT; i += int(blockDim.x)) {
+    const int r = i / MT, m = i % MT;
+    if (m >= count || n0 + r >= n) continue;
+    float sum = 0.0f;
+    for (int w = 0; w < nwarps; ++w) sum += red[w][r][m];
+    int64_t yr = yrow[0];
+#pragma unroll
+    for (int mm = 1; mm < MT; ++mm)
+      if (mm == m) yr = yrow[mm];
+    store(yr, n0 + r, sum);
+  }
+}
+
 // Shared-memory stage of format F for MT activation rows: 8 sub-blocks of each of 16 weight rows,
 // then the x records (MT x 8 x 144 bytes) of those sub-blocks.
 template <class F, int MT>
@@ -387,16 +406,8 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
 
     qmv_warp_partials<MT>(acc, red[warp], g, t);
     __syncthreads();
-    for (int i = tid; i < 16 * MT; i += int(blockDim.x)) {  // a CTA may have a single warp
-      const int r = i / MT, m = i % MT;
-      float sum = 0.0f;
-      for (int w = 0; w < nwarps; ++w) sum += red[w][r][m];
-      int64_t yr = yrow[0];
-#pragma unroll
-      for (int mm = 1; mm < MT; ++mm)
-        if (mm == m) yr = yrow[mm];
-      if (m < count && n0 + r < p.n) p.y[yr * p.n + n0 + r] = sum;
-    }
+    qmv_sum_tile<MT>(red, nwarps, yrow, count, n0, p.n,
+                     [&](int64_t yr, int64_t col, float sum) { p.y[yr * p.n + col] = sum; });
     __syncthreads();
   }
 }

@@ -95,9 +95,9 @@ constexpr int qmvp_depth() {
 }
 
 // The end of a unit: the warps' partial sums of the tile (16 rows x MT activation rows) are
-// added in shared memory and stored (or, with several slices, the slice's partial). Thread
-// i < 16·MT owns output (row n0 + i / MT, item row i % MT). An out-of-range expert id (routed
-// rows) writes 0 and flags it once. Every thread of the CTA calls it.
+// added in shared memory and stored (or, with several slices, the slice's partial) by
+// qmv_sum_tile. An out-of-range expert id (routed rows) writes 0 and flags it once. Every
+// thread of the CTA calls it.
 template <int MT, int NB>
 __device__ __forceinline__ void qmvp_store_unit(const QmvpParams& p, float (&acc)[NB][2], float (*red)[16][MT],
                                                 const ItemHead& h, const int64_t (&yrow)[MT], int64_t n0,
@@ -106,17 +106,10 @@ __device__ __forceinline__ void qmvp_store_unit(const QmvpParams& p, float (&acc
   const int count = h.count < MT ? h.count : MT;
   qmv_warp_partials<MT>(acc, red[warp], lane >> 2, lane & 3);
   __syncthreads();
-  const int r_out = tid / MT, m_out = tid % MT;
-  if (tid < 16 * MT && m_out < count && n0 + r_out < p.n) {
-    float sum = 0.0f;
-    for (int w = 0; w < nwarps; ++w) sum += red[w][r_out][m_out];
-    int64_t yr = yrow[0];
-#pragma unroll
-    for (int m = 1; m < MT; ++m)
-      if (m == m_out) yr = yrow[m];
+  qmv_sum_tile<MT>(red, nwarps, yrow, count, n0, p.n, [&](int64_t yr, int64_t col, float sum) {
     float* out = p.slices > 1 ? p.part + (slice * p.y_rows + yr) * p.n : p.y + yr * p.n;
-    out[n0 + r_out] = h.invalid ? 0.0f : sum;
-  }
+    out[col] = h.invalid ? 0.0f : sum;
+  });
   if (h.invalid && tid == 0 && n0 == 0 && slice == 0) record_invalid(p.rs, h.start);
   __syncthreads();
 }
