@@ -1,7 +1,8 @@
-// Checks for the norm family (core-ops.md §5): every op and dtype over rows ∈ {1, 3, 257} and
-// row lengths from 1 to 65536 (each CUDA path: lanes-per-row, CTA-per-row in registers,
-// two-pass vector and scalar), the spec's value ranges (N(0,1), |x| up to 1e15, |x| ≈ 1e-20, an
-// all-zero row), in-place aliasing and unaligned views.
+// Checks for the norm family (core-ops.md §5): every op and dtype over rows ∈ {1, 3, 257, 600}
+// and row lengths from 1 to 65536 (each CUDA path: lanes-per-row, CTA-per-row in registers,
+// rows read twice (600 rows: at least 4 per SM), two-pass vector and scalar), the spec's value
+// ranges (N(0,1), |x| up to 1e15, |x| ≈ 1e-20, an all-zero row), in-place aliasing and unaligned
+// views.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -19,10 +20,10 @@ using Shape = std::vector<int64_t>;  // {R, D}
 // (f32 32768 and 65536: two-pass vector), odd D: scalar two-pass.
 const std::vector<Shape> kShapes = {{1, 1},    {257, 1},   {3, 7},     {257, 32},  {3, 255},
                                     {257, 256}, {257, 257}, {3, 1000},  {1, 4096},  {257, 4096},
-                                    {3, 8193},  {3, 16384}, {3, 32768}, {3, 65536}};
+                                    {3, 8193},  {3, 16384}, {3, 32768}, {3, 65536}, {600, 1000}};
 const std::vector<Shape> kFewShapes = {{1, 1}, {3, 7}, {257, 32}, {257, 256}, {3, 1000}, {1, 4096}, {3, 8193},
-                                       {3, 32768}, {3, 65536}};
-const std::vector<Shape> kValueShapes = {{3, 7}, {257, 32}, {3, 4096}, {3, 8193}, {3, 65536}};
+                                       {3, 32768}, {3, 65536}, {600, 1000}};
+const std::vector<Shape> kValueShapes = {{3, 7}, {257, 32}, {3, 4096}, {3, 8193}, {3, 65536}, {600, 1000}};
 
 enum class Values { normal, large, tiny, zero_row };
 // Output aliasing: none; in_place: out = x (rms_norm, l2_norm, rms_norm_mul), out = residual
@@ -198,6 +199,8 @@ LMK_CHECKS(norm) {
         if (t == DType::f16 && v != Values::zero_row) continue;
         for (const auto& s : kValueShapes) add_case(cases, {.op = o, .t = t, .values = v}, s);
       }
+      // The many-rows path at the benchmark's row length.
+      add_case(cases, {.op = o, .t = t}, {600, 4096});
       // Views that are not 16-byte aligned take the scalar path even for D % 8 == 0.
       add_case(cases, {.op = o, .t = t, .offset = true}, {3, 4096});
       add_case(cases, {.op = o, .t = t, .offset = true}, {257, 64});

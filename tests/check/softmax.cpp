@@ -22,11 +22,13 @@ struct Shape {
 // Spec §0 row-op shapes, plus rows long enough for every CUDA path: rows split over many
 // blocks with the row in registers (a decode row of 151936, 1-2 M), rows split over a cluster
 // and cached (40000 bf16), rows too long to cache (1000003 on the scalar path; 9 x 524288 f32:
-// more than the registers of the GPU hold); odd lengths take the scalar path.
+// more than the registers of the GPU hold), many rows (600: at least 4 per SM) read twice; odd
+// lengths take the scalar path.
 const std::vector<Shape> kShapes = {
     {1, 1},      {3, 7},        {257, 32},        {1, 255},        {3, 256},         {257, 257},
     {3, 1000},   {257, 4096},   {3, 8193},        {1, 65536, true}, {2, 40000},      {1, 151936},
     {2, 1000000}, {1, 1000003, true}, {1, 1048576, true}, {1, 2000000}, {9, 524288, true},
+    {600, 1024},  {600, 4096},
 };
 
 CompareResult check_softmax(Device d, DType t, Shape s, double lo, double hi, const char* tag) {
