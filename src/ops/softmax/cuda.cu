@@ -64,6 +64,15 @@ struct PlainRows {
     __device__ __forceinline__ Packed<T, N> load(int64_t c) const {
       return load_vec<T, N, Streaming>(x + c);
     }
+    // One 16-byte vector with an L2 eviction priority (evict-last: Keep, else evict-first).
+    template <int N, bool Keep>
+    __device__ __forceinline__ Packed<T, N> load_l2(int64_t c) const {
+      static_assert(N * sizeof(T) == 16);
+      const int4 q = load16_l2<Keep>(x + c);
+      Packed<T, N> v;
+      memcpy(&v, &q, 16);
+      return v;
+    }
     template <int N>
     __device__ __forceinline__ void store(int64_t c, const float (&o)[N]) const {
       Packed<T, N> p;
@@ -94,6 +103,19 @@ struct MaskedRows {
     template <int N, bool Streaming>
     __device__ __forceinline__ Packed<float, N> load(int64_t c) const {
       Packed<float, N> a = load_vec<float, N, Streaming>(s + c);
+      const Packed<__nv_bfloat16, N> b = load_packed<__nv_bfloat16, N>(mask + c);
+#pragma unroll
+      for (int e = 0; e < N; ++e) a.v[e] = a.v[e] * scale + __bfloat162float(b.v[e]);
+      return a;
+    }
+    // The scores with an L2 eviction priority (evict-last: Keep, else evict-first); the mask is
+    // shared by every head and stays on the default policy.
+    template <int N, bool Keep>
+    __device__ __forceinline__ Packed<float, N> load_l2(int64_t c) const {
+      static_assert(N == 4);
+      const int4 q = load16_l2<Keep>(s + c);
+      Packed<float, N> a;
+      memcpy(&a, &q, 16);
       const Packed<__nv_bfloat16, N> b = load_packed<__nv_bfloat16, N>(mask + c);
 #pragma unroll
       for (int e = 0; e < N; ++e) a.v[e] = a.v[e] * scale + __bfloat162float(b.v[e]);
@@ -236,49 +258,48 @@ __device__ __forceinline__ void online_add(float& m, float& s, const float (&v)[
 // same registers; pass 2 loads the row again (L2 hits, evict-first) and writes exp(x - max) / sum.
 // Nothing of the row is live after the sum, so large blocks run at full occupancy; the rows
 // kernel holds the row (or its exponentials) in registers until the write.
-template <typename T, int V>
-__global__ void __launch_bounds__(1024) softmax_reread_kernel(const T* x, T* y, int64_t cols) {
-  constexpr int N = int(16 / sizeof(T));
+template <class P, int V>
+__global__ void __launch_bounds__(1024) softmax_reread_kernel(P p) {
+  constexpr int N = P::kVec;
+  using C = typename P::Cache;
   __shared__ float red_max[32], red_sum[32];
   const int tid = threadIdx.x;
-  const int64_t nvec = cols / N;
-  const T* in = x + int64_t(blockIdx.x) * cols;
-  T* out = y + int64_t(blockIdx.x) * cols;
+  const int64_t nvec = p.cols / N;
+  const auto row = p.row(blockIdx.x);
   float m = kNegInf, s = 0.f;
   {
-    Packed<T, N> raw[V];
+    Packed<C, N> v[V];
 #pragma unroll
     for (int k = 0; k < V; ++k) {
       const int64_t i = tid + int64_t(k) * blockDim.x;
-      if (i < nvec) {
-        const int4 q = load16_l2<true>(in + i * N);
-        memcpy(&raw[k], &q, 16);
-      }
+      if (i < nvec) v[k] = row.template load_l2<N, true>(i * N);
     }
 #pragma unroll
     for (int k = 0; k < V; ++k)
       if (tid + int64_t(k) * blockDim.x < nvec)
 #pragma unroll
-        for (int e = 0; e < N; ++e) m = fmaxf(m, to_f32(raw[k].v[e]));
+        for (int e = 0; e < N; ++e) m = fmaxf(m, to_f32(v[k].v[e]));
     m = block_allreduce(m, red_max, MaxOp{}, kNegInf);
+    if (!(P::kMasked && m == kNegInf)) {
 #pragma unroll
-    for (int k = 0; k < V; ++k)
-      if (tid + int64_t(k) * blockDim.x < nvec)
+      for (int k = 0; k < V; ++k)
+        if (tid + int64_t(k) * blockDim.x < nvec)
 #pragma unroll
-        for (int e = 0; e < N; ++e) s += expf(to_f32(raw[k].v[e]) - m);
+          for (int e = 0; e < N; ++e) s += expf(to_f32(v[k].v[e]) - m);
+    }
   }
   s = block_allreduce(s, red_sum, SumOp{}, 0.f);
-  const float inv = 1.f / s;
+  const bool zero = P::kMasked && m == kNegInf;  // fully masked row -> zeros
+  const float inv = P::kMasked ? (s > 0.f ? 1.f / s : 0.f) : 1.f / s;
 #pragma unroll
   for (int k = 0; k < V; ++k) {
     const int64_t i = tid + int64_t(k) * blockDim.x;
     if (i < nvec) {
-      const int4 q = load16_l2<false>(in + i * N);
-      Packed<T, N> raw, o;
-      memcpy(&raw, &q, 16);
+      const Packed<C, N> v = row.template load_l2<N, false>(i * N);
+      float o[N];
 #pragma unroll
-      for (int e = 0; e < N; ++e) o.v[e] = from_f32<T>(expf(to_f32(raw.v[e]) - m) * inv);
-      store_packed<T, N>(out + i * N, o);
+      for (int e = 0; e < N; ++e) o[e] = (zero ? 0.f : expf(to_f32(v.v[e]) - m)) * inv;
+      row.template store<N>(i * N, o);
     }
   }
 }
@@ -625,16 +646,18 @@ bool launch_split(const T* x, T* y, int64_t rows, int64_t cols, cudaStream_t st)
 template <class P, int N>
 void run_n(const P& p, int64_t rows, cudaStream_t st) {
   const bool long_rows = p.cols > kRowKernelMaxCols<N> || (rows < sm_count() && p.cols >= 8192);
-  if constexpr (!P::kMasked && N * sizeof(typename P::Cache) == 16) {
+  if constexpr (N * sizeof(typename P::Cache) == 16) {
     // Many f32 rows: the read-twice kernel, V = 2 (32 bytes per thread). Measured on the H100 at
     // 16384 x 4096: f32 184.4 -> 180.9 us (V = 1: 218, V = 4: 192); bf16 rows stay on the rows
-    // kernel (95.8 us there, 106 read twice: its second exp per element is not hidden).
+    // kernel (95.8 us there, 106 read twice: its second exp per element is not hidden), and so do
+    // masked rows (32 x 2048 x 2048: 424 us there, 440 read twice); the knobs force it for checks.
     constexpr int kRereadVecs = 2;
-    const int64_t nvec = p.cols / N, reread = tuning("LMK_SOFTMAX_REREAD", -1);  // -1 rule, 0 off, 1 on
+    const int64_t nvec = p.cols / N;
+    const int64_t reread = tuning(P::kMasked ? "LMK_MASKED_SOFTMAX_REREAD" : "LMK_SOFTMAX_REREAD", -1);  // -1 rule, 0 off, 1 on
     if (reread != 0 && nvec <= 1024 * kRereadVecs && rows <= kMaxGridRows &&
-        (reread == 1 || (sizeof(typename P::Cache) == 4 && rows >= 4 * int64_t(sm_count()) && nvec >= 128))) {
+        (reread == 1 || (!P::kMasked && sizeof(typename P::Cache) == 4 && rows >= 4 * int64_t(sm_count()) && nvec >= 128))) {
       const unsigned threads = unsigned(round_up(ceil_div(nvec, kRereadVecs), 32));
-      softmax_reread_kernel<typename P::Cache, kRereadVecs><<<unsigned(rows), threads, 0, st>>>(p.x, p.y, p.cols);
+      softmax_reread_kernel<P, kRereadVecs><<<unsigned(rows), threads, 0, st>>>(p);
       LMK_LAUNCH_CHECK(softmax_reread_kernel);
       return;
     }
