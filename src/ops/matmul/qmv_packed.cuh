@@ -302,13 +302,14 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 // and across unit boundaries, so more bytes are in flight than registers hold and no x staging
 // round trip precedes a unit's first decode. Used where it measured faster (qmvp_ring_default);
 // LMK_QMVP_RING=0 / 1 turns it off / on for every decode case.
-constexpr int kQmvpRingSmem = 110 * 1024;  // ring bytes per CTA: two CTAs per SM
+constexpr int kQmvpRingSmem = 110 * 1024;  // ring bytes per CTA: two CTAs per SM (three for the shallow ring)
 template <DType T, int MT>
 constexpr int qmvp_ring_slot() { return int(packed::record_bytes(T)) + MT * 8 * kQmvXRecord; }
-template <DType T, int MT>
+// Slots per warp: as many as kQmvpRingSmem holds, 2..Cap (Cap 2: the shallow ring, below).
+template <DType T, int MT, int Cap = 6>
 constexpr int qmvp_ring_slots() {
   constexpr int fit = kQmvpRingSmem / (kQmvpWarps * qmvp_ring_slot<T, MT>());
-  return fit < 2 ? 2 : fit > 6 ? 6 : fit;
+  return fit < 2 ? 2 : fit > Cap ? Cap : fit;
 }
 
 // Warp walk (Warp, single routed rows): instead of a CTA taking whole units with warp w on
@@ -318,11 +319,11 @@ constexpr int qmvp_ring_slots() {
 // tile (768x2048: 8, one per warp per unit), so the per-unit barrier dominated. A unit split
 // between two warps (runs are at least one unit long, so at most two) is added into outputs
 // split_x zeroed: 0 + a + b in either order, deterministic.
-template <class F, int MT, bool One, bool Warp>
-__global__ void __launch_bounds__(256, 2) qmvp_ring_kernel(const QmvpParams p) {
+template <class F, int MT, bool One, bool Warp, int Cap = 6>
+__global__ void __launch_bounds__(256, Cap == 2 ? 3 : 2) qmvp_ring_kernel(const QmvpParams p) {
   static_assert(MT == 1 || (MT == 2 && One), "plain items of up to 2 rows, or single routed rows");
   static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
-  constexpr int NB = 1, S = qmvp_ring_slots<F::kType, MT>(), SLOT = qmvp_ring_slot<F::kType, MT>();
+  constexpr int NB = 1, S = qmvp_ring_slots<F::kType, MT, Cap>(), SLOT = qmvp_ring_slot<F::kType, MT>();
   constexpr int64_t R = packed::record_bytes(F::kType);
   constexpr int LW = packed::lane_words(F::kType), HW = packed::hdr_words(F::kType);
   extern __shared__ __align__(16) uint8_t ring[];  // [warp][slot][record, then x records of MT rows]
@@ -522,10 +523,10 @@ void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
 }
 
 // The ring kernel over all of K (no slices: x is not staged whole).
-template <class F, int MT, bool One, bool Warp = false>
+template <class F, int MT, bool One, bool Warp = false, int Cap = 6>
 void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
-  auto kernel = qmvp_ring_kernel<F, MT, One, Warp>;
-  const int smem = kQmvpWarps * qmvp_ring_slots<F::kType, MT>() * qmvp_ring_slot<F::kType, MT>();
+  auto kernel = qmvp_ring_kernel<F, MT, One, Warp, Cap>;
+  const int smem = kQmvpWarps * qmvp_ring_slots<F::kType, MT, Cap>() * qmvp_ring_slot<F::kType, MT>();
   static const bool attr = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
@@ -568,7 +569,16 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
     else if (rows <= 4) launch_qmvp_mt<F, 4, true>(p, stream);
     else launch_qmvp_mt<F, 8, true>(p, stream);
   } else if (p.rs.mode == ItemMode::direct || p.rs.per_item == 1) {
+    // Few units (one token's routed rows): the shallow ring, two slots per warp, whose smaller
+    // shared memory fits three CTAs per SM, so each CTA takes at most one unit and the critical
+    // path is one unit's chunk instead of two; for every format (H100, 768x2048 experts, T1 cold
+    // (back to back): q4_0 12.7 -> 11.3 us (9.7 -> 8.5), q4_K 13.2 -> 11.6 (10.6 -> 8.4), q6_K
+    // 15.4 -> 14.6 (11.5 -> 9.5), q8_0 15.0 -> 14.7 (11.2 -> 9.6); q8_0 / q6_K otherwise take
+    // qmvp_kernel).
+    static const int shallow = int(tuning("LMK_QMVP_SHALLOW_RING", -1));  // -1 rule, 0 off, 1 on
+    const bool few = p.rs.n_items * p.tiles <= 3 * int64_t(sm_count());
     if (p.warp_walk) launch_qmvp_ring<F, 1, false, true>(p, stream);
+    else if (p.ring != 0 && (shallow < 0 ? few : shallow != 0)) launch_qmvp_ring<F, 1, false, false, 2>(p, stream);
     else if (p.ring < 0 ? qmvp_ring_default(F::kType, 1, true) : p.ring != 0) launch_qmvp_ring<F, 1, false>(p, stream);
     else launch_qmvp_mt<F, 1, false>(p, stream);
   } else {
