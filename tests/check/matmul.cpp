@@ -445,7 +445,8 @@ LMK_CHECKS(matmul) {
     cases.push_back({"quantized_matmul_id_ggml_packed", id_name(c) + " wgmma", false,
                      [=](Device d) { return check_quantized_id_packed(d, c); }});
   // 64 direct rows over 35-38 row tiles: more than 16 units per SM (132 SMs), so the ring kernel's
-  // warp walk, with units split between two warps (2-3 chunks per unit).
+  // warp walk, with units split between two warps (2-3 chunks per unit); q4_0 and q4_K, under 32
+  // units per SM, walk on the shallow ring.
   for (const auto& c : std::vector<IdCase>{{DType::q4_0, 16, 8, 8, 600, 512, Routing::uniform},
                                            {DType::q4_K, 16, 8, 8, 560, 768, Routing::skewed},
                                            {DType::iq4_nl, 32, 8, 8, 600, 512, Routing::repeated}})
