@@ -8,6 +8,19 @@ namespace lmk::cuda {
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
 
+// ---- L2 policy of streamed weights ------------------------------------------------------------------
+// Weights read once per call go through L2 as evict-first lines: a miss then replaces an earlier
+// line of the same stream rather than what other kernels left in L2, so the stream neither
+// evicts their data nor forces their dirty lines out to memory while it reads (the cold-L2
+// bench leaves L2 full of dirty lines; each normal-priority miss then costs a write-back too).
+// evict_first = false gives the normal policy (the LMK_WEIGHT_L2 knob of the matmul kernels).
+__device__ __forceinline__ uint64_t stream_policy(bool evict_first) {
+  uint64_t first, normal;
+  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(first));
+  asm("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(normal));
+  return evict_first ? first : normal;
+}
+
 // ---- mbarrier --------------------------------------------------------------------------------------
 // Initialised for `count` arrivals per phase (one by default).
 __device__ __forceinline__ void mbar_init(uint64_t* bar, uint32_t count = 1) {
@@ -46,6 +59,14 @@ __device__ __forceinline__ void tma_load_2d(void* dst, const void* tmap, int c0,
       "l"(tmap), "r"(c0), "r"(c1), "r"(smem_u32(bar))
       : "memory");
 }
+// The same with an L2 cache policy (stream_policy) for the copied lines.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar, uint64_t policy) {
+  asm volatile(
+      "cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes.L2::cache_hint [%0], [%1], %2, [%3], %4;" ::"r"(
+          smem_u32(dst)),
+      "l"(src), "r"(bytes), "r"(smem_u32(bar)), "l"(policy)
+      : "memory");
+}
 // Orders this thread's earlier generic shared-memory reads before later bulk-copy writes.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 
@@ -57,6 +78,9 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src
 __device__ __forceinline__ void cp_async16_u32(uint32_t smem, const void* gmem, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(src_bytes));
 }
+// (No cache-policy form: ptxas 13.0 mis-encodes cp.async with .L2::cache_hint where it folds the
+// shared address into register + uniform register: the policy lands in an odd uniform register
+// and the kernel stops with an illegal instruction. Streamed weights take bulk_load instead.)
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
@@ -78,6 +102,20 @@ __device__ __forceinline__ uint4 ldg_stream16(const void* p) {
     asm("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
         : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
         : "l"(p));
+  return r;
+}
+// The same with an L2 cache policy (stream_policy).
+template <bool InOrder = false>
+__device__ __forceinline__ uint4 ldg_stream16(const void* p, uint64_t policy) {
+  uint4 r;
+  if constexpr (InOrder)
+    asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+                 : "l"(p), "l"(policy));
+  else
+    asm("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0,%1,%2,%3}, [%4], %5;"
+        : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w)
+        : "l"(p), "l"(policy));
   return r;
 }
 __device__ __forceinline__ uint2 ldg_stream8(const void* p) {

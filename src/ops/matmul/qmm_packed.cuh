@@ -47,6 +47,7 @@ struct QmmpParams {
   float* part = nullptr;  // splits > 1: [split][y_rows][n]
   int splits = 1;
   int64_t split_chunks = 0;  // chunks per K-split
+  bool weights_evict_first = false;  // weight records' L2 policy (stream_policy; cuda.cu read_once)
 };
 
 // Consumer warps (one 16-row weight tile each): three warpgroups for 32-row items, whose short
@@ -190,6 +191,7 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kQmmpProducerRegs) : "memory");
     if (warp == kConsumers && lane == 0) {
       int64_t xi = 0, wc = 0;  // x stages and record stages filled so far
+      const uint64_t wpol = stream_policy(p.weights_evict_first);
       for (int64_t u = blockIdx.x; u < units; u += gridDim.x) {
         const Unit w = unit(u);
         if (w.item >= n_items) continue;
@@ -204,7 +206,7 @@ __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_
             uint8_t* st = wsm + s * (kConsumers * R);
             mbar_expect_tx(&w_full[s], uint32_t(w.my_tiles * R));
             for (int j = 0; j < w.my_tiles; ++j)
-              bulk_load(st + j * R, rec0 + (int64_t(j) * p.chunks + i / 2) * R, R, &w_full[s]);
+              bulk_load(st + j * R, rec0 + (int64_t(j) * p.chunks + i / 2) * R, R, &w_full[s], wpol);
             // x is written by permute_x, the kernel before this one (programmatic dependence):
             // the first record stage is in flight before the wait.
             if (wc++ == 0) asm volatile("griddepcontrol.wait;" ::: "memory");

@@ -40,6 +40,7 @@ struct QmvpParams {
   int slice_chunks = 8;         // chunks per slice (qmvp_slice_chunks)
   int ring = -1;                // decode cases: qmvp_ring_kernel (1), qmvp_kernel (0), measured choice (-1)
   bool warp_walk = false;       // single routed rows on the ring kernel: warps walk (unit, chunk) steps
+  bool weights_evict_first = false;  // qmvp_kernel weight loads' L2 policy (stream_policy; cuda.cu read_once)
 };
 
 constexpr int kQmvpWarps = 8;                  // warps per CTA; warp w takes chunks w, w + 8, ...
@@ -58,9 +59,9 @@ struct QmvpChunk {
   uint4 lw[LW / 2];     // load i: words 2i, 2i + 1 of rows g and g + 8
   uint32_t hw[2 * HW];  // header words of row g, then row g + 8
 
-  __device__ __forceinline__ void load(const uint8_t* rec, int lane) {
+  __device__ __forceinline__ void load(const uint8_t* rec, int lane, uint64_t policy) {
 #pragma unroll
-    for (int i = 0; i < LW / 2; ++i) lw[i] = ldg_stream16<true>(rec + (i * 32 + lane) * 16);  // a prefetch: kept in place
+    for (int i = 0; i < LW / 2; ++i) lw[i] = ldg_stream16<true>(rec + (i * 32 + lane) * 16, policy);  // a prefetch: kept in place
     const uint8_t* h = rec + 256 * LW + (lane >> 2) * 8 * HW;  // rows g, g + 8: 2·HW words
     if constexpr (HW % 2 == 0) {
 #pragma unroll
@@ -196,9 +197,10 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
     return p.w + h.expert * p.expert_bytes + (int64_t(u.tile) * p.chunks + c0 + warp) * R;
   };
   const uint8_t* pbase = my_units > 0 && nch > 0 ? unit_base(pcur) : nullptr;
+  const uint64_t wpol = stream_policy(p.weights_evict_first);
   auto prefetch = [&](Chunk& dst) {
     if (nch == 0 || pk >= my_units) return;
-    dst.load(pbase + int64_t(pi) * kQmvpWarps * R, lane);
+    dst.load(pbase + int64_t(pi) * kQmvpWarps * R, lane, wpol);
     if (++pi == nch) {
       pi = 0;
       walk.next(pcur);
@@ -380,6 +382,8 @@ __global__ void __launch_bounds__(256, Cap == 2 ? 3 : 2) qmvp_ring_kernel(const 
     if (Warp ? is >= my_steps : nch == 0 || ik >= my_units) return;
     uint8_t* dst = slots + slot * SLOT;
     const int64_t c = Warp ? int64_t(ii) : warp + int64_t(kQmvpWarps) * ii;
+    // Normal L2 policy: cp.async takes none here (bulk.cuh), and one bulk copy per record with
+    // the evict-first policy measured slower (H100, q4_0 1x4096x14336 22.5 -> 37.8 us cold).
     if (weights) {
 #pragma unroll
       for (int o = lane; o < int(R / 16); o += 32) cp_async16(dst + 16 * o, wb + c * R + 16 * o, 16);
