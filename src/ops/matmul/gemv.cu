@@ -16,11 +16,11 @@
 // for the price of one. Each activation is split into NS bf16 terms, x = h0 + h1 + h2 exactly for
 // finite x: bf16 x bf16 products are exact in f32, so three terms keep the f32 kernel's
 // precision (dense_gemv_bf16), and one term is exactly the bf16 rounding dense_mm asks
-// for. A CTA of 8 warps owns 16·RT weight rows of one item; warp w takes the 32-wide k steps
-// w, w + 8, ... (the CTA reads 512 contiguous bytes of each row per round, kMmaRounds rounds in flight)
-// and lane (g, t) loads 16 bytes of rows g and g + 8 at k = 8t..8t+7 and the same 8
-// activations of row g. The MMA sums k in a permuted order, the same for A and B. The 8 warps'
-// partial tiles are added in shared memory in a fixed order (deterministic).
+// for. A CTA of kMmaWarps (16) warps owns 16·RT weight rows of one item; warp w takes the 32-wide
+// k steps w, w + 16, ... (the CTA reads 1 KB of contiguous bytes of each row per round, kMmaRounds
+// rounds in flight) and lane (g, t) loads 16 bytes of rows g and g + 8 at k = 8t..8t+7 and the
+// same 8 activations of row g. The MMA sums k in a permuted order, the same for A and B. The
+// warps' partial tiles are added in shared memory in a fixed order (deterministic).
 #include <type_traits>
 
 #include "ops/matmul/common.cuh"
@@ -207,7 +207,9 @@ void launch(const GemvParams& p, cudaStream_t stream) {
 
 // ---- tensor-core path: bf16 weights, f32 activations split into NS bf16 terms ---------------------
 
-constexpr int kMmaWarps = 8;
+// 16 warps: twice the weight loads in flight per SM of 8 (H100, 8x4096x14336 back to back:
+// dense_mm 54.7 -> 51.7 us; with the wide rule below dense_gemv_bf16 60.0 -> 55.5).
+constexpr int kMmaWarps = 16;
 constexpr int kMmaRounds = 4;  // k steps of 32 in flight per warp
 
 // v as NS bf16 terms. NS = 1: v rounded to nearest even (dense_mm's rounding). NS > 1: all but
@@ -357,8 +359,16 @@ bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
       xr == 2 || !p.vec || p.k % 32 != 0)  // vec: 16-byte aligned weights and activations
     return false;
   const int64_t items = p.b1 * ((p.m + 7) / 8);
-  // 16-row blocks unless 32-row blocks still give every SM one (half the activation reads).
-  const bool wide = items * ((p.n + 31) / 32) >= sm_count();
+  // 16-row blocks unless 32-row blocks still give every SM one (half the activation reads from
+  // L2, which match the weight bytes at 8 rows of f32); with three terms per activation already
+  // from 3/4 of the SMs (H100, dense_gemv_bf16 8x4096x14336, 128 blocks of 32 rows against 256
+  // of 16: 69.2 -> 63.2 us cold, 60.0 -> 55.5 back to back; dense_mm's one term: 64.1 -> 61.3
+  // cold but 52.1 -> 53.7 back to back, so it keeps the rule). LMK_GEMV_MMA_WIDE: -1 that rule,
+  // 0 never, 1 always.
+  static const int wide_mode = int(tuning("LMK_GEMV_MMA_WIDE", -1));
+  const int64_t blocks32 = items * ((p.n + 31) / 32);
+  const bool wide = wide_mode < 0 ? blocks32 >= sm_count() || (xr != 1 && 4 * blocks32 >= 3 * sm_count())
+                                  : wide_mode != 0;
   auto go = [&](auto kernel, int rows) {
     const int64_t work = items * ((p.n + rows - 1) / rows);
     const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), kMmaWarps * 32)) * sm_count();
