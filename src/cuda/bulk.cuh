@@ -80,7 +80,8 @@ __device__ __forceinline__ void cp_async16_u32(uint32_t smem, const void* gmem, 
 }
 // (No cache-policy form: ptxas 13.0 mis-encodes cp.async with .L2::cache_hint where it folds the
 // shared address into register + uniform register: the policy lands in an odd uniform register
-// and the kernel stops with an illegal instruction. Streamed weights take bulk_load instead.)
+// and the kernel stops with an illegal instruction. Kernels that want a policy load through
+// ldg_stream16 or bulk_load.)
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
