@@ -4,22 +4,11 @@
 #pragma once
 #include <cstdint>
 
+#include "cuda/l2_hint.cuh"  // stream_policy, for the policy forms below
+
 namespace lmk::cuda {
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-
-// ---- L2 policy of streamed weights ------------------------------------------------------------------
-// Weights read once per call go through L2 as evict-first lines: a miss then replaces an earlier
-// line of the same stream rather than what other kernels left in L2, so the stream neither
-// evicts their data nor forces their dirty lines out to memory while it reads (the cold-L2
-// bench leaves L2 full of dirty lines; each normal-priority miss then costs a write-back too).
-// evict_first = false gives the normal policy (the LMK_WEIGHT_L2 knob of the matmul kernels).
-__device__ __forceinline__ uint64_t stream_policy(bool evict_first) {
-  uint64_t first, normal;
-  asm("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;" : "=l"(first));
-  asm("createpolicy.fractional.L2::evict_normal.b64 %0, 1.0;" : "=l"(normal));
-  return evict_first ? first : normal;
-}
 
 // ---- mbarrier --------------------------------------------------------------------------------------
 // Initialised for `count` arrivals per phase (one by default).

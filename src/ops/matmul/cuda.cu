@@ -621,7 +621,7 @@ const double kMatMatRowsPerExpert = double(tuning("LMK_MM_MATMAT_PER_EXPERT", 16
 
 namespace {
 // Whether the kernels read each weight once for these items (one plain item): then the weight
-// loads take the L2 evict-first policy (bulk.cuh, stream_policy). H100, cold, 4096x14336: M = 16
+// loads take the L2 evict-first policy (l2_hint.cuh, stream_policy). H100, cold, 4096x14336: M = 16
 // / 32 2-10% faster (q8_0 39.7 -> 35.9 us, q6_K 34.9 -> 31.8, q4_0 26.6 -> 25.5); M <= 8 and
 // routed rows unchanged. Several items re-read the weights from L2 (M = 512: up to 3% slower with
 // it), so they keep the normal policy.
