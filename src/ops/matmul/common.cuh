@@ -104,6 +104,14 @@ __device__ __forceinline__ void item_row(const RowSource& rs, const ItemHead& h,
   xrow = rs.per_slot ? yrow : int64_t(uint32_t(yrow) / uint32_t(rs.top_k));
 }
 
+// item_row where the caller knows the source is plain (Plain: the single plain item of the
+// decode kernels), so the routed paths and their division are not compiled in.
+template <bool Plain>
+__device__ __forceinline__ void item_row_of(const RowSource& rs, const ItemHead& h, int m, int64_t& yrow, int64_t& xrow) {
+  if constexpr (Plain) yrow = xrow = h.start + m;
+  else item_row(rs, h, m, yrow, xrow);
+}
+
 // Output and input row of each of an item's first `tile` rows into shared memory (-1 past the
 // item's count), one thread per row; the caller synchronizes before reading them.
 template <int TILE>

@@ -51,12 +51,12 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
 __device__ __forceinline__ uint32_t spread4_bit4(uint32_t h) { return ((h & 0xFu) * 0x00204081u & 0x01010101u) << 4; }
 
 // ---- IQ4 codebook lookup -----------------------------------------------------------------------
-// kvalues_iq4nl + 128 as unsigned bytes (entries 0..7 are < 128, entries 8..15 are >= 128).
+// kvalues_iq4nl as signed bytes, four per word (the byte permutes below pick from them).
 namespace iq4 {
 constexpr int kValues[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 constexpr uint32_t word(int i) {
-  return uint32_t(kValues[4 * i] + 128) | uint32_t(kValues[4 * i + 1] + 128) << 8 |
-         uint32_t(kValues[4 * i + 2] + 128) << 16 | uint32_t(kValues[4 * i + 3] + 128) << 24;
+  return uint32_t(kValues[4 * i] & 0xFF) | uint32_t(kValues[4 * i + 1] & 0xFF) << 8 |
+         uint32_t(kValues[4 * i + 2] & 0xFF) << 16 | uint32_t(kValues[4 * i + 3] & 0xFF) << 24;
 }
 constexpr uint32_t kT0 = word(0), kT1 = word(1), kT2 = word(2), kT3 = word(3);
 }  // namespace iq4
@@ -79,14 +79,14 @@ __device__ __forceinline__ void scale8(Dec8& d, float sc, float off) {
 // IQ4 codebook values of the 8 nibbles of q as signed bytes (lo: low nibbles, hi: high).
 __device__ __forceinline__ void iq4_codes8(uint32_t q, Dec8& d) {
   const uint32_t q4 = q << 4;
-  const uint32_t s0 = q & 0x7777u, s1 = (q >> 16) & 0x7777u;
+  const uint32_t s0 = q & 0x77777777u, s1 = s0 >> 16;  // prmt reads selector bits 0..15 only
   const uint32_t a0 = prmt(iq4::kT0, iq4::kT1, s0), b0 = prmt(iq4::kT2, iq4::kT3, s0);
   const uint32_t a1 = prmt(iq4::kT0, iq4::kT1, s1), b1 = prmt(iq4::kT2, iq4::kT3, s1);
   const uint32_t m0 = prmt(q4, q, 0xD9C8u), m1 = prmt(q4, q, 0xFBEAu);
-  const uint32_t r0 = (a0 & ~m0) | (b0 & m0);  // [lo0, hi0, lo1, hi1] as value + 128
+  const uint32_t r0 = (a0 & ~m0) | (b0 & m0);  // [lo0, hi0, lo1, hi1]
   const uint32_t r1 = (a1 & ~m1) | (b1 & m1);  // [lo2, hi2, lo3, hi3]
-  d.lo = prmt(r0, r1, 0x6420u) ^ 0x80808080u;
-  d.hi = prmt(r0, r1, 0x7531u) ^ 0x80808080u;
+  d.lo = prmt(r0, r1, 0x6420u);
+  d.hi = prmt(r0, r1, 0x7531u);
 }
 
 // The f32 form of codes8 (the mma mat-mat kernel, qmm.cuh): v = code + kBias as exact floats,

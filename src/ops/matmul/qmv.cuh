@@ -137,21 +137,28 @@ template <class F, int NB>
 __device__ __forceinline__ void qmv_accumulate(float (&acc)[NB][2], const Dec8& d0, const Dec8& d1, const uint2 (&b)[NB],
                                                const float4 (&xs)[NB], int t, int count) {
   const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
+  const bool sum_lane = (t & 1) == 0;                  // the lane that adds the Σx terms
+  // fx·c + kBias·Σx (no multiply by a zero bias: that is an instruction per sub-block).
+  auto term = [](float fx, int c, float sx) {
+    if constexpr (F::kBias != 0) return fmaf(fx, float(c), float(F::kBias) * sx);
+    else return fx * float(c);
+  };
 #pragma unroll
   for (int nb = 0; nb < NB; ++nb) {
-    if (2 * nb < count) {  // uniform: groups past the item's rows are skipped
+    // Uniform: groups past the item's rows are skipped. One group always has a row (count >= 1),
+    // and no branch there lets the lane constants above stay out of the sub-block loops.
+    if (NB == 1 || 2 * nb < count) {
       const float fx = xs[nb].x * piece_w;
-      const float sx_lo = (t & 1) ? 0.0f : xs[nb].y, sx_hi = (t & 1) ? 0.0f : xs[nb].z;
+      const float sx_lo = sum_lane ? xs[nb].y : 0.0f, sx_hi = sum_lane ? xs[nb].z : 0.0f;
       float* ac = acc[nb];
       if constexpr (F::kHalfScales) {
         int c0[4], c1[4];
         mma_k16<F::kSigned>(c0, d0.lo, d1.lo, b[nb].x);
         mma_k16<F::kSigned>(c1, d0.hi, d1.hi, b[nb].y);
-        const float bl = float(F::kBias) * sx_lo, bh = float(F::kBias) * sx_hi;
-        ac[0] = fmaf(d0.sc0, fmaf(fx, float(c0[0] * 128 + c0[1]), bl), ac[0]);
-        ac[0] = fmaf(d0.sc1, fmaf(fx, float(c1[0] * 128 + c1[1]), bh), ac[0]);
-        ac[1] = fmaf(d1.sc0, fmaf(fx, float(c0[2] * 128 + c0[3]), bl), ac[1]);
-        ac[1] = fmaf(d1.sc1, fmaf(fx, float(c1[2] * 128 + c1[3]), bh), ac[1]);
+        ac[0] = fmaf(d0.sc0, term(fx, c0[0] * 128 + c0[1], sx_lo), ac[0]);
+        ac[0] = fmaf(d0.sc1, term(fx, c1[0] * 128 + c1[1], sx_hi), ac[0]);
+        ac[1] = fmaf(d1.sc0, term(fx, c0[2] * 128 + c0[3], sx_lo), ac[1]);
+        ac[1] = fmaf(d1.sc1, term(fx, c1[2] * 128 + c1[3], sx_hi), ac[1]);
         if constexpr (F::kMin) {
           ac[0] = fmaf(d0.off0, sx_lo, fmaf(d0.off1, sx_hi, ac[0]));
           ac[1] = fmaf(d1.off0, sx_lo, fmaf(d1.off1, sx_hi, ac[1]));
@@ -160,9 +167,9 @@ __device__ __forceinline__ void qmv_accumulate(float (&acc)[NB][2], const Dec8& 
         int c[4];
         const uint32_t a[4] = {d0.lo, d1.lo, d0.hi, d1.hi};
         mma_k32<F::kSigned>(c, a, b[nb].x, b[nb].y);
-        const float sx = sx_lo + sx_hi, bs = float(F::kBias) * sx;
-        ac[0] = fmaf(d0.sc0, fmaf(fx, float(c[0] * 128 + c[1]), bs), ac[0]);
-        ac[1] = fmaf(d1.sc0, fmaf(fx, float(c[2] * 128 + c[3]), bs), ac[1]);
+        const float sx = sx_lo + sx_hi;
+        ac[0] = fmaf(d0.sc0, term(fx, c[0] * 128 + c[1], sx), ac[0]);
+        ac[1] = fmaf(d1.sc0, term(fx, c[2] * 128 + c[3], sx), ac[1]);
         if constexpr (F::kMin) {
           ac[0] = fmaf(d0.off0, sx, ac[0]);
           ac[1] = fmaf(d1.off0, sx, ac[1]);

@@ -224,7 +224,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
 #pragma unroll
-    for (int m = 0; m < MT; ++m) item_row(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
+    for (int m = 0; m < MT; ++m) item_row_of<One>(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
     if (item != staged) {  // uniform: every warp walks the same units
       // The x pieces of this warp's chunks into shared memory (each warp reads only its own).
       __syncwarp();
@@ -372,32 +372,51 @@ __global__ void __launch_bounds__(256, Cap == 2 ? 3 : 2) qmvp_ring_kernel(const 
     if (ik >= my_units) return;
     const ItemHead h = head(icur.item);
     int64_t yrow0, xrow0;
-    item_row(p.rs, h, 0, yrow0, xrow0);
+    item_row_of<One>(p.rs, h, 0, yrow0, xrow0);
     cnt = h.count < MT ? h.count : MT;
     wb = p.w + h.expert * p.expert_bytes + int64_t(icur.tile) * p.chunks * R;
     xr = p.xq + xrow0 * p.nsb * kQmvXRecord;  // plain rows are consecutive x rows
   };
   load_unit();
+  // A chunk's copies: each lane takes granules lane + 32j (16 bytes each) of the weight record
+  // and of each row's 8 x records, so the per-lane addresses are a base plus constant offsets.
+  const uint32_t lane_slots = smem_u32(slots) + 16 * lane;
   auto issue = [&](bool weights, bool x, int slot) {
     if (Warp ? is >= my_steps : nch == 0 || ik >= my_units) return;
-    uint8_t* dst = slots + slot * SLOT;
+    const uint32_t dst = lane_slots + slot * SLOT;
     const int64_t c = Warp ? int64_t(ii) : warp + int64_t(kQmvpWarps) * ii;
-    // Normal L2 policy: cp.async takes none here (bulk.cuh), and one bulk copy per record with
-    // the evict-first policy measured slower (H100, q4_0 1x4096x14336 22.5 -> 37.8 us cold).
+    // The weights keep the normal L2 policy. Evict-first (cp.async with .L2::cache_hint, its
+    // shared address passed through a shuffle to dodge the ptxas 13.0 mis-encoding noted in
+    // bulk.cuh) made cold runs 7-10% faster but back-to-back runs 20% slower (H100, q4_0
+    // 1x4096x14336 cold 22.4 -> 20.8 us, back to back 14.1 -> 17.3: the repeated matrix no longer
+    // partly hits L2); one bulk copy per record was slower both ways (cold 22.5 -> 37.8 us).
     if (weights) {
+      const uint8_t* src = wb + c * R + 16 * lane;
 #pragma unroll
-      for (int o = lane; o < int(R / 16); o += 32) cp_async16(dst + 16 * o, wb + c * R + 16 * o, 16);
+      for (int j = 0; j < (int(R / 16) + 31) / 32; ++j)
+        if (int(R / 16) % 32 == 0 || 32 * j + lane < int(R / 16)) cp_async16_u32(dst + 512 * j, src + 512 * j, 16);
     }
     if (x) {  // sub-blocks past K zero-filled: the padded records' codes meet zeros
       constexpr int G = 8 * kQmvXRecord / 16;  // granules of a chunk's x records per row
-      const int valid = int(p.nsb - c * 8 < 8 ? p.nsb - c * 8 : 8) * (kQmvXRecord / 16);
+      const int64_t left = p.nsb - c * 8;      // sub-blocks of K from this chunk on
 #pragma unroll
-      for (int m = 0; m < MT; ++m)
-        if (m < cnt)
+      for (int m = 0; m < MT; ++m) {
+        if (m >= cnt) break;
+        const uint8_t* src = xr + (m * p.nsb + c * 8) * kQmvXRecord;
+        const uint32_t d = dst + int(R) + m * 8 * kQmvXRecord;
+        if (left >= 8) {  // uniform: a whole chunk of K
 #pragma unroll
-          for (int o = lane; o < G; o += 32)
-            cp_async16(dst + R + m * 8 * kQmvXRecord + 16 * o,
-                       xr + (m * p.nsb + c * 8) * kQmvXRecord + 16 * (o < valid ? o : 0), o < valid ? 16 : 0);
+          for (int j = 0; j < (G + 31) / 32; ++j)
+            if (32 * j + lane < G) cp_async16_u32(d + 512 * j, src + 16 * lane + 512 * j, 16);
+        } else {
+          const int valid = int(left) * (kQmvXRecord / 16);
+#pragma unroll
+          for (int j = 0; j < (G + 31) / 32; ++j) {
+            const int o = 32 * j + lane;
+            if (o < G) cp_async16_u32(d + 512 * j, src + 16 * (o < valid ? o : 0), o < valid ? 16 : 0);
+          }
+        }
+      }
     }
   };
   auto advance = [&] {
@@ -427,7 +446,7 @@ __global__ void __launch_bounds__(256, Cap == 2 ? 3 : 2) qmvp_ring_kernel(const 
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
 #pragma unroll
-    for (int m = 0; m < MT; ++m) item_row(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
+    for (int m = 0; m < MT; ++m) item_row_of<One>(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
     const int c0 = k == 0 ? c_first : 0;
     const int n_here = Warp ? int(std::min<int64_t>(p.chunks - c0, my_steps - done)) : nch;
     float acc[NB][2] = {};
@@ -545,15 +564,18 @@ void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
   launch_pdl(kernel, dim3(unsigned(std::min<int64_t>(units, resident))), 32 * kQmvpWarps, smem, stream, q);
 }
 
-// Where the ring kernel measured faster than qmvp_kernel (H100, cold, 4096x14336; back to back in
+// Where the ring kernel measured faster than qmvp_kernel (H100, 4096x14336 cold, back to back in
 // brackets): plain M = 2 for every format but q8_0 (q4_0 26.6 -> 22.7 us (24.5 -> 14.6), q4_K
-// 32.6 -> 23.6, iq4_nl 34.4 -> 26.0, q5_1 33.8 -> 27.7; q8_0 33.0 -> 35.1), plain M = 1 for q4_0
-// only (22.0 -> 22.4 us but 17.5 -> 13.7 back to back, 4096x4096 12.5 -> 12.0; the other formats
-// lost 2-18% cold), single routed rows but for the large-record q8_0 and q6_K (768x2048 experts:
-// q4_0 T1 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8 49.5 -> 54.3, q6_K T8 47.4 -> 49.9).
+// 32.6 -> 23.6, iq4_nl 34.4 -> 26.0, q5_1 33.8 -> 27.7; q8_0 33.0 -> 35.1); plain M = 1 for every
+// format but q8_0 and q6_K, whose large records lose (q4_0 21.8 -> 21.6 (17.0 -> 11.4), q4_K
+// 22.4 -> 22.4 (19.0 -> 15.1), iq4_nl 23.4 -> 22.5 (20.1 -> 15.2), q5_1 26.4 -> 27.0 (20.1 ->
+// 17.1); lm_head 151936x4096 3-14% faster; q8_0 31.2 -> 33.9, q6_K 27.8 -> 29.9); single routed
+// rows but for q8_0 and q6_K (768x2048 experts: q4_0 T1 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8
+// 49.5 -> 54.3, q6_K T8 47.4 -> 49.9).
 inline bool qmvp_ring_default(DType t, int rows, bool routed) {
-  if (routed) return t != DType::q8_0 && t != DType::q6_K;
-  return rows == 2 ? t != DType::q8_0 : t == DType::q4_0;
+  const bool large_record = t == DType::q8_0 || t == DType::q6_K;
+  if (routed || rows == 1) return !large_record;
+  return t != DType::q8_0;
 }
 
 // Items of up to 8 activation rows (p.rs.per_item; 1 for single routed rows).
