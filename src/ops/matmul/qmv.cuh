@@ -133,7 +133,9 @@ __device__ __forceinline__ void mma_k16(int (&d)[4], uint32_t a0, uint32_t a1, u
 //   acc += sc·(fx·(128·c[2t] + c[2t+1]) + kBias·Σx) + off·Σx
 // (Σx only on the lane holding pieces 0 and 1, so each row adds it once). Lanes whose activation
 // row is absent accumulate values that are never stored.
-template <class F, int NB>
+// AllGroups: every group is accumulated, present or not (the single plain item, whose absent rows
+// are at most the last few of its last group: computing them costs less than testing).
+template <class F, int NB, bool AllGroups = false>
 __device__ __forceinline__ void qmv_accumulate(float (&acc)[NB][2], const Dec8& d0, const Dec8& d1, const uint2 (&b)[NB],
                                                const float4 (&xs)[NB], int t, int count) {
   const float piece_w = (t & 1) ? 0x1p-21f : 0x1p-7f;  // weight of (128·c[2t] + c[2t+1])
@@ -147,7 +149,7 @@ __device__ __forceinline__ void qmv_accumulate(float (&acc)[NB][2], const Dec8& 
   for (int nb = 0; nb < NB; ++nb) {
     // Uniform: groups past the item's rows are skipped. One group always has a row (count >= 1),
     // and no branch there lets the lane constants above stay out of the sub-block loops.
-    if (NB == 1 || 2 * nb < count) {
+    if (AllGroups || NB == 1 || 2 * nb < count) {
       const float fx = xs[nb].x * piece_w;
       const float sx_lo = sum_lane ? xs[nb].y : 0.0f, sx_hi = sum_lane ? xs[nb].z : 0.0f;
       float* ac = acc[nb];

@@ -226,19 +226,22 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 #pragma unroll
     for (int m = 0; m < MT; ++m) item_row_of<One>(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
     if (item != staged) {  // uniform: every warp walks the same units
-      // The x pieces of this warp's chunks into shared memory (each warp reads only its own).
+      // The x pieces of this warp's chunks into shared memory (each warp reads only its own);
+      // sub-blocks past K in the last chunk are zero-filled, so the decode needs no bound test
+      // (their weights are zero padding, and zero x makes their terms exactly 0).
       __syncwarp();
+      constexpr int G = 8 * kQmvXRecord / 16;  // granules of a chunk's x records per row
       for (int i = 0; i < nch; ++i) {
         const int sbc = (warp + kQmvpWarps * i) * 8, nvi = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
-        const int per_row = nvi * kQmvXRecord / 16;
-        for (int e = lane; e < count * per_row; e += 32) {
-          const int r = e / per_row, o = e - r * per_row;
+        const int valid = nvi * (kQmvXRecord / 16);
+        for (int e = lane; e < count * G; e += 32) {
+          const int r = e / G, o = e - r * G;
           int64_t xr = xrow[0];
 #pragma unroll
           for (int m = 1; m < MT; ++m)
             if (m == r) xr = xrow[m];
           cp_async16(xsm + r * row_stride + sbc * kQmvXRecord + 16 * o,
-                     p.xq + (xr * p.nsb + sb0 + sbc) * kQmvXRecord + 16 * o, 16);
+                     p.xq + (xr * p.nsb + sb0 + sbc) * kQmvXRecord + 16 * (o < valid ? o : 0), o < valid ? 16 : 0);
         }
       }
       cp_async_commit();
@@ -260,8 +263,6 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
     for (int i = 0; i < nch; ++i) {
       prefetch(D == 1 ? nxt : nxt2);
       const int xo = i * kQmvpWarps * 8 * kQmvXRecord;  // chunk c0 + warp + 8i in the slice
-      const int sbc = (warp + kQmvpWarps * i) * 8;      // its first sub-block within the slice
-      const int nv = nsb_slice - sbc < 8 ? nsb_slice - sbc : 8;
       uint32_t L0[Chunk::LW], L1[Chunk::LW];
       cur.row_words(0, L0);
       cur.row_words(1, L1);
@@ -275,19 +276,17 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
         for (int q = 0; q < XG; ++q)
 #pragma unroll
           for (int nb = 0; nb < NB; ++nb) {
+            // B columns of absent rows read row 0's pieces: they feed sums that are never stored.
             b[q][nb] = *reinterpret_cast<const uint2*>(xb[nb] + xo + (s0 + q) * kQmvXRecord);
-            if (2 * nb + g / 4 >= count) b[q][nb] = make_uint2(0u, 0u);  // B columns past the rows
             xs[q][nb] = *reinterpret_cast<const float4*>(xsc[nb] + xo + (s0 + q) * kQmvXRecord);
           }
 #pragma unroll
         for (int q = 0; q < XG; ++q) {
           const int s = s0 + q;
-          if (s < nv) {  // uniform: the partial last chunk of a 32-element format
-            Dec8 d0, d1;
-            F::codes8(F::packed(L0, H0, s, t), s, d0);
-            F::codes8(F::packed(L1, H1, s, t), s, d1);
-            qmv_accumulate<F>(acc, d0, d1, b[q], xs[q], t, count);
-          }
+          Dec8 d0, d1;
+          F::codes8(F::packed(L0, H0, s, t), s, d0);
+          F::codes8(F::packed(L1, H1, s, t), s, d1);
+          qmv_accumulate<F, NB, One>(acc, d0, d1, b[q], xs[q], t, count);
         }
       }
       cur = nxt;
