@@ -609,7 +609,7 @@ const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 64);
 // 130.8 -> 84.1 us, q4_K 139.3 -> 94.9, q6_K 161.4 -> 121.7, q8_0 144.2 -> 144.5).
 const int64_t kPackedDirectRows = tuning("LMK_MM_PACKED_DIRECT_ROWS", 256);
 // The shared-memory ring kernel for the decode cases: -1 where it measured faster (qmvp_ring_default),
-// 0 never, 1 always (plain M <= 2 and single routed rows).
+// 0 never, 1 always (plain M <= 8 and single routed rows).
 const int kQmvpRing = int(tuning("LMK_QMVP_RING", -1));
 // The ring kernel's warp walk for single routed rows: -1 from 16 units per SM (two CTAs of 8
 // warps: every warp gets at least one unit's chunks), 0 never, 1 always.

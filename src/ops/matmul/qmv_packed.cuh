@@ -297,7 +297,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   }
 }
 
-// The decode cases (one plain item of M <= 2 rows, or single routed rows), all of K per CTA, with
+// The decode cases (one plain item of M <= 8 rows, or single routed rows), all of K per CTA, with
 // a shared-memory ring instead of registers: each warp streams its chunks (the weight record and
 // that chunk's x pieces) into qmvp_ring_slots() slots by cp.async, S - 1 chunks ahead of its decode
 // and across unit boundaries, so more bytes are in flight than registers hold and no x staging
@@ -322,9 +322,9 @@ constexpr int qmvp_ring_slots() {
 // split_x zeroed: 0 + a + b in either order, deterministic.
 template <class F, int MT, bool One, bool Warp, int Cap = 6>
 __global__ void __launch_bounds__(256, Cap == 2 ? 3 : 2) qmvp_ring_kernel(const QmvpParams p) {
-  static_assert(MT == 1 || (MT == 2 && One), "plain items of up to 2 rows, or single routed rows");
+  static_assert(MT == 1 || ((MT == 2 || MT == 4 || MT == 8) && One), "plain items of up to 8 rows, or single routed rows");
   static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
-  constexpr int NB = 1, S = qmvp_ring_slots<F::kType, MT, Cap>(), SLOT = qmvp_ring_slot<F::kType, MT>();
+  constexpr int NB = (MT + 1) / 2, S = qmvp_ring_slots<F::kType, MT, Cap>(), SLOT = qmvp_ring_slot<F::kType, MT>();
   constexpr int64_t R = packed::record_bytes(F::kType);
   constexpr int LW = packed::lane_words(F::kType), HW = packed::hdr_words(F::kType);
   extern __shared__ __align__(16) uint8_t ring[];  // [warp][slot][record, then x records of MT rows]
@@ -468,16 +468,27 @@ __global__ void __launch_bounds__(256, Cap == 2 ? 3 : 2) qmvp_ring_kernel(const 
       for (int w = 0; w < 2 * HW; ++w) H[w] = hw[w];
       // B: column g = piece g % 4 of row g / 4 (row 0's pieces where that row does not exist: those
       // columns only feed lanes whose sums are never stored).
-      const uint8_t* xb = rec + R + (g / 4 < count ? g / 4 : 0) * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
-      const uint8_t* xsc = rec + R + ((t >> 1) < count ? (t >> 1) : 0) * 8 * kQmvXRecord + 128;
+      const uint8_t* xb[NB];
+      const uint8_t* xsc[NB];
+#pragma unroll
+      for (int nb = 0; nb < NB; ++nb) {
+        const int bm = 2 * nb + g / 4, xm = 2 * nb + (t >> 1);
+        xb[nb] = rec + R + (bm < count ? bm : 0) * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
+        xsc[nb] = rec + R + (xm < count ? xm : 0) * 8 * kQmvXRecord + 128;
+      }
 #pragma unroll
       for (int s = 0; s < 8; ++s) {
-        const uint2 b[NB] = {*reinterpret_cast<const uint2*>(xb + s * kQmvXRecord)};
-        const float4 xs[NB] = {*reinterpret_cast<const float4*>(xsc + s * kQmvXRecord)};
+        uint2 b[NB];
+        float4 xs[NB];
+#pragma unroll
+        for (int nb = 0; nb < NB; ++nb) {
+          b[nb] = *reinterpret_cast<const uint2*>(xb[nb] + s * kQmvXRecord);
+          xs[nb] = *reinterpret_cast<const float4*>(xsc[nb] + s * kQmvXRecord);
+        }
         Dec8 d0, d1;
         F::codes8(F::packed(L0, H, s, t), s, d0);
         F::codes8(F::packed(L1, H + HW, s, t), s, d1);
-        qmv_accumulate<F>(acc, d0, d1, b, xs, t, count);
+        qmv_accumulate<F, NB, One>(acc, d0, d1, b, xs, t, count);
       }
       slot = slot == S - 1 ? 0 : slot + 1;
     }
@@ -568,13 +579,19 @@ void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
 // 32.6 -> 23.6, iq4_nl 34.4 -> 26.0, q5_1 33.8 -> 27.7; q8_0 33.0 -> 35.1); plain M = 1 for every
 // format but q8_0 and q6_K, whose large records lose (q4_0 21.8 -> 21.6 (17.0 -> 11.4), q4_K
 // 22.4 -> 22.4 (19.0 -> 15.1), iq4_nl 23.4 -> 22.5 (20.1 -> 15.2), q5_1 26.4 -> 27.0 (20.1 ->
-// 17.1); lm_head 151936x4096 3-14% faster; q8_0 31.2 -> 33.9, q6_K 27.8 -> 29.9); single routed
-// rows but for q8_0 and q6_K (768x2048 experts: q4_0 T1 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8
-// 49.5 -> 54.3, q6_K T8 47.4 -> 49.9).
+// 17.1); lm_head 151936x4096 3-14% faster; q8_0 31.2 -> 33.9, q6_K 27.8 -> 29.9); plain M = 3..4
+// for every format (q4_0 26.9 -> 23.6 (23.5 -> 16.6), q5_1 36.8 -> 28.3 (30.9 -> 24.9), iq4_nl
+// 26.9 -> 24.0 (24.5 -> 18.8), q4_K 26.8 -> 24.5 (24.1 -> 19.9), q6_K 35.9 -> 34.4, q8_0 equal cold
+// (29.2 -> 27.2)); plain M = 5..8 but for q4_0 and q5_0, whose 8-row ring instances spill (q5_1
+// 45.1 -> 37.0 (40.5 -> 35.4), iq4_nl 35.7 -> 32.2, q4_K 37.0 -> 34.6, q8_0 38.4 -> 36.8 (34.4 ->
+// 29.7), q6_K 46.1 -> 43.5; q4_0 equal cold, 33.1 -> 35.0 back to back); single routed rows but
+// for q8_0 and q6_K (768x2048 experts: q4_0 T1 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8 49.5 ->
+// 54.3, q6_K T8 47.4 -> 49.9).
 inline bool qmvp_ring_default(DType t, int rows, bool routed) {
   const bool large_record = t == DType::q8_0 || t == DType::q6_K;
   if (routed || rows == 1) return !large_record;
-  return t != DType::q8_0;
+  if (rows <= 2) return t != DType::q8_0;
+  return rows <= 4 || (t != DType::q4_0 && t != DType::q5_0);
 }
 
 // Items of up to 8 activation rows (p.rs.per_item; 1 for single routed rows).
@@ -587,8 +604,11 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
   // or items of up to 8 rows (plain M > 8, per-expert row lists).
   if (p.rs.mode == ItemMode::plain && p.rs.n_items == 1) {
     const int64_t rows = p.rs.m_rows;
-    if (rows <= 2 && (p.ring < 0 ? qmvp_ring_default(F::kType, int(rows), false) : p.ring != 0))
-      return rows <= 1 ? launch_qmvp_ring<F, 1, true>(p, stream) : launch_qmvp_ring<F, 2, true>(p, stream);
+    if (p.ring < 0 ? qmvp_ring_default(F::kType, int(rows), false) : p.ring != 0)
+      return rows <= 1   ? launch_qmvp_ring<F, 1, true>(p, stream)
+             : rows <= 2 ? launch_qmvp_ring<F, 2, true>(p, stream)
+             : rows <= 4 ? launch_qmvp_ring<F, 4, true>(p, stream)
+                         : launch_qmvp_ring<F, 8, true>(p, stream);
     if (rows <= 1) launch_qmvp_mt<F, 1, true>(p, stream);
     else if (rows <= 2) launch_qmvp_mt<F, 2, true>(p, stream);
     else if (rows <= 4) launch_qmvp_mt<F, 4, true>(p, stream);
