@@ -69,8 +69,11 @@ __device__ __forceinline__ void cp_async16_u32(uint32_t smem, const void* gmem, 
 }
 // (No cache-policy form: ptxas 13.0 mis-encodes cp.async with .L2::cache_hint where it folds the
 // shared address into register + uniform register: the policy lands in an odd uniform register
-// and the kernel stops with an illegal instruction. Kernels that want a policy load through
-// ldg_stream16 or bulk_load.)
+// and the kernel stops with an illegal instruction. Passing the shared address through a
+// self-shuffle, __shfl_sync(__activemask(), a, 0, 1), keeps ptxas from that form (no odd
+// descriptors in `cuobjdump -sass | grep -E 'desc\[UR[0-9]*[13579]\]'`); the ring mat-vec
+// measured a policy that way and dropped it (qmv_packed.cuh). Kernels that want a policy load
+// through ldg_stream16 or bulk_load.)
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>
 __device__ __forceinline__ void cp_async_wait() {
