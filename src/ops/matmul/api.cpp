@@ -20,8 +20,8 @@ LMK_REGISTER_OP({"quantized_matmul_ggml_packed", "matmul",
                  "f32 x, pack_ggml weight (" LMK_QFORMATS "), f32 y", true, true,
                  "matmul-moe-sampling.md §3.1 (load-time repack, issue 5)",
                  "qmvp_<fmt> (M <= 8: packed codes straight into int8 mma; a shared-memory ring of records "
-                 "for M <= 2 where faster), qmmp_<fmt> (M > 8: wgmma, codes decoded into the register "
-                 "operand); pack/unpack gather kernels"});
+                 "where it measured faster: most formats at M <= 8), qmmp_<fmt> (M > 8: wgmma, codes "
+                 "decoded into the register operand); pack/unpack gather kernels"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml_packed", "matmul",
                  "f32 x, pack_ggml expert weights [E,N,K] (" LMK_QFORMATS "), u32/i32 ids", true, true,
                  "matmul-moe-sampling.md §3.3 (load-time repack, issue 5)",

@@ -11,9 +11,10 @@
 // and a set of units (UnitWalk: tiles strided over the grid for one plain item, contiguous
 // item-major runs for routed items), and warp w decodes chunks w, w + 8, ... of its slice of
 // each tile. Each warp stages its chunks' x pieces once, so every global load in the loop is a
-// weight load, issued one or two chunks ahead of its decode (qmvp_depth). The decode cases may
-// take qmvp_ring_kernel instead (a shared-memory ring of records, below), whose warp walk gives
-// single routed rows runs of (unit, chunk) steps per warp instead of units per CTA.
+// weight load, issued one or two chunks ahead of its decode (qmvp_depth). The decode cases (the
+// plain item of M <= 8 rows, single routed rows) mostly take qmvp_ring_kernel instead (a
+// shared-memory ring of records, below; qmvp_ring_default), whose warp walk gives single routed
+// rows runs of (unit, chunk) steps per warp instead of units per CTA.
 // (Splitting x inside this kernel instead of in split_x measured slower: 18.9 -> 24.8 us.) The 8
 // warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
 // slice's partial sums and a small kernel, launched behind it, adds the slices in order
