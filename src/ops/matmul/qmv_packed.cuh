@@ -313,6 +313,16 @@ constexpr int qmvp_ring_slots() {
   constexpr int fit = kQmvpRingSmem / (kQmvpWarps * qmvp_ring_slot<T, MT>());
   return fit < 2 ? 2 : fit > Cap ? Cap : fit;
 }
+// CTAs per SM the ring kernel is compiled for (its register budget): two (three for the shallow
+// ring), or as many as its shared memory lets in, if fewer (the 8-row rings and large-record
+// 4-row rings: one), so such instances may use more registers at no cost in occupancy.
+template <DType T, int MT, int Cap>
+constexpr int qmvp_ring_ctas() {
+  constexpr int want = Cap == 2 ? 3 : 2;
+  constexpr int smem = kQmvpWarps * qmvp_ring_slots<T, MT, Cap>() * qmvp_ring_slot<T, MT>() + kQmvpWarps * 16 * MT * 4;
+  constexpr int fit = (227 * 1024) / smem;
+  return fit < 1 ? 1 : fit < want ? fit : want;
+}
 
 // Warp walk (Warp, single routed rows): instead of a CTA taking whole units with warp w on
 // chunks w, w + 8, ... and a CTA barrier and reduction per unit, each warp takes an equal
@@ -322,7 +332,7 @@ constexpr int qmvp_ring_slots() {
 // between two warps (runs are at least one unit long, so at most two) is added into outputs
 // split_x zeroed: 0 + a + b in either order, deterministic.
 template <class F, int MT, bool One, bool Warp, int Cap = 6>
-__global__ void __launch_bounds__(256, Cap == 2 ? 3 : 2) qmvp_ring_kernel(const QmvpParams p) {
+__global__ void __launch_bounds__(256, qmvp_ring_ctas<F::kType, MT, Cap>()) qmvp_ring_kernel(const QmvpParams p) {
   static_assert(MT == 1 || ((MT == 2 || MT == 4 || MT == 8) && One), "plain items of up to 8 rows, or single routed rows");
   static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
   constexpr int NB = (MT + 1) / 2, S = qmvp_ring_slots<F::kType, MT, Cap>(), SLOT = qmvp_ring_slot<F::kType, MT>();
@@ -583,16 +593,15 @@ void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
 // 17.1); lm_head 151936x4096 3-14% faster; q8_0 31.2 -> 33.9, q6_K 27.8 -> 29.9); plain M = 3..4
 // for every format (q4_0 26.9 -> 23.6 (23.5 -> 16.6), q5_1 36.8 -> 28.3 (30.9 -> 24.9), iq4_nl
 // 26.9 -> 24.0 (24.5 -> 18.8), q4_K 26.8 -> 24.5 (24.1 -> 19.9), q6_K 35.9 -> 34.4, q8_0 equal cold
-// (29.2 -> 27.2)); plain M = 5..8 but for q4_0 and q5_0, whose 8-row ring instances spill (q5_1
-// 45.1 -> 37.0 (40.5 -> 35.4), iq4_nl 35.7 -> 32.2, q4_K 37.0 -> 34.6, q8_0 38.4 -> 36.8 (34.4 ->
-// 29.7), q6_K 46.1 -> 43.5; q4_0 equal cold, 33.1 -> 35.0 back to back); single routed rows but
-// for q8_0 and q6_K (768x2048 experts: q4_0 T1 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8 49.5 ->
-// 54.3, q6_K T8 47.4 -> 49.9).
+// (29.2 -> 27.2)); plain M = 5..8 for every format (q5_1 45.1 -> 37.0 (40.5 -> 35.4), iq4_nl
+// 35.7 -> 32.2, q4_K 37.0 -> 34.6, q8_0 38.4 -> 36.8 (34.4 -> 29.7), q6_K 46.1 -> 43.5; q4_0, once
+// its 8-row instance stopped spilling (qmvp_ring_ctas), 36.1 -> 31.4 (33.3 -> 29.5); q5_0, not
+// benchmarked, follows it); single routed rows but for q8_0 and q6_K (768x2048 experts: q4_0 T1
+// 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8 49.5 -> 54.3, q6_K T8 47.4 -> 49.9).
 inline bool qmvp_ring_default(DType t, int rows, bool routed) {
   const bool large_record = t == DType::q8_0 || t == DType::q6_K;
   if (routed || rows == 1) return !large_record;
-  if (rows <= 2) return t != DType::q8_0;
-  return rows <= 4 || (t != DType::q4_0 && t != DType::q5_0);
+  return rows > 2 || t != DType::q8_0;
 }
 
 // Items of up to 8 activation rows (p.rs.per_item; 1 for single routed rows).
