@@ -209,4 +209,30 @@ __device__ __forceinline__ bool reduce_writer(int lane) {
   return lane % (32 / V) == 0;
 }
 
+// Start of a kernel launched by launch_pdl that reads nothing before the kernel ahead of it has
+// finished: wait for it (its writes are then visible), then let the kernel behind this one place
+// its CTAs as this one's retire (they too wait before reading or writing anything).
+__device__ __forceinline__ void pdl_wait_then_release() {
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+}
+
+// Launches kernel with programmatic stream serialization: it may start before the kernel ahead
+// of it on the stream finishes, and must execute griddepcontrol.wait before reading that kernel's
+// output.
+template <class... Args>
+void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaStream_t stream, Args... args) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(unsigned(threads));
+  cfg.dynamicSmemBytes = size_t(smem);
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+}
+
 }  // namespace lmk::cuda::mm

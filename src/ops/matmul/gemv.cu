@@ -17,10 +17,11 @@
 // finite x: bf16 x bf16 products are exact in f32, so three terms keep the f32 kernel's
 // precision (dense_gemv_bf16), and one term is exactly the bf16 rounding dense_mm asks
 // for. A CTA of kMmaWarps (16) warps owns 16·RT weight rows of one item; warp w takes the 32-wide
-// k steps w, w + 16, ... (the CTA reads 1 KB of contiguous bytes of each row per round, kMmaRounds
-// rounds in flight) and lane (g, t) loads 16 bytes of rows g and g + 8 at k = 8t..8t+7 and the
-// same 8 activations of row g. The MMA sums k in a permuted order, the same for A and B. The
-// warps' partial tiles are added in shared memory in a fixed order (deterministic).
+// k steps w, w + 16, ... (the CTA reads 1 KB of contiguous bytes of each row per round; a warp
+// has mma_depth steps of weights and activations in flight) and lane (g, t) loads 16 bytes of
+// rows g and g + 8 at k = 8t..8t+7 and the same 8 activations of row g. The MMA sums k in a
+// permuted order, the same for A and B. The warps' partial tiles are added in shared memory in a
+// fixed order (deterministic).
 #include <type_traits>
 
 #include "ops/matmul/common.cuh"
@@ -98,6 +99,7 @@ template <class WT, class XT, class YT, int XR, int MT>
 __global__ void __launch_bounds__(256) gemv_kernel(const GemvParams p) {
   constexpr int RC = kRows, V = RC * MT, CH = 16 / int(sizeof(WT));
   __shared__ float red[8][V];
+  pdl_wait_then_release();
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, nwarps = int(blockDim.x >> 5);
   const int nt = int(blockDim.x);
   const int64_t m_items = (p.m + MT - 1) / MT;
@@ -180,6 +182,19 @@ __global__ void __launch_bounds__(256) gemv_kernel(const GemvParams p) {
   }
 }
 
+// Both kernels start with pdl_wait_then_release, so they may be launched with programmatic
+// dependence: their CTAs are placed as the kernel ahead retires its own. LMK_GEMV_PDL=0 launches
+// them plainly.
+void launch_gemv(void (*kernel)(GemvParams), unsigned grid, int threads, const GemvParams& p, cudaStream_t stream) {
+  static const bool pdl = tuning("LMK_GEMV_PDL", 1) != 0;
+  if (pdl) {
+    launch_pdl(kernel, dim3(grid), threads, 0, stream, p);
+  } else {
+    kernel<<<grid, threads, 0, stream>>>(p);
+    LMK_LAUNCH_CHECK(gemv_kernel);
+  }
+}
+
 template <class WT, class XT, class YT, int XR>
 void launch(const GemvParams& p, cudaStream_t stream) {
   const int64_t mt = p.m >= 8 ? 8 : p.m >= 4 ? 4 : p.m >= 2 ? 2 : 1;
@@ -194,8 +209,7 @@ void launch(const GemvParams& p, cudaStream_t stream) {
     const bool per_item = grid_mode < 0 ? mt == 1 : grid_mode == 1;
     const int64_t cap = per_item ? int64_t(INT32_MAX)
                                  : int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), threads)) * sm_count();
-    kernel<<<unsigned(work < cap ? work : cap), threads, 0, stream>>>(p);
-    LMK_LAUNCH_CHECK(gemv_kernel);
+    launch_gemv(kernel, unsigned(work < cap ? work : cap), threads, p, stream);
   };
   switch (mt) {
     case 1: go(gemv_kernel<WT, XT, YT, XR, 1>); break;
@@ -210,7 +224,10 @@ void launch(const GemvParams& p, cudaStream_t stream) {
 // 16 warps: twice the weight loads in flight per SM of 8 (H100, 8x4096x14336 back to back:
 // dense_mm 54.7 -> 51.7 us; with the wide rule below dense_gemv_bf16 60.0 -> 55.5).
 constexpr int kMmaWarps = 16;
-constexpr int kMmaRounds = 4;  // k steps of 32 in flight per warp
+// k steps of 32 per warp in its register ring: as many as fit, without spills, the 128 registers
+// a thread of a 512-thread CTA may hold (ptxas 13.0).
+template <int NS, int RT>
+constexpr int mma_depth() { return RT == 1 ? 5 : NS == 1 ? 4 : 3; }
 
 // v as NS bf16 terms. NS = 1: v rounded to nearest even (dense_mm's rounding). NS > 1: all but
 // the last term truncate (they never round up to infinity), so three terms hold all 24 bits of
@@ -255,6 +272,7 @@ __device__ __forceinline__ void mma_bf16_ordered(float (&d)[4], uint4 a_lo, uint
 template <int NS, int RT>
 __global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvParams p) {
   __shared__ float red[kMmaWarps][RT][4][32];
+  pdl_wait_then_release();
   const int lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5), g = lane >> 2, t = lane & 3;
   const int64_t m_items = (p.m + 7) / 8, n_items = p.b1 * m_items;
   const int64_t n_rb = (p.n + 16 * RT - 1) / (16 * RT);
@@ -276,59 +294,48 @@ __global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvPara
       }
     const float* xrow = g < count ? xbase + (b * p.m + m0 + g) * p.k + 8 * t : nullptr;
     float acc[RT][4] = {};
-    // Weights are software-pipelined: the next kMmaRounds steps are loaded while this batch is
-    // multiplied, so a warp always has its rounds in flight (ptxas sinks loads below the MMAs of
-    // the same batch otherwise: about one round in flight, 2.1 TB/s on H200).
-    auto load_w = [&](int64_t s0, uint4 (&a)[kMmaRounds][RT][2]) {
+    // A register ring of D k steps (weights and activations): step s + D - 1 is loaded before
+    // step s is multiplied, and the loop is unrolled D times so no register is copied (copying
+    // a prefetched batch waits for its loads: about one batch was in flight, 59% of DRAM peak;
+    // H100, 8x4096x14336 back to back: dense_mm 51.7 -> 49.3 us, dense_gemv_bf16 55.3 -> 53.0).
+    constexpr int D = mma_depth<NS, RT>();
+    uint4 a[D][RT][2];
+    float4 xv[D][2];
+    auto load = [&](int64_t s, int d) {
+      const bool ok = s < steps;
 #pragma unroll
-      for (int u = 0; u < kMmaRounds; ++u) {
-        const int64_t s = s0 + int64_t(u) * kMmaWarps;
+      for (int i = 0; i < RT; ++i)
 #pragma unroll
-        for (int i = 0; i < RT; ++i)
+        for (int h = 0; h < 2; ++h) a[d][i][h] = ok ? load_stream_u4(wrow[i][h] + s * 32) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-          for (int h = 0; h < 2; ++h)
-            a[u][i][h] = s < steps ? load_stream_u4(wrow[i][h] + s * 32) : make_uint4(0, 0, 0, 0);
-      }
+      for (int q = 0; q < 2; ++q) xv[d][q] = ok && xrow ? load_ro_f4(xrow + s * 32 + 4 * q) : make_float4(0, 0, 0, 0);
     };
-    uint4 a[kMmaRounds][RT][2];
-    load_w(warp, a);
-    for (int64_t s0 = warp; s0 < steps; s0 += kMmaWarps * kMmaRounds) {
-      float4 xv[kMmaRounds][2];
+    auto multiply = [&](int d) {
+      const float xs[8] = {xv[d][0].x, xv[d][0].y, xv[d][0].z, xv[d][0].w,
+                           xv[d][1].x, xv[d][1].y, xv[d][1].z, xv[d][1].w};
+      float terms[8][NS];
 #pragma unroll
-      for (int u = 0; u < kMmaRounds; ++u) {
-        const int64_t s = s0 + int64_t(u) * kMmaWarps;
+      for (int j = 0; j < 8; ++j) split_bf16<NS>(xs[j], terms[j]);
 #pragma unroll
-        for (int q = 0; q < 2; ++q)
-          xv[u][q] = s < steps && xrow ? load_ro_f4(xrow + s * 32 + 4 * q) : make_float4(0, 0, 0, 0);
-      }
-      uint4 next[kMmaRounds][RT][2];
-      load_w(s0 + kMmaWarps * kMmaRounds, next);
+      for (int sn = 0; sn < NS; ++sn) {
+        uint32_t bx[4];  // the terms are bf16 values: packing is exact
 #pragma unroll
-      for (int u = 0; u < kMmaRounds; ++u) {
-        const float xs[8] = {xv[u][0].x, xv[u][0].y, xv[u][0].z, xv[u][0].w,
-                             xv[u][1].x, xv[u][1].y, xv[u][1].z, xv[u][1].w};
-        float terms[8][NS];
-#pragma unroll
-        for (int j = 0; j < 8; ++j) split_bf16<NS>(xs[j], terms[j]);
-#pragma unroll
-        for (int sn = 0; sn < NS; ++sn) {
-          uint32_t bx[4];  // the terms are bf16 values: packing is exact
-#pragma unroll
-          for (int q = 0; q < 4; ++q) bx[q] = pack_bf16(terms[2 * q][sn], terms[2 * q + 1][sn]);
-#pragma unroll
-          for (int i = 0; i < RT; ++i) {
-            mma_bf16_ordered(acc[i], a[u][i][0], a[u][i][1], false, bx[0], bx[1]);  // k = 8t + 0..3
-            mma_bf16_ordered(acc[i], a[u][i][0], a[u][i][1], true, bx[2], bx[3]);   // k = 8t + 4..7
-          }
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kMmaRounds; ++u)
+        for (int q = 0; q < 4; ++q) bx[q] = pack_bf16(terms[2 * q][sn], terms[2 * q + 1][sn]);
 #pragma unroll
         for (int i = 0; i < RT; ++i) {
-          a[u][i][0] = next[u][i][0];
-          a[u][i][1] = next[u][i][1];
+          mma_bf16_ordered(acc[i], a[d][i][0], a[d][i][1], false, bx[0], bx[1]);  // k = 8t + 0..3
+          mma_bf16_ordered(acc[i], a[d][i][0], a[d][i][1], true, bx[2], bx[3]);   // k = 8t + 4..7
         }
+      }
+    };
+#pragma unroll
+    for (int d = 0; d < D - 1; ++d) load(warp + int64_t(d) * kMmaWarps, d);
+    for (int64_t s0 = warp; s0 < steps; s0 += int64_t(D) * kMmaWarps) {
+#pragma unroll
+      for (int d = 0; d < D; ++d) {
+        load(s0 + int64_t(d + D - 1) * kMmaWarps, (d + D - 1) % D);
+        if (s0 + int64_t(d) * kMmaWarps < steps) multiply(d);
+      }
     }
 #pragma unroll
     for (int i = 0; i < RT; ++i)
@@ -360,20 +367,17 @@ bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
     return false;
   const int64_t items = p.b1 * ((p.m + 7) / 8);
   // 16-row blocks unless 32-row blocks still give every SM one (half the activation reads from
-  // L2, which match the weight bytes at 8 rows of f32); with three terms per activation already
-  // from 3/4 of the SMs (H100, dense_gemv_bf16 8x4096x14336, 128 blocks of 32 rows against 256
-  // of 16: 69.2 -> 63.2 us cold, 60.0 -> 55.5 back to back; dense_mm's one term: 64.1 -> 61.3
-  // cold but 52.1 -> 53.7 back to back, so it keeps the rule). LMK_GEMV_MMA_WIDE: -1 that rule,
+  // L2, which match the weight bytes at 8 rows of f32). With the register ring, 16-row blocks
+  // won at 128 blocks of 32 rows for both term counts (H100, 8x4096x14336 back to back:
+  // dense_gemv_bf16 53.0 -> 51.8 us, dense_mm 54.1 -> 49.2). LMK_GEMV_MMA_WIDE: -1 that rule,
   // 0 never, 1 always.
   static const int wide_mode = int(tuning("LMK_GEMV_MMA_WIDE", -1));
   const int64_t blocks32 = items * ((p.n + 31) / 32);
-  const bool wide = wide_mode < 0 ? blocks32 >= sm_count() || (xr != 1 && 4 * blocks32 >= 3 * sm_count())
-                                  : wide_mode != 0;
+  const bool wide = wide_mode < 0 ? blocks32 >= sm_count() : wide_mode != 0;
   auto go = [&](auto kernel, int rows) {
     const int64_t work = items * ((p.n + rows - 1) / rows);
     const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), kMmaWarps * 32)) * sm_count();
-    kernel<<<unsigned(work < cap ? work : cap), kMmaWarps * 32, 0, stream>>>(p);
-    LMK_LAUNCH_CHECK(gemv_mma_kernel);
+    launch_gemv(kernel, unsigned(work < cap ? work : cap), kMmaWarps * 32, p, stream);
   };
   if (xr == 1) wide ? go(gemv_mma_kernel<1, 2>, 32) : go(gemv_mma_kernel<1, 1>, 16);
   else wide ? go(gemv_mma_kernel<3, 2>, 32) : go(gemv_mma_kernel<3, 1>, 16);

@@ -421,24 +421,6 @@ __global__ void __launch_bounds__(256, 2) qmv_kernel(const QmvParams p) {
   }
 }
 
-// Launches kernel with programmatic stream serialization: it may start before the kernel ahead
-// of it on the stream finishes, and must execute griddepcontrol.wait before reading that kernel's
-// output.
-template <class... Args>
-void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaStream_t stream, Args... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(unsigned(threads));
-  cfg.dynamicSmemBytes = size_t(smem);
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
-}
-
 template <class F, int MT, int Align>
 void launch_qmv_kernel(const QmvParams& p, int warps, int smem, int64_t work, cudaStream_t stream) {
   auto kernel = qmv_kernel<F, MT, Align>;
