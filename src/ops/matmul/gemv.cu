@@ -7,8 +7,9 @@
 // widens them exactly, and applies them to the item's activation rows (float4 loads, rounded
 // to the weight dtype first where dense_mm requires it). Partial sums: warp reduce-scatter and
 // one shared-memory pass. Rows whose length is not a multiple of the chunk, or misaligned views,
-// take a scalar loop. Single rows launch one CTA per 4-row block; otherwise the grid is
-// occupancy-sized and strides over (item, row block) pairs.
+// take a scalar loop. One or two rows launch one CTA per 4-row block; otherwise the grid is
+// occupancy-sized and strides over (item, row block) pairs. (Default-policy weight loads were
+// 10% slower, cold and back to back alike; so were CTAs of 1 or 2 rows.)
 //
 // bf16 weights with f32 activations and 5..8 rows per item (K a multiple of 32, aligned views)
 // take the tensor cores instead (gemv_mma_kernel): the f32 kernel's work grows with the rows
@@ -16,7 +17,7 @@
 // for the price of one. Each activation is split into NS bf16 terms, x = h0 + h1 + h2 exactly for
 // finite x: bf16 x bf16 products are exact in f32, so three terms keep the f32 kernel's
 // precision (dense_gemv_bf16), and one term is exactly the bf16 rounding dense_mm asks
-// for. A CTA of kMmaWarps (16) warps owns 16·RT weight rows of one item; warp w takes the 32-wide
+// for. A CTA of mma_warps (16 or 8) warps owns 16·RT weight rows of one item; warp w takes the 32-wide
 // k steps w, w + 16, ... (the CTA reads 1 KB of contiguous bytes of each row per round; a warp
 // has mma_depth steps of weights and activations in flight) and lane (g, t) loads 16 bytes of
 // rows g and g + 8 at k = 8t..8t+7 and the same 8 activations of row g. The MMA sums k in a
@@ -183,8 +184,9 @@ __global__ void __launch_bounds__(256) gemv_kernel(const GemvParams p) {
 }
 
 // Both kernels start with pdl_wait_then_release, so they may be launched with programmatic
-// dependence: their CTAs are placed as the kernel ahead retires its own. LMK_GEMV_PDL=0 launches
-// them plainly.
+// dependence: their CTAs are placed as the kernel ahead retires its own (H100, bf16 4096x14336
+// back to back: M = 1 42.8 -> 41.7 us, M = 4 50.7 -> 49.5; cold unchanged). LMK_GEMV_PDL=0
+// launches them plainly.
 void launch_gemv(void (*kernel)(GemvParams), unsigned grid, int threads, const GemvParams& p, cudaStream_t stream) {
   static const bool pdl = tuning("LMK_GEMV_PDL", 1) != 0;
   if (pdl) {
@@ -202,11 +204,12 @@ void launch(const GemvParams& p, cudaStream_t stream) {
   const int threads = int(chunks >= 256 ? 256 : (chunks + 31) / 32 * 32);
   const int64_t work = p.b1 * ((p.m + mt - 1) / mt) * ((p.n + kRows - 1) / kRows);
   auto go = [&](auto kernel) {
-    // One CTA per work item for single rows (H100, 1x151936x4096: 436 -> 424 us; 4096x14336
-    // unchanged), else the resident grid striding over the items. LMK_GEMV_GRID: -1 that rule,
-    // 0 resident grid, 1 one CTA per item.
+    // One CTA per work item for one or two rows (H100, 1x151936x4096: 436 -> 424 us; 4096x14336
+    // unchanged; with programmatic launches, 2x4096x14336 back to back 46.2 -> 42.7 us, cold 49.5
+    // -> 50.5), else the resident grid striding over the items (4 rows: 51.0 -> 49.5 back to
+    // back). LMK_GEMV_GRID: -1 that rule, 0 resident grid, 1 one CTA per item.
     static const int grid_mode = int(tuning("LMK_GEMV_GRID", -1));
-    const bool per_item = grid_mode < 0 ? mt == 1 : grid_mode == 1;
+    const bool per_item = grid_mode < 0 ? mt <= 2 : grid_mode == 1;
     const int64_t cap = per_item ? int64_t(INT32_MAX)
                                  : int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), threads)) * sm_count();
     launch_gemv(kernel, unsigned(work < cap ? work : cap), threads, p, stream);
@@ -221,9 +224,12 @@ void launch(const GemvParams& p, cudaStream_t stream) {
 
 // ---- tensor-core path: bf16 weights, f32 activations split into NS bf16 terms ---------------------
 
-// 16 warps: twice the weight loads in flight per SM of 8 (H100, 8x4096x14336 back to back:
-// dense_mm 54.7 -> 51.7 us; with the wide rule below dense_gemv_bf16 60.0 -> 55.5).
-constexpr int kMmaWarps = 16;
+// Warps per CTA: 16 for three terms (twice the weight loads in flight per SM of 8: H100,
+// 8x4096x14336 back to back, dense_gemv_bf16 60.0 -> 55.5 us), 8 for one term, whose lighter
+// instances then fit two CTAs per SM (with the register ring: dense_mm 49.1 -> 47.0 us, cold
+// 59.2 -> 56.1; three terms equal).
+template <int NS>
+constexpr int mma_warps() { return NS == 1 ? 8 : 16; }
 // k steps of 32 per warp in its register ring: as many as fit, without spills, the 128 registers
 // a thread of a 512-thread CTA may hold (ptxas 13.0).
 template <int NS, int RT>
@@ -269,9 +275,9 @@ __device__ __forceinline__ void mma_bf16_ordered(float (&d)[4], uint4 a_lo, uint
                : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
 
-template <int NS, int RT>
-__global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvParams p) {
-  __shared__ float red[kMmaWarps][RT][4][32];
+template <int NS, int RT, int W = mma_warps<NS>()>
+__global__ void __launch_bounds__(W * 32, W == 8 ? 2 : 1) gemv_mma_kernel(const GemvParams p) {
+  __shared__ float red[W][RT][4][32];
   pdl_wait_then_release();
   const int lane = int(threadIdx.x & 31), warp = int(threadIdx.x >> 5), g = lane >> 2, t = lane & 3;
   const int64_t m_items = (p.m + 7) / 8, n_items = p.b1 * m_items;
@@ -329,12 +335,12 @@ __global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvPara
       }
     };
 #pragma unroll
-    for (int d = 0; d < D - 1; ++d) load(warp + int64_t(d) * kMmaWarps, d);
-    for (int64_t s0 = warp; s0 < steps; s0 += int64_t(D) * kMmaWarps) {
+    for (int d = 0; d < D - 1; ++d) load(warp + int64_t(d) * W, d);
+    for (int64_t s0 = warp; s0 < steps; s0 += int64_t(D) * W) {
 #pragma unroll
       for (int d = 0; d < D; ++d) {
-        load(s0 + int64_t(d + D - 1) * kMmaWarps, (d + D - 1) % D);
-        if (s0 + int64_t(d) * kMmaWarps < steps) multiply(d);
+        load(s0 + int64_t(d + D - 1) * W, (d + D - 1) % D);
+        if (s0 + int64_t(d) * W < steps) multiply(d);
       }
     }
 #pragma unroll
@@ -346,7 +352,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32) gemv_mma_kernel(const GemvPara
       const int i = o / 128, r = (o / 32) % 4, l = o % 32;
       float sum = 0.f;
 #pragma unroll
-      for (int w = 0; w < kMmaWarps; ++w) sum += red[w][i][r][l];
+      for (int w = 0; w < W; ++w) sum += red[w][i][r][l];
       const int64_t n = n0 + 16 * i + (l >> 2) + (r >= 2 ? 8 : 0);
       const int m = 2 * (l & 3) + (r & 1);
       if (m < count && n < p.n) ybase[(b * p.m + m0 + m) * p.n + n] = sum;
@@ -374,13 +380,13 @@ bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
   static const int wide_mode = int(tuning("LMK_GEMV_MMA_WIDE", -1));
   const int64_t blocks32 = items * ((p.n + 31) / 32);
   const bool wide = wide_mode < 0 ? blocks32 >= sm_count() : wide_mode != 0;
-  auto go = [&](auto kernel, int rows) {
+  auto go = [&](auto kernel, int rows, int warps) {
     const int64_t work = items * ((p.n + rows - 1) / rows);
-    const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), kMmaWarps * 32)) * sm_count();
-    launch_gemv(kernel, unsigned(work < cap ? work : cap), kMmaWarps * 32, p, stream);
+    const int64_t cap = int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), warps * 32)) * sm_count();
+    launch_gemv(kernel, unsigned(work < cap ? work : cap), warps * 32, p, stream);
   };
-  if (xr == 1) wide ? go(gemv_mma_kernel<1, 2>, 32) : go(gemv_mma_kernel<1, 1>, 16);
-  else wide ? go(gemv_mma_kernel<3, 2>, 32) : go(gemv_mma_kernel<3, 1>, 16);
+  if (xr == 1) wide ? go(gemv_mma_kernel<1, 2>, 32, mma_warps<1>()) : go(gemv_mma_kernel<1, 1>, 16, mma_warps<1>());
+  else wide ? go(gemv_mma_kernel<3, 2>, 32, mma_warps<3>()) : go(gemv_mma_kernel<3, 1>, 16, mma_warps<3>());
   return true;
 }
 
