@@ -99,7 +99,8 @@ int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 // LMK_QMVP_WARP_WALK (its warp walk for single routed rows: -1 from 16 units per SM, 0, 1);
 // LMK_WEIGHT_L2 (1: the packed kernels' weight loads take the L2 evict-first policy where each
 // weight is read once (read_once); 0: the normal policy everywhere);
-// gemv.cu reads LMK_GEMV_MMA (dense bf16 mat-vec on tensor cores: -1 from 5 rows, 0, 1).
+// gemv.cu reads LMK_GEMV_MMA (dense bf16 mat-vec on tensor cores: -1 from 5 rows, 0, 1),
+// LMK_GEMV_MMA_WIDE, LMK_GEMV_GRID and LMK_GEMV_PDL (programmatic launches: 1, 0).
 const int64_t kMatvecMaxM = tuning("LMK_MM_MATVEC_MAX_M", 8);
 const bool kWeightsEvictFirst = tuning("LMK_WEIGHT_L2", 1) != 0;
 const int64_t kQmmBm = tuning("LMK_MM_QMM_BM", 0);
