@@ -358,6 +358,8 @@ LMK_CHECKS(matmul) {
     add_packed(2, 47, k_fast, false);
     add_packed(4, 16, k_odd, false);
     add_packed(8, 65, k_fast, true);
+    add_packed(5, 33, k_odd, false);  // partial 8-row groups (the 8-row ring's row count)
+    add_packed(7, 40, k_fast, false);
     add_packed(11, 20, k_small, false);
     add_packed(3, 40, 4352 + (kq ? 0 : 32), false);  // 2 K-slices (16 chunks each), the last one partial
     add_packed(8, 24, 4352 + (kq ? 0 : 32), false);  // 3 K-slices of 8 chunks
