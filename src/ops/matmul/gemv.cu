@@ -17,9 +17,9 @@
 // for the price of one. Each activation is split into NS bf16 terms, x = h0 + h1 + h2 exactly for
 // finite x: bf16 x bf16 products are exact in f32, so three terms keep the f32 kernel's
 // precision (dense_gemv_bf16), and one term is exactly the bf16 rounding dense_mm asks
-// for. A CTA of mma_warps (16 or 8) warps owns 16·RT weight rows of one item; warp w takes the 32-wide
-// k steps w, w + 16, ... (the CTA reads 1 KB of contiguous bytes of each row per round; a warp
-// has mma_depth steps of weights and activations in flight) and lane (g, t) loads 16 bytes of
+// for. A CTA of W = mma_warps (16 or 8) warps owns 16·RT weight rows of one item; warp w takes the
+// 32-wide k steps w, w + W, ... (the CTA reads W · 64 contiguous bytes of each row per round; a
+// warp has mma_depth steps of weights and activations in flight) and lane (g, t) loads 16 bytes of
 // rows g and g + 8 at k = 8t..8t+7 and the same 8 activations of row g. The MMA sums k in a
 // permuted order, the same for A and B. The warps' partial tiles are added in shared memory in a
 // fixed order (deterministic).
@@ -197,7 +197,7 @@ void launch_gemv(void (*kernel)(GemvParams), unsigned grid, int threads, const G
     launch_pdl(kernel, dim3(grid), threads, 0, stream, p);
   } else {
     kernel<<<grid, threads, 0, stream>>>(p);
-    LMK_LAUNCH_CHECK(gemv_kernel);
+    LMK_LAUNCH_CHECK(gemv);
   }
 }
 
@@ -235,7 +235,7 @@ void launch(const GemvParams& p, cudaStream_t stream) {
 template <int NS>
 constexpr int mma_warps() { return NS == 1 ? 8 : 16; }
 // k steps of 32 per warp in its register ring: as many as fit, without spills, the 128 registers
-// a thread of a 512-thread CTA may hold (ptxas 13.0).
+// a thread may hold (one CTA of 512 threads per SM, or two of 256; ptxas 13.0).
 template <int NS, int RT>
 constexpr int mma_depth() { return RT == 1 ? 5 : NS == 1 ? 4 : 3; }
 

@@ -316,11 +316,13 @@ constexpr int qmvp_ring_slots() {
 // CTAs per SM the ring kernel is compiled for (its register budget): two (three for the shallow
 // ring), or as many as its shared memory lets in, if fewer (the 8-row rings and large-record
 // 4-row rings: one), so such instances may use more registers at no cost in occupancy.
+constexpr int kSmemPerSm = 227 * 1024;  // H100 / H200: 228 KB per SM, 1 KB of it reserved per CTA
 template <DType T, int MT, int Cap>
 constexpr int qmvp_ring_ctas() {
   constexpr int want = Cap == 2 ? 3 : 2;
+  // ring slots plus the reduction array (its CTA-walk size, an upper bound)
   constexpr int smem = kQmvpWarps * qmvp_ring_slots<T, MT, Cap>() * qmvp_ring_slot<T, MT>() + kQmvpWarps * 16 * MT * 4;
-  constexpr int fit = (227 * 1024) / smem;
+  constexpr int fit = kSmemPerSm / smem;
   return fit < 1 ? 1 : fit < want ? fit : want;
 }
 
