@@ -417,6 +417,7 @@ LMK_CHECKS(matmul) {
       {DType::q4_0, 8, 2, 100, 48, 512, Routing::one_expert, false, false, 0, MatmulPath::matmat},
       {DType::q5_0, 128, 1, 40, 24, 128, Routing::distinct},  // grouped, one row per expert
       {DType::q8_0, 4, 2, 30, 20, 1024, Routing::skewed},      // grouped pieces with split K
+      {DType::q4_0, 2100, 8, 40, 16, 64, Routing::uniform},    // more experts than the routing's shared counters
       // K-quants with a min term, N = 33 (a ragged last row group), every path: direct rows
       // (8 rows), grouped mat-vec and mat-mat pieces (the shapes of
       // MatmulGpu.OutOfRangeIdsWriteZerosAndSetFlag, without the invalid ids).

@@ -183,34 +183,55 @@ __device__ __forceinline__ int64_t route_id(const RouteParams& q, int r) {
   return q.ids_i32 ? int64_t(static_cast<const int32_t*>(q.ids)[r]) : int64_t(static_cast<const uint32_t*>(q.ids)[r]);
 }
 
+// Experts up to this many keep their counters in shared memory (16 bytes each); beyond, in the
+// global scratch of q. One CTA; each thread keeps its first kRouteCachedIds ids in registers
+// (rows past 1024 · kRouteCachedIds are read again for the second pass).
+constexpr int64_t kRouteSmemExperts = 2048;
+constexpr int kRouteCachedIds = 8;
+
+template <bool Smem>
 __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
   __shared__ int warp_rows[32], warp_items[32], valid_rows;
+  extern __shared__ int route_smem[];  // Smem: counts, fill, offsets, item_off, [E] each
   const int tid = threadIdx.x, nt = blockDim.x, lane = tid & 31, warp = tid >> 5;
   const int64_t E = q.n_experts;
+  int* const counts = Smem ? route_smem : q.counts;
+  int* const fill = Smem ? route_smem + E : q.fill;
+  int* const offsets = Smem ? route_smem + 2 * E : q.offsets;
+  int* const item_off = Smem ? route_smem + 3 * E : q.item_off;
+  int64_t ids[kRouteCachedIds];
+#pragma unroll
+  for (int j = 0; j < kRouteCachedIds; ++j) ids[j] = tid + j * nt < q.rows ? route_id(q, tid + j * nt) : -1;
+  // Calls f(id, row) for this thread's rows, the first kRouteCachedIds from registers.
+  auto each_row = [&](auto&& f) {
+#pragma unroll
+    for (int j = 0; j < kRouteCachedIds; ++j)
+      if (tid + j * nt < q.rows) f(ids[j], tid + j * nt);
+    for (int r = tid + kRouteCachedIds * nt; r < q.rows; r += nt) f(route_id(q, r), r);
+  };
   for (int64_t e = tid; e < E; e += nt) {
-    q.counts[e] = 0;
-    q.fill[e] = 0;
+    counts[e] = 0;
+    fill[e] = 0;
   }
   __syncthreads();
-  for (int r = tid; r < q.rows; r += nt) {
-    const int64_t id = route_id(q, r);
+  each_row([&](int64_t id, int r) {
     if (id >= 0 && id < E) {
-      atomicAdd(q.counts + id, 1);
+      atomicAdd(counts + id, 1);
     } else {
-      for (int64_t j = 0; j < q.n; ++j) q.y[int64_t(r) * q.n + j] = 0.0f;
+      for (int64_t c = 0; c < q.n; ++c) q.y[int64_t(r) * q.n + c] = 0.0f;
       if (q.user_flag) atomicExch(q.user_flag, 1u);
       if (q.debug_flags) {
         atomicExch(q.debug_flags, 1u);
         atomicMin(q.debug_flags + 1, uint32_t(r));
       }
     }
-  }
+  });
   __syncthreads();
   // Each thread scans a contiguous run of experts; block-wide exclusive scan of the run totals.
   const int64_t per = (E + nt - 1) / nt, e0 = std::min<int64_t>(E, tid * per), e1 = std::min<int64_t>(E, e0 + per);
   int rsum = 0, isum = 0;
   for (int64_t e = e0; e < e1; ++e) {
-    const int c = q.counts[e];
+    const int c = counts[e];
     rsum += c;
     isum += (c + q.tile - 1) / q.tile;
   }
@@ -248,24 +269,23 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
   int rbase = (warp > 0 ? warp_rows[warp - 1] : 0) + rinc - rsum;
   int ibase = (warp > 0 ? warp_items[warp - 1] : 0) + iinc - isum;
   for (int64_t e = e0; e < e1; ++e) {
-    const int c = q.counts[e];
-    q.offsets[e] = rbase;
-    q.item_off[e] = ibase;
+    const int c = counts[e];
+    offsets[e] = rbase;
+    item_off[e] = ibase;
     rbase += c;
     ibase += (c + q.tile - 1) / q.tile;
   }
   if (tid == nt - 1) *q.n_items = ibase, valid_rows = rbase;  // the last thread ends at the totals
   __syncthreads();
-  for (int r = tid; r < q.rows; r += nt) {
-    const int64_t id = route_id(q, r);
-    if (id >= 0 && id < E) q.row_list[q.offsets[id] + atomicAdd(q.fill + id, 1)] = r;
+  each_row([&](int64_t id, int r) {
+    if (id >= 0 && id < E) q.row_list[offsets[id] + atomicAdd(fill + id, 1)] = r;
     if (r >= valid_rows) q.row_list[r] = -1;  // the tail left by invalid ids: in no item
-  }
+  });
   for (int64_t e = e0; e < e1; ++e) {
-    const int c = q.counts[e];
-    for (int j = 0, it = q.item_off[e]; j * q.tile < c; ++j, ++it) {
+    const int c = counts[e];
+    for (int j = 0, it = item_off[e]; j * q.tile < c; ++j, ++it) {
       q.items[3 * it] = int(e);
-      q.items[3 * it + 1] = q.offsets[e] + j * q.tile;
+      q.items[3 * it + 1] = offsets[e] + j * q.tile;
       q.items[3 * it + 2] = std::min(q.tile, c - j * q.tile);
     }
   }
@@ -587,7 +607,11 @@ void build_routes(const QmmIdArgs& a, int tile, int64_t max_items, uint32_t* err
   q.n = a.w.n;
   q.user_flag = error_flag;
   q.debug_flags = dbg;
-  route_kernel<<<1, 1024, 0, st>>>(q);
+  // Shared-memory counters instead of global atomics (a chain of dependent L2 round trips): H100,
+  // packed T512 (4096 rows over 128 experts), cold: q4_0 114.9 -> 110.2 us, q4_K 123.7 -> 121.1,
+  // q6_K 129.4 -> 126.5, q8_0 142.6 -> 140.9.
+  if (E <= kRouteSmemExperts) route_kernel<true><<<1, 1024, size_t(16 * E), st>>>(q);
+  else route_kernel<false><<<1, 1024, 0, st>>>(q);
   LMK_LAUNCH_CHECK(route_kernel);
   rs.mode = ItemMode::grouped;
   rs.per_item = tile;
