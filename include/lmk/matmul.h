@@ -87,11 +87,11 @@ void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& stream = defaul
 // Scratch: 2·M·(K rounded up to 256) bytes, plus 4·M·N per K-split when the grid is small.
 void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& stream = default_stream());
 // quantized_matmul_id_ggml (below) on packed expert weights: same arguments, ids and error
-// contract. Up to 256 routed rows (while experts average <= 16 rows) run one item per row
-// (mat-vec precision, e <= 1e-5); more run
-// per-expert row lists: up to 8 rows per item on the mat-vec, or, on CUDA once experts average
-// more than 16 rows (prefill), up to 32 / 64 / 128 rows per item on the packed mat-mat with its
-// bf16 precision.
+// contract. Up to 64 routed rows while experts average <= 16 rows, or up to 256 while they
+// average <= 1.5, run one item per row (mat-vec precision, e <= 1e-5). More run per-expert row
+// lists: on CUDA, once experts average more than 16 rows (up to 64 rows) or 1.5 (beyond), up to
+// 32 / 64 / 128 rows per item on the packed mat-mat with its bf16 precision; otherwise (and on
+// the CPU) up to 8 rows per item on the mat-vec.
 void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor& ids, const Tensor& y, int64_t top_k,
                               bool input_per_slot = false, Stream& stream = default_stream(),
                               const Tensor& error_flag = Tensor());

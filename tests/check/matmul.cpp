@@ -298,7 +298,7 @@ CompareResult check_matvec(Device d, DType wt, int64_t n, int64_t k) {
 
 // The expert-routed op on packed experts (pack_ggml of the contiguous [E, N, K] weight): mat-vec
 // precision (1e-5) for single rows and 8-row lists; on CUDA, bf16 operands (packed_mm_tol) once the rows
-// go to the wgmma mat-mat (rows averaging more than 16 per used expert: quantized_matmul_id_packed).
+// go to the wgmma mat-mat (the rule below, from quantized_matmul_id_packed).
 CompareResult check_quantized_id_packed(Device d, const IdCase& c) {
   const uint64_t seed = case_seed("qmm_id packed " + id_name(c));
   const int64_t rows = c.tokens * c.top_k, x_rows = c.per_slot ? rows : c.tokens;
@@ -314,7 +314,10 @@ CompareResult check_quantized_id_packed(Device d, const IdCase& c) {
   mm::Result r{std::vector<double>(size_t(rows * c.n)), std::vector<double>(size_t(rows * c.n))};
   const auto xd = x.to_double();
   const int64_t expert_bytes = c.n * c.k / mm::block_elems(c.t) * mm::block_size(c.t);
-  const bool mat_mat = d.is_cuda() && double(rows) / double(std::min(c.e, rows)) > 16.0;
+  // The CUDA op's rule (quantized_matmul_id_packed): single rows up to 64 rows unless experts
+  // average more than 16, else per-expert mat-mat once they average more than 1.5.
+  const double avg = double(rows) / double(std::min(c.e, rows));
+  const bool mat_mat = d.is_cuda() && (rows <= 64 ? avg > 16.0 : avg > 1.5);
   for (int64_t row = 0; row < rows; ++row) {
     const int64_t e = ids[size_t(row)];
     auto wd = mm::dequant_matrix(c.t, w.bytes.data() + e * expert_bytes, c.n, c.k);

@@ -643,6 +643,8 @@ const int kQmvpWarpWalk = int(tuning("LMK_QMVP_WARP_WALK", -1));
 const int64_t kPackedRoutedTile = tuning("LMK_MM_PACKED_ROUTED_TILE", 0);
 // Grouped: the tensor-core path once experts average more rows than this.
 const double kMatMatRowsPerExpert = double(tuning("LMK_MM_MATMAT_PER_EXPERT", 16));
+// The same for packed experts past 64 rows, in tenths (quantized_matmul_id_packed).
+const double kPackedMatMatRowsPerExpert = double(tuning("LMK_MM_PACKED_MATMAT_PER_EXPERT_X10", 15)) / 10.0;
 
 }  // namespace
 
@@ -869,12 +871,17 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   const cudaStream_t st = stream_of(s);
   const int64_t E = w.n_experts, R = a.rows;
   RowSource rs = routed_source(a, E, error_flag);
-  // Few rows spread over the experts: one item per routed row; more: per-expert row lists, up to
-  // 8 rows per item, or up to 32 / 64 / 128 for the mat-mat once experts average more than
-  // kMatMatRowsPerExpert rows (so the mat-mat whenever they do, however few the rows).
+  // Up to 64 rows (8 tokens of top-8) one item per routed row unless experts average more than
+  // kMatMatRowsPerExpert; beyond, per-expert row lists through the mat-mat (items of 32 / 64 /
+  // 128 rows) once experts average more than kPackedMatMatRowsPerExpert, else one item per row up
+  // to kPackedDirectRows rows and 1- or 8-row mat-vec pieces past them. H100, T32 (256 rows, 2
+  // per expert), cold (back to back), single rows -> mat-mat: q4_0 81.0 (69.5) -> 67.9 (66.0) us,
+  // q4_K 87.3 (77.4) -> 73.2 (71.7), q6_K 119.3 (110.0) -> 84.8 (74.5), q8_0 138.3 (128.7) ->
+  // 99.7 (88.8); T8 stays faster as single rows than as 8-row mat-vec pieces (q4_0 31.6 ->
+  // 38.8 us).
   const double avg = double(R) / double(std::min(E, R));
-  const bool direct = R <= kPackedDirectRows && avg <= kMatMatRowsPerExpert;
-  const bool mat_mat = !direct && avg > kMatMatRowsPerExpert;
+  const bool direct = (R <= 64 && avg <= kMatMatRowsPerExpert) || (R <= kPackedDirectRows && avg <= kPackedMatMatRowsPerExpert);
+  const bool mat_mat = !direct && avg > kPackedMatMatRowsPerExpert;
   // Mat-mat items: a tile above the average, so that most experts take one item (each item
   // decodes its expert's weights once). H100, T512 (32 rows per expert on average, so 45% of the
   // experts of a random routing have more), cold, 32 / 64 / 128-row items: q4_0 110.1 / 103.4 /
