@@ -25,9 +25,10 @@ LMK_REGISTER_OP({"quantized_matmul_ggml_packed", "matmul",
 LMK_REGISTER_OP({"quantized_matmul_id_ggml_packed", "matmul",
                  "f32 x, pack_ggml expert weights [E,N,K] (" LMK_QFORMATS "), u32/i32 ids", true, true,
                  "matmul-moe-sampling.md §3.3 (load-time repack, issue 5)",
-                 "qmvp_<fmt> per routed row (<= 256 rows, <= 16 per used expert; runs of units per CTA, or of "
-                 "(unit, chunk) steps per warp from 16 units per SM) or "
-                 "per-expert row lists (moe_route); qmmp_<fmt> (wgmma) once experts average > 16 rows"});
+                 "qmvp_<fmt> per routed row (<= 64 rows averaging <= 16 per used expert, or <= 256 averaging "
+                 "<= 1.5; runs of units per CTA, or of (unit, chunk) steps per warp from 16 units per SM) or "
+                 "per-expert row lists (moe_route, shared-memory counters); qmmp_<fmt> (wgmma, items of the "
+                 "tile above 1.1x the average) once experts average > 1.5 rows (> 16 up to 64 rows)"});
 LMK_REGISTER_OP({"mul_mv_ext", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
                  "matmul-moe-sampling.md §3.2", "qmv_<fmt> (weight decoded once for up to 8 rows)"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w [E,N,K], u32/i32 ids",
