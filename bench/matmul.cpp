@@ -180,9 +180,10 @@ LMK_BENCHES(matmul) {
       cases.push_back({"quantized_matmul_id_ggml", std::string(name(t)) + " T" + std::to_string(tokens),
                        t == DType::q4_0 && tokens == 8, t == DType::q4_0 && tokens <= 8,
                        [t, tokens](Context& c) { routed_case(c, t, tokens); }});
-  // The same on packed experts.
+  // The same on packed experts, plus 16 and 24 tokens (speculative-decode batches; 128 and 192
+  // routed rows, around the switch from single rows to the per-expert mat-mat).
   for (DType t : {DType::q4_0, DType::q8_0, DType::q4_K, DType::q6_K})
-    for (int64_t tokens : {1, 8, 32, 512})
+    for (int64_t tokens : {1, 8, 16, 24, 32, 512})
       cases.push_back({"quantized_matmul_id_ggml_packed", std::string(name(t)) + " T" + std::to_string(tokens),
                        t == DType::q4_0 && tokens == 1, false, [t, tokens](Context& c) { routed_case(c, t, tokens, true); }});
 }
