@@ -629,9 +629,13 @@ int64_t route_scratch_bytes(int64_t E, int64_t R, int64_t max_items) {
 // Rows routed one by one (no pre-pass) up to this many (T·top_k); grouped beyond. 64 covers 8
 // tokens of top-8 routing (H100, q4_0 T8: packed 52.3 -> 45.6 us, raw 49.6 -> 43.7 us at 64 against 32).
 const int64_t kDirectRows = tuning("LMK_MM_DIRECT_ROWS", 64);
-// Packed experts: up to 256 (32 tokens of top-8), where the ring kernel's warp walk makes direct
-// rows beat per-expert lists though they read a shared expert once per row (H100, T32: q4_0
-// 130.8 -> 84.1 us, q4_K 139.3 -> 94.9, q6_K 161.4 -> 121.7, q8_0 144.2 -> 144.5).
+// Packed experts: single rows up to 64 whatever their spread (kPackedDirectAnyRows, below the
+// mat-mat's kMatMatRowsPerExpert), and up to 256 (32 tokens of top-8) while experts average at
+// most kPackedMatMatRowsPerExpert rows, where the ring kernel's warp walk makes them beat 8-row
+// mat-vec pieces though they read a shared expert once per row (H100, T32 at 2 rows per expert
+// then: q4_0 130.8 -> 84.1 us, q4_K 139.3 -> 94.9, q6_K 161.4 -> 121.7; the mat-mat now beats both
+// there, see quantized_matmul_id_packed).
+constexpr int64_t kPackedDirectAnyRows = 64;
 const int64_t kPackedDirectRows = tuning("LMK_MM_PACKED_DIRECT_ROWS", 256);
 // The shared-memory ring kernel for the decode cases: -1 where it measured faster (qmvp_ring_default),
 // 0 never, 1 always (plain M <= 8 and single routed rows).
@@ -880,7 +884,8 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
   // 99.7 (88.8); T8 stays faster as single rows than as 8-row mat-vec pieces (q4_0 31.6 ->
   // 38.8 us).
   const double avg = double(R) / double(std::min(E, R));
-  const bool direct = (R <= 64 && avg <= kMatMatRowsPerExpert) || (R <= kPackedDirectRows && avg <= kPackedMatMatRowsPerExpert);
+  const bool direct = (R <= kPackedDirectAnyRows && avg <= kMatMatRowsPerExpert) ||
+                      (R <= kPackedDirectRows && avg <= kPackedMatMatRowsPerExpert);
   const bool mat_mat = !direct && avg > kPackedMatMatRowsPerExpert;
   // Mat-mat items: a tile above the average, so that most experts take one item (each item
   // decodes its expert's weights once). H100, T512 (32 rows per expert on average, so 45% of the
