@@ -164,6 +164,8 @@ LMK_BENCHES(matmul) {
   for (int64_t m : {2, 4, 8})
     cases.push_back({"dense_gemv_bf16", "bf16 " + mnk(m, 4096, 14336), false, false,
                      [m](Context& c) { dense_case(c, "dense_gemv_bf16", DType::bf16, m, 4096, 14336); }});
+  cases.push_back({"dense_gemv_bf16", "bf16 8x14336x4096", false, false,
+                   [](Context& c) { dense_case(c, "dense_gemv_bf16", DType::bf16, 8, 14336, 4096); }});
   cases.push_back({"dense_gemv_bf16", "bf16 1x151936x4096", false, false,
                    [](Context& c) { dense_case(c, "dense_gemv_bf16", DType::bf16, 1, 151936, 4096); }});
   for (int64_t m : {1, 8, 16, 32, 512})

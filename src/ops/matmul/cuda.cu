@@ -69,6 +69,32 @@ Workspace& workspace(Stream& s, int64_t scratch_bytes) {
   return e->ws;  // (a new Buffer's zero fill has completed when its constructor returns)
 }
 
+// The driver's cuTensorMapEncodeTiled, through the runtime (no link against libcuda).
+static PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    LMK_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
+    if (!f || q != cudaDriverEntryPointSuccess) LMK_THROW(Cuda, "cuTensorMapEncodeTiled is not available from the driver");
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+CUtensorMap tensor_map_2d(CUtensorMapDataType type, const void* base, int64_t rows, int64_t cols, int64_t row_bytes,
+                          int box_cols, int box_rows, const char* what) {
+  CUtensorMap m;
+  const cuuint64_t dims[2] = {cuuint64_t(cols), cuuint64_t(rows)};
+  const cuuint64_t strides[1] = {cuuint64_t(row_bytes)};
+  const cuuint32_t box[2] = {cuuint32_t(box_cols), cuuint32_t(box_rows)};
+  const cuuint32_t elem[2] = {1, 1};
+  const CUresult r = tensor_map_encoder()(&m, type, 2, const_cast<void*>(base), dims, strides, box, elem,
+                                          CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                                          CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
+  if (r != CUDA_SUCCESS) LMK_THROW(Cuda, "cuTensorMapEncodeTiled failed (", int(r), ") for ", what, " [", rows, ", ", cols, "]");
+  return m;
+}
+
 }  // namespace mm
 
 using namespace mm;
@@ -732,31 +758,10 @@ int64_t packed_mm_scratch_bytes(const PackedView& w, int64_t x_rows, int64_t ite
   return align_up(rows * g.chunks * 256 * 2, 256) + (splits > 1 ? align_up(splits * y_rows * w.n * 4, 256) : 0);
 }
 
-// The driver's cuTensorMapEncodeTiled, through the runtime (no link against libcuda).
-PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
-  static const PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
-    void* f = nullptr;
-    cudaDriverEntryPointQueryResult q{};
-    LMK_CUDA_CHECK(cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q));
-    if (!f || q != cudaDriverEntryPointSuccess) LMK_THROW(Cuda, "cuTensorMapEncodeTiled is not available from the driver");
-    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
-  }();
-  return fn;
-}
-
 // TMA map of the permuted x (bf16 [rows][kp]) in boxes of 64 values x bm rows, 128-byte swizzle
 // (the layout of the wgmma B descriptor); rows past the end read as zeros.
 CUtensorMap x_tensor_map(const __nv_bfloat16* xp, int64_t rows, int64_t kp, int bm) {
-  CUtensorMap m;
-  const cuuint64_t dims[2] = {cuuint64_t(kp), cuuint64_t(rows)};
-  const cuuint64_t strides[1] = {cuuint64_t(kp * 2)};
-  const cuuint32_t box[2] = {64, cuuint32_t(bm)};
-  const cuuint32_t elem[2] = {1, 1};
-  const CUresult r = tensor_map_encoder()(&m, CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, 2, const_cast<__nv_bfloat16*>(xp), dims,
-                                          strides, box, elem, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
-                                          CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
-  if (r != CUDA_SUCCESS) LMK_THROW(Cuda, "cuTensorMapEncodeTiled failed (", int(r), ") for x [", rows, ", ", kp, "]");
-  return m;
+  return tensor_map_2d(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, xp, rows, kp, kp * 2, 64, bm, "x");
 }
 
 // The packed mat-mat for the items of rs (bm rows each): x permuted into bf16 once (routed rows

@@ -2,6 +2,7 @@
 // own .cu file (qmv_*.cu, qmm_*.cu, gemv.cu) so the build compiles them in parallel; cuda.cu
 // only sees these declarations.
 #pragma once
+#include <cuda.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -28,6 +29,12 @@ struct GemvParams {
   bool vec = false;  // set by gemv(): 16-byte chunks
 };
 void gemv(const GemvParams& p, cudaStream_t stream);
+
+// 2-D TMA map of a row-major matrix [rows][cols] (row stride row_bytes) in boxes of box_cols x
+// box_rows, 128-byte swizzle (the wgmma K-major layout); elements past the ends read as zeros
+// (cuda.cu).
+CUtensorMap tensor_map_2d(CUtensorMapDataType type, const void* base, int64_t rows, int64_t cols, int64_t row_bytes,
+                          int box_cols, int box_rows, const char* what);
 
 // Quantized kernels of format F (a formats.cuh struct); explicitly instantiated per format in
 // qmv_*.cu / qmm_*.cu. run_qmv: items of 1 or up to 8 activation rows; bm: tile rows
