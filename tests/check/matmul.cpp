@@ -470,7 +470,9 @@ LMK_CHECKS(matmul) {
   const std::vector<DenseShape> dense_shapes = {{1, 1, 1, 100, 80},  {1, 1, 31, 16, 1},   {1, 1, 128, 100, 128},
                                                 {2, 8, 5, 16, 32},   {4, 4, 9, 33, 16},   {1, 1, 8, 257, 4096},
                                                 {1, 1, 33, 64, 257}, {2, 4, 40, 24, 96},  {1, 1, 6, 4500, 96},
-                                                {1, 4, 8, 4500, 256}};
+                                                {1, 4, 8, 4500, 256},
+                                                // 9..32 rows: the TMA mat-vec (items of 16 and 32 rows)
+                                                {1, 1, 16, 300, 2112}, {2, 4, 27, 70, 4096}};
   for (DType t : {DType::bf16, DType::f16, DType::f32})
     for (const auto& s : dense_shapes)
       cases.push_back({"dense_mm", shape_name(t, {s.b0, s.b1, s.m, s.n, s.k}), s.m == 128,
@@ -482,7 +484,9 @@ LMK_CHECKS(matmul) {
                                                // the tensor-core path's 32-row blocks (N/32 >= SMs)
                                                {1, 1, 5, 4500, 64},
                                                // longer K, batches, many row blocks
-                                               {1, 1, 7, 600, 2112}, {2, 8, 6, 130, 2048}, {1, 4, 8, 4500, 256}};
+                                               {1, 1, 7, 600, 2112}, {2, 8, 6, 130, 2048}, {1, 4, 8, 4500, 256},
+                                               // items of 16 and 32 rows, several items
+                                               {1, 1, 32, 130, 520}, {2, 4, 20, 64, 2048}, {1, 1, 70, 100, 256}};
   for (const auto& s : gemv_shapes)
     cases.push_back({"dense_gemv_bf16", shape_name(DType::bf16, {s.b0, s.b1, s.m, s.n, s.k}), s.n == 4097,
                      [=](Device d) { return check_dense(d, "dense_gemv_bf16", DType::bf16, s.b0, s.b1, s.m, s.n, s.k); }});

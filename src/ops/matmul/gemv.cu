@@ -24,13 +24,15 @@
 // permuted order, the same for A and B. The warps' partial tiles are added in shared memory in a
 // fixed order (deterministic).
 //
-// Where K % 8 == 0 those 5..8 rows take gemv_tma_kernel first (see its section): the weights come
-// by TMA as L2 evict-first lines into a shared-memory ring and one warpgroup MMA covers all
-// terms. H100, 8x4096x14336 back to back: dense_gemv_bf16 51.9 -> 44.6 us, dense_mm 47.1 -> 45.0
-// (cold 59.7 -> 58.5 and 56.2 -> 58.9). At one to four rows it loses to gemv_kernel (one row:
-// 41.3 -> 43.3 us back to back).
+// Where K % 8 == 0 those 5..8 rows (and any M beyond, in items of up to 32 rows) take
+// gemv_tma_kernel first (see its section): the weights come by TMA as L2 evict-first lines into a
+// shared-memory ring and one warpgroup MMA covers all terms. H100, 8x4096x14336 back to back:
+// dense_gemv_bf16 51.9 -> 45.9 us, dense_mm 47.1 -> 42.1 (cold 59.6 -> 60.7, 54.8 -> 55.0);
+// 8x14336x4096 cold 63.6 -> 57.6. At one to four rows it loses to gemv_kernel (one row: 41.2 ->
+// 43.9 us back to back). dense_mm also takes it for 9..32 rows (cuda.cu, dense).
 #include <cuda.h>
 
+#include <algorithm>
 #include <type_traits>
 
 #include "cuda/wgmma.cuh"
@@ -416,26 +418,6 @@ bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
 // shared memory), which adds them in rank order (deterministic).
 constexpr int kTmaAhead = 4;  // k blocks of activations a builder thread has in flight
 
-template <int N>
-__device__ __forceinline__ void wgmma_ss_bf16(float (&d)[N / 2], uint64_t adesc, uint64_t bdesc);
-template <>
-__device__ __forceinline__ void wgmma_ss_bf16<8>(float (&d)[4], uint64_t adesc, uint64_t bdesc) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %6, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n8k16.f32.bf16.bf16 {%0,%1,%2,%3}, %4, %5, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "l"(adesc), "l"(bdesc), "n"(1));
-}
-template <>
-__device__ __forceinline__ void wgmma_ss_bf16<24>(float (&d)[12], uint64_t adesc, uint64_t bdesc) {
-  asm volatile(
-      "{\n.reg .pred p;\nsetp.ne.b32 p, %14, 0;\n"
-      "wgmma.mma_async.sync.aligned.m64n24k16.f32.bf16.bf16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11}, %12, %13, p, 1, 1, 0, 0;\n}\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11])
-      : "l"(adesc), "l"(bdesc), "n"(1));
-}
-
 __device__ __forceinline__ void cluster_sync() {
   asm volatile("barrier.cluster.arrive.release;\nbarrier.cluster.wait.acquire;\n" ::: "memory");
 }
@@ -450,45 +432,49 @@ struct GemvTmaParams {
   const float* x = nullptr;
   float* y = nullptr;
   int64_t m = 0, n = 0, k = 0, rep = 1;  // rep = b1 / b0
-  int m_items = 0;                       // ceil(m / 8)
+  int m_items = 0;                       // ceil(m / MI)
   int kblocks = 0;                       // ceil(k / 64)
+  int stages = 2;                        // ring depth (2..kMaxStages)
   bool evict_first = true;               // the weights' L2 policy (l2_hint.cuh, stream_policy)
 };
 
-template <int NS, int C, int KB>
+template <int NS, int MI, int C, int KB>
 struct TmaShape {
-  static constexpr int kBN = 64 * C, kNB = 8 * NS;                // weight rows; B rows
+  static constexpr int kBN = 64 * C, kNB = MI * NS;               // weight rows; B rows
   static constexpr int kATile = kBN * 128, kBTile = kNB * 128;     // one k block (1024-byte multiples)
   static constexpr int kStage = KB * (kATile + kBTile);
-  static constexpr int kStages = (200 * 1024) / kStage < 8 ? (200 * 1024) / kStage : 8;
-  static constexpr int kConsumers = 128 * C, kThreads = kConsumers + 96;  // + producer + 2 builders
-  static constexpr int kSmem = kStages * kStage + 1024;                    // + alignment slack
-  static_assert(kStages >= 2, "stage too large for a ring");
+  static constexpr int kMaxStages = (200 * 1024) / kStage < 8 ? (200 * 1024) / kStage : 8;
+  static constexpr int kBuilders = 8 * MI;  // one per (activation row, 16-byte chunk of a k block)
+  static constexpr int kConsumers = 128 * C, kThreads = kConsumers + 32 + kBuilders;  // + producer
+  static constexpr int smem(int stages) { return stages * kStage + 1024; }  // + alignment slack
+  static_assert(kMaxStages >= 2, "stage too large for a ring");
 };
 
-template <int NS, int C, int SPLIT, int KB>
-__global__ void __launch_bounds__(TmaShape<NS, C, KB>::kThreads, 1)
+template <int NS, int MI, int C, int SPLIT, int KB>
+__global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
     gemv_tma_kernel(const __grid_constant__ GemvTmaParams p) {
-  using Sh = TmaShape<NS, C, KB>;
-  constexpr int S = Sh::kStages, BN = Sh::kBN, NB = Sh::kNB;
+  using Sh = TmaShape<NS, MI, C, KB>;
+  constexpr int Q = MI / 8;  // activation rows per thread and weight row: m = 8q + 2t + (0, 1)
+  constexpr int BN = Sh::kBN, NB = Sh::kNB;
+  const int S = p.stages;
   extern __shared__ uint8_t smem_raw[];
   // full: the producer's arrival with the weight bytes + one per builder thread; empty: one
   // arrival per consumer thread.
-  __shared__ __align__(8) uint64_t full[S], empty[S];
-  __shared__ float2 red[SPLIT > 1 ? SPLIT - 1 : 1][BN][4];  // rank 0: the other ranks' partial tiles
+  __shared__ __align__(8) uint64_t full[Sh::kMaxStages], empty[Sh::kMaxStages];
+  __shared__ float2 red[SPLIT > 1 ? SPLIT - 1 : 1][BN][Q][4];  // rank 0: the other ranks' partial tiles
   uint8_t* const ring = smem_raw + ((1024 - (smem_u32(smem_raw) & 1023)) & 1023);
   const int tid = int(threadIdx.x), warp = tid >> 5, lane = tid & 31;
   const int rank = SPLIT > 1 ? int(blockIdx.x % SPLIT) : 0;
   const int64_t n0 = int64_t(blockIdx.x / SPLIT) * BN, item = blockIdx.y;
-  const int64_t b = item / p.m_items, m0 = (item % p.m_items) * 8;
-  const int count = int(p.m - m0 < 8 ? p.m - m0 : 8);
+  const int64_t b = item / p.m_items, m0 = (item % p.m_items) * MI;
+  const int count = int(p.m - m0 < MI ? p.m - m0 : MI);
   const int kb0 = rank * p.kblocks / SPLIT, nkb = (rank + 1) * p.kblocks / SPLIT - kb0;  // >= 1 (host)
   const int stages = (nkb + KB - 1) / KB;
   // Stage s: KB weight tiles [BN rows][64], then KB activation tiles [NB rows][64].
   auto a_tile = [&](int s, int kb) { return ring + s * Sh::kStage + kb * Sh::kATile; };
   auto b_tile = [&](int s, int kb) { return ring + s * Sh::kStage + KB * Sh::kATile + kb * Sh::kBTile; };
   if (tid == 0) {
-    for (int s = 0; s < S; ++s) mbar_init(&full[s], 1 + 64), mbar_init(&empty[s], Sh::kConsumers);
+    for (int s = 0; s < S; ++s) mbar_init(&full[s], 1 + Sh::kBuilders), mbar_init(&empty[s], Sh::kConsumers);
     asm volatile("prefetch.tensormap [%0];" ::"l"(&p.wmap) : "memory");
   }
   __syncthreads();
@@ -531,11 +517,12 @@ __global__ void __launch_bounds__(TmaShape<NS, C, KB>::kThreads, 1)
           for (int e = 0; e < 8; ++e) split_bf16<NS>(xs[e], terms[e]);
           const int i = j / KB, kb = j % KB, s = i % S;
           if (kb == 0 && i >= S) mbar_wait(&empty[s], uint32_t(i / S - 1) & 1u);
-          // B row 8·sn + mm, 16-byte chunk c, 128-byte swizzle: atom sn, row mm, chunk c ^ mm.
-          uint8_t* bs = b_tile(s, kb) + mm * 128 + ((c ^ mm) << 4);
+          // B row r = MI·sn + mm, 16-byte chunk c, 128-byte swizzle: atom r / 8, row r % 8 = mm % 8,
+          // chunk c ^ (mm % 8).
+          uint8_t* bs = b_tile(s, kb) + (mm >> 3) * 1024 + (mm & 7) * 128 + ((c ^ (mm & 7)) << 4);
 #pragma unroll
           for (int sn = 0; sn < NS; ++sn)
-            *reinterpret_cast<uint4*>(bs + sn * 1024) =
+            *reinterpret_cast<uint4*>(bs + sn * MI * 128) =
                 make_uint4(pack_bf16(terms[0][sn], terms[1][sn]), pack_bf16(terms[2][sn], terms[3][sn]),
                            pack_bf16(terms[4][sn], terms[5][sn]), pack_bf16(terms[6][sn], terms[7][sn]));
           if (kb == KB - 1 || j == nkb - 1) {
@@ -547,9 +534,10 @@ __global__ void __launch_bounds__(TmaShape<NS, C, KB>::kThreads, 1)
     }
   }
 
-  float v[4] = {};  // consumers: rows g, g + 8 of the warp's 16 x activation rows 2t, 2t + 1
+  // Consumers: v[h][q][e] = weight row row0 + 8h, activation row 8q + 2t + e.
+  float v[2][Q][2] = {};
   const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;
-  const int row0 = 64 * wg + 16 * w4 + g;  // CTA row of v[0..1]; row0 + 8 of v[2..3]
+  const int row0 = 64 * wg + 16 * w4 + g;
   if (warp < 4 * C) {
     float acc[NB / 2];
 #pragma unroll
@@ -565,7 +553,7 @@ __global__ void __launch_bounds__(TmaShape<NS, C, KB>::kThreads, 1)
           const uint64_t adesc = wgmma_desc_sw128(a_tile(s, kb) + wg * 64 * 128);
           const uint64_t bdesc = wgmma_desc_sw128(b_tile(s, kb));
 #pragma unroll
-          for (int kk = 0; kk < 4; ++kk) wgmma_ss_bf16<NB>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
+          for (int kk = 0; kk < 4; ++kk) wgmma_ss<NB>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
         }
       }
       wgmma_commit();
@@ -575,63 +563,83 @@ __global__ void __launch_bounds__(TmaShape<NS, C, KB>::kThreads, 1)
     }
     wgmma_wait<0>();
     wgmma_fence_operands(acc);
-    // acc[4j + e]: row g + 8(e / 2), column 8j + 2t + e % 2 = term j of activation row 2t + e % 2.
+    // acc[4j + 2h + e]: weight row row0 + 8h, column 8j + 2t + e = term j / Q of activation row
+    // 8(j % Q) + 2t + e. Terms are added in order.
 #pragma unroll
-    for (int e = 0; e < 4; ++e)
+    for (int sn = 0; sn < NS; ++sn)
 #pragma unroll
-      for (int j = 0; j < NS; ++j) v[e] += acc[4 * j + e];
+      for (int q = 0; q < Q; ++q)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) v[h][q][e] += acc[4 * (sn * Q + q) + 2 * h + e];
   }
   if constexpr (SPLIT > 1) {
     if (rank > 0 && warp < 4 * C) {
-      const uint32_t dst = cluster_addr(&red[rank - 1][row0][t], 0);
-      asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};" ::"r"(dst), "f"(v[0]), "f"(v[1]) : "memory");
-      asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};" ::"r"(dst + uint32_t(8 * sizeof(red[0][0]))), "f"(v[2]),
-                   "f"(v[3])
-                   : "memory");
+#pragma unroll
+      for (int h = 0; h < 2; ++h)
+#pragma unroll
+        for (int q = 0; q < Q; ++q)
+          asm volatile("st.shared::cluster.v2.f32 [%0], {%1, %2};" ::"r"(cluster_addr(&red[rank - 1][row0 + 8 * h][q][t], 0)),
+                       "f"(v[h][q][0]), "f"(v[h][q][1])
+                       : "memory");
     }
     cluster_sync();
     if (rank > 0) return;
     if (warp < 4 * C) {
 #pragma unroll
-      for (int r = 0; r < SPLIT - 1; ++r) {
-        const float2 lo = red[r][row0][t], hi = red[r][row0 + 8][t];
-        v[0] += lo.x, v[1] += lo.y, v[2] += hi.x, v[3] += hi.y;
-      }
+      for (int r = 0; r < SPLIT - 1; ++r)
+#pragma unroll
+        for (int h = 0; h < 2; ++h)
+#pragma unroll
+          for (int q = 0; q < Q; ++q) {
+            const float2 o = red[r][row0 + 8 * h][q][t];
+            v[h][q][0] += o.x, v[h][q][1] += o.y;
+          }
     }
   }
   if (warp < 4 * C) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int m = 2 * t + (e & 1);
-      const int64_t n = n0 + row0 + 8 * (e >> 1);
-      if (m < count && n < p.n) p.y[(b * p.m + m0 + m) * p.n + n] = v[e];
-    }
+    for (int h = 0; h < 2; ++h)
+#pragma unroll
+      for (int q = 0; q < Q; ++q)
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          const int m = 8 * q + 2 * t + e;
+          const int64_t n = n0 + row0 + 8 * h;
+          if (m < count && n < p.n) p.y[(b * p.m + m0 + m) * p.n + n] = v[h][q][e];
+        }
   }
 }
 
-// LMK_GEMV_TMA: -1 (default) from LMK_GEMV_TMA_MIN_ROWS rows, 0 never, 1 at every M. Sweeps (0:
-// the host's choice): LMK_GEMV_TMA_C consumer warpgroups per CTA (1, 2), LMK_GEMV_TMA_SPLIT the
-// K split (1, 2, 4), LMK_GEMV_TMA_KB k blocks per stage (1, 2, 4, 8; 8 only with C = 1).
+// LMK_GEMV_TMA: -1 (default) from LMK_GEMV_TMA_MIN_ROWS rows, 0 never, 1 at every M.
+// LMK_GEMV_TMA_SPLIT (sweeps): the K split (1, 2, 4; 0 chooses).
 const int kGemvTma = int(tuning("LMK_GEMV_TMA", -1));
 const int64_t kGemvTmaMinRows = tuning("LMK_GEMV_TMA_MIN_ROWS", 5);
-const int kGemvTmaC = int(tuning("LMK_GEMV_TMA_C", 0));
 const int kGemvTmaSplit = int(tuning("LMK_GEMV_TMA_SPLIT", 0));
-const int kGemvTmaKb = int(tuning("LMK_GEMV_TMA_KB", 0));
 const bool kGemvTmaEvictFirst = tuning("LMK_GEMV_TMA_L2_FIRST", 1) != 0;
+// Ring bytes (at most). 88 KB rings (four stages of two k blocks) let the next launch's CTA be
+// placed beside this one's (programmatic launches). H100, 8x4096x14336 back to back, stages x k
+// blocks at 176 / 88 KB rings: 4 x 4 47.0 us, 2 x 4 50.5, 8 x 2 47.9, 4 x 2 45.5, 8 x 1 49.9. CTAs
+// of two consumer warpgroups (128 weight rows) were no faster than one.
+const int kGemvTmaRing = int(tuning("LMK_GEMV_TMA_RING_KIB", 100)) * 1024;
+constexpr int kTmaC = 1, kTmaKb = 2;
 
-template <int NS, int C, int SPLIT, int KB>
+template <int NS, int MI, int SPLIT>
 void launch_tma_kernel(const GemvTmaParams& d, int tiles, int items, cudaStream_t stream) {
-  using Sh = TmaShape<NS, C, KB>;
-  auto kernel = gemv_tma_kernel<NS, C, SPLIT, KB>;
+  using Sh = TmaShape<NS, MI, kTmaC, kTmaKb>;
+  auto kernel = gemv_tma_kernel<NS, MI, kTmaC, SPLIT, kTmaKb>;
   static const bool once = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::kSmem));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::smem(Sh::kMaxStages)));
     return true;
   }();
   (void)once;
+  GemvTmaParams q = d;
+  q.stages = std::max(2, std::min(Sh::kMaxStages, kGemvTmaRing / Sh::kStage));
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(tiles * SPLIT), unsigned(items));
   cfg.blockDim = dim3(unsigned(Sh::kThreads));
-  cfg.dynamicSmemBytes = size_t(Sh::kSmem);
+  cfg.dynamicSmemBytes = size_t(Sh::smem(q.stages));
   cfg.stream = stream;
   cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
@@ -642,76 +650,76 @@ void launch_tma_kernel(const GemvTmaParams& d, int tiles, int items, cudaStream_
   attr[1].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = 2;
-  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, d));
+  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q));
 }
 
-// bf16 weights, f32 activations and output, xr 0 (three terms) or 1 (dense_mm's rounding).
-// Returns false where it does not apply.
-bool launch_tma(const GemvParams& p, int xr, cudaStream_t stream) {
-  if (kGemvTma == 0 || (kGemvTma < 0 && p.m < kGemvTmaMinRows) || p.m > 8 || p.wt != DType::bf16 ||
+// bf16 weights, f32 activations and output, xr 0 (three terms) or 1 (dense_mm's rounding); items
+// of up to 32 activation rows (8, 16 or 32: one pass over the weights per item). Returns false
+// where it does not apply (nothing launched).
+bool launch_tma(const GemvParams& p, int xr, bool any_rows, cudaStream_t stream) {
+  if (kGemvTma == 0 || (kGemvTma < 0 && !any_rows && p.m < kGemvTmaMinRows) || p.wt != DType::bf16 ||
       p.xt != DType::f32 || p.yt != DType::f32 || xr == 2 || !p.vec || p.k % 8 != 0)  // vec: 16-byte aligned
     return false;
-  const int64_t items = p.b1 * ((p.m + 7) / 8), kblocks = (p.k + 63) / 64;
+  const int mi = p.m <= 8 ? 8 : p.m <= 16 ? 16 : 32;
+  const int64_t items = p.b1 * ceil_div(p.m, mi), kblocks = ceil_div(p.k, 64);
   // 32-bit TMA coordinates, grid rows.
   if (items > 65535 || p.b0 * p.n > INT32_MAX - 256 || p.k > INT32_MAX - 64) return false;
   // One CTA per SM: the K split that fills the most SMs, each rank keeping at least 8 k blocks;
   // ties to the smaller split.
-  const int64_t sms = sm_count();
-  const int c = kGemvTmaC == 2 ? 2 : 1;
+  const int64_t sms = sm_count(), tiles = ceil_div(p.n, int64_t(64 * kTmaC));
   int split = 1;
   double best_fill = -1.0;
   for (int sp : {1, 2, 4}) {
     if (kGemvTmaSplit ? sp != kGemvTmaSplit : sp > 1 && kblocks < 8 * sp) continue;
     if (kblocks < sp) continue;
-    const int64_t ctas = ceil_div(p.n, int64_t(64 * c)) * sp * items;
+    const int64_t ctas = tiles * sp * items;
     const double fill = double(ctas) / double(ceil_div(ctas, sms) * sms);
     if (fill > best_fill + 1e-9) best_fill = fill, split = sp;
   }
-  if (best_fill < 0) return false;
-  int kb = kGemvTmaKb == 1 || kGemvTmaKb == 2 || kGemvTmaKb == 4 || (kGemvTmaKb == 8 && c == 1) ? kGemvTmaKb : 4;
+  if (best_fill < 0 || tiles * split > INT32_MAX) return false;
   GemvTmaParams d;
-  d.wmap = tensor_map_2d(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.w, p.b0 * p.n, p.k, p.k * 2, 64, 64 * c, "mat-vec weights");
+  d.wmap = tensor_map_2d(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.w, p.b0 * p.n, p.k, p.k * 2, 64, 64 * kTmaC,
+                         "mat-vec weights");
   d.x = static_cast<const float*>(p.x);
   d.y = static_cast<float*>(p.y);
   d.m = p.m, d.n = p.n, d.k = p.k, d.rep = p.b1 / p.b0;
-  d.m_items = int((p.m + 7) / 8);
+  d.m_items = int(ceil_div(p.m, mi));
   d.kblocks = int(kblocks);
   d.evict_first = kGemvTmaEvictFirst;
-  const int tiles = int(ceil_div(p.n, int64_t(64 * c)));
-  auto by_kb = [&](auto ns, auto cc, auto sp) {
-    constexpr int NS = decltype(ns)::value, C = decltype(cc)::value, SP = decltype(sp)::value;
-    switch (kb) {
-      case 1: launch_tma_kernel<NS, C, SP, 1>(d, tiles, int(items), stream); break;
-      case 2: launch_tma_kernel<NS, C, SP, 2>(d, tiles, int(items), stream); break;
-      case 4: launch_tma_kernel<NS, C, SP, 4>(d, tiles, int(items), stream); break;
-      default:
-        if constexpr (C == 1) launch_tma_kernel<NS, C, SP, 8>(d, tiles, int(items), stream);
-        break;
-    }
+  auto by_split = [&](auto ns, auto m) {
+    constexpr int NS = decltype(ns)::value, MI = decltype(m)::value;
+    if (split == 1) launch_tma_kernel<NS, MI, 1>(d, int(tiles), int(items), stream);
+    else if (split == 2) launch_tma_kernel<NS, MI, 2>(d, int(tiles), int(items), stream);
+    else launch_tma_kernel<NS, MI, 4>(d, int(tiles), int(items), stream);
   };
-  auto by_split = [&](auto ns, auto cc) {
-    if (split == 1) by_kb(ns, cc, std::integral_constant<int, 1>{});
-    else if (split == 2) by_kb(ns, cc, std::integral_constant<int, 2>{});
-    else by_kb(ns, cc, std::integral_constant<int, 4>{});
+  auto by_rows = [&](auto ns) {
+    if (mi == 8) by_split(ns, std::integral_constant<int, 8>{});
+    else if (mi == 16) by_split(ns, std::integral_constant<int, 16>{});
+    else by_split(ns, std::integral_constant<int, 32>{});
   };
-  auto by_c = [&](auto ns) {
-    if (c == 1) by_split(ns, std::integral_constant<int, 1>{});
-    else by_split(ns, std::integral_constant<int, 2>{});
-  };
-  if (xr == 1) by_c(std::integral_constant<int, 1>{});
-  else by_c(std::integral_constant<int, 3>{});
+  if (xr == 1) by_rows(std::integral_constant<int, 1>{});
+  else by_rows(std::integral_constant<int, 3>{});
   return true;
 }
 
-}  // namespace
-
-void gemv(const GemvParams& p, cudaStream_t stream) {
+// gemv()'s view of p: vec set where weights and activations allow 16-byte chunks.
+GemvParams with_vec(const GemvParams& p) {
   GemvParams q = p;
   const int64_t wsize = element_size(p.wt), xsize = element_size(p.xt);
   const int64_t ch = 16 / wsize;
   q.vec = p.k % ch == 0 && is_aligned(p.w, 16) && is_aligned(p.x, 16) && (p.xt == DType::f32 || xsize * ch == 16);
-  const int xr = p.xround == DType::bf16 ? 1 : p.xround == DType::f16 ? 2 : 0;
-  if (launch_tma(q, xr, stream) || launch_mma(q, xr, stream)) return;
+  return q;
+}
+int x_rounding(const GemvParams& p) { return p.xround == DType::bf16 ? 1 : p.xround == DType::f16 ? 2 : 0; }
+
+}  // namespace
+
+bool gemv_tma(const GemvParams& p, cudaStream_t stream) { return launch_tma(with_vec(p), x_rounding(p), true, stream); }
+
+void gemv(const GemvParams& p, cudaStream_t stream) {
+  const GemvParams q = with_vec(p);
+  const int xr = x_rounding(p);
+  if (launch_tma(q, xr, false, stream) || launch_mma(q, xr, stream)) return;
   if (p.xt == DType::f32 && p.yt == DType::f32) {
     switch (p.wt) {
       case DType::bf16:

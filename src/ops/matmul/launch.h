@@ -29,6 +29,10 @@ struct GemvParams {
   bool vec = false;  // set by gemv(): 16-byte chunks
 };
 void gemv(const GemvParams& p, cudaStream_t stream);
+// The TMA + warpgroup-MMA mat-vec (gemv.cu) for any M (items of up to 32 rows): bf16 weights, f32
+// activations (kept, or rounded to bf16), K % 8 == 0, 16-byte aligned. False (nothing launched)
+// where it does not apply.
+bool gemv_tma(const GemvParams& p, cudaStream_t stream);
 
 // 2-D TMA map of a row-major matrix [rows][cols] (row stride row_bytes) in boxes of box_cols x
 // box_rows, 128-byte swizzle (the wgmma K-major layout); elements past the ends read as zeros
