@@ -131,7 +131,9 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
 // RNE; |x| >= 65520 becomes ±inf in f16) before multiplying; f32 weights use true f32 products
 // (cuBLASLt CUBLAS_COMPUTE_32F, no TF32). CUDA: up to 8 rows per weight slice run our mat-vec
 // kernel (bf16 weights with 5..8 rows: on bf16 tensor cores, the weights streamed by TMA where
-// K % 8 == 0), more run cuBLASLt (activations converted into the workspace scratch).
+// K % 8 == 0 and the views are 16-byte aligned); bf16 weights with 9..32 rows, K % 8 == 0 and
+// aligned views take the same TMA kernel; the rest run cuBLASLt (activations converted into the
+// workspace scratch). The results are the same either way up to f32 summation order.
 void dense_mm(const Tensor& src0, const Tensor& src1, const Tensor& dst, Stream& stream = default_stream());
 
 // ---- §5.1 dense_gemm (lm_head) / dense_matvec -------------------------------------------------------
@@ -146,9 +148,9 @@ void dense_matvec(const Tensor& a, const Tensor& b, const Tensor& c, Stream& str
 // ---- §5.2 dense_gemv_bf16 ---------------------------------------------------------------------------
 // Shapes and broadcast as dense_mm with bf16 src0, but activations stay f32 (weights widen
 // exactly, f32 accumulation). Built for M = 1 decode (one pass over the weights, 16-byte loads),
-// correct for any M. CUDA, 5..8 rows per item with K % 8 == 0 and 16-byte aligned views: bf16
-// tensor-core MMAs on the activations split exactly into three bf16 terms (same f32-level
-// precision, e <= 1e-5).
+// correct for any M. CUDA, 5 or more rows per weight slice with K % 8 == 0 and 16-byte aligned
+// views (or 5..8 rows with K % 32 == 0): bf16 tensor-core MMAs on the activations split exactly
+// into three bf16 terms (same f32-level precision, e <= 1e-5), one pass over the weights per 32 rows.
 void dense_gemv_bf16(const Tensor& src0, const Tensor& src1, const Tensor& dst, Stream& stream = default_stream());
 
 // Makes the CUDA workspace of `stream` hold at least scratch_bytes of scratch (plus the cuBLASLt

@@ -35,13 +35,13 @@ LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LM
                  true, true, "matmul-moe-sampling.md §3.3",
                  "moe_route (count/scan/row lists), qmv_<fmt> per expert, qmm_<fmt>_bf16 grouped"});
 LMK_REGISTER_OP({"dense_mm", "matmul", "bf16, f16, f32 src0; f32 src1, dst", true, true, "matmul-moe-sampling.md §5.3",
-                 "gemv_<t>_m{1,2,4,8} (M <= 8; bf16 M 5..8: gemv_tma (TMA + wgmma) if K % 8 == 0, else gemv_mma), cublasLt {bf16,f16,f32 (COMPUTE_32F, no TF32)}"});
+                 "gemv_<t>_m{1,2,4,8} (M <= 8; bf16 M 5..32: gemv_tma (TMA + wgmma) if K % 8 == 0, else gemv_mma up to 8), cublasLt {bf16,f16,f32 (COMPUTE_32F, no TF32)}"});
 LMK_REGISTER_OP({"dense_gemm", "matmul", "f16 (or bf16) a, b, c", true, true, "matmul-moe-sampling.md §5.1",
                  "gemv_f16_f16io (M <= 8), cublasLt f16/bf16 -> f16/bf16"});
 LMK_REGISTER_OP({"dense_matvec", "matmul", "f32 a, c; f16, bf16, f32 b", true, true, "matmul-moe-sampling.md §5.1",
                  "gemv_{f16,bf16,f32}w_f32io"});
 LMK_REGISTER_OP({"dense_gemv_bf16", "matmul", "bf16 src0, f32 src1, f32 dst", true, true,
-                 "matmul-moe-sampling.md §5.2", "gemv_bf16_f32_m{1,2,4,8}; 5..8 rows: gemv_tma (TMA + wgmma, K % 8 == 0) or gemv_mma (K % 32 == 0), x as 3 bf16 terms"});
+                 "matmul-moe-sampling.md §5.2", "gemv_bf16_f32_m{1,2,4,8}; from 5 rows: gemv_tma (TMA + wgmma, K % 8 == 0; items of 8/16/32 rows) or gemv_mma (5..8 rows, K % 32 == 0), x as 3 bf16 terms"});
 #undef LMK_QFORMATS
 
 namespace {
