@@ -171,6 +171,9 @@ LMK_BENCHES(matmul) {
   for (int64_t m : {1, 8, 16, 32, 512})
     cases.push_back({"dense_mm", "bf16 " + mnk(m, 4096, 14336), m == 512, m == 1,
                      [m](Context& c) { dense_case(c, "dense_mm", DType::bf16, m, 4096, 14336); }});
+  for (int64_t m : {8, 32})
+    cases.push_back({"dense_mm", "f16 " + mnk(m, 4096, 14336), false, false,
+                     [m](Context& c) { dense_case(c, "dense_mm", DType::f16, m, 4096, 14336); }});
   for (int64_t m : {16, 32, 512})
     cases.push_back({"dense_gemm", "bf16 " + mnk(m, 4096, 14336), m == 512, false,
                      [m](Context& c) { dense_case(c, "dense_gemm", DType::bf16, m, 4096, 14336); }});

@@ -100,6 +100,13 @@ __device__ __forceinline__ __nv_bfloat162 bits_bf162(uint32_t u) {
 }
 // (lo, hi) rounded to nearest even; lo in the low 16 bits (the lower k index of an MMA pair).
 __device__ __forceinline__ uint32_t pack_bf16(float lo, float hi) { return bf162_bits(__floats2bfloat162_rn(lo, hi)); }
+// The same for f16 (|x| >= 65520 becomes ±inf).
+__device__ __forceinline__ uint32_t pack_f16(float lo, float hi) {
+  const __half2 v = __floats2half2_rn(lo, hi);
+  uint32_t u;
+  memcpy(&u, &v, 4);
+  return u;
+}
 
 // D += A (16x16 bf16, row) * B (16x8 bf16, col), f32 accumulate (mma.sync m16n8k16). Lane
 // (g, t) = (lane / 4, lane % 4) holds, two bf16 per register (lower k in the low half):

@@ -35,7 +35,7 @@ LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LM
                  true, true, "matmul-moe-sampling.md §3.3",
                  "moe_route (count/scan/row lists), qmv_<fmt> per expert, qmm_<fmt>_bf16 grouped"});
 LMK_REGISTER_OP({"dense_mm", "matmul", "bf16, f16, f32 src0; f32 src1, dst", true, true, "matmul-moe-sampling.md §5.3",
-                 "gemv_<t>_m{1,2,4,8} (M <= 8; bf16 M 5..32: gemv_tma (TMA + wgmma) if K % 8 == 0, else gemv_mma up to 8), cublasLt {bf16,f16,f32 (COMPUTE_32F, no TF32)}"});
+                 "gemv_<t>_m{1,2,4,8} (M <= 8; bf16 / f16 M 5..32: gemv_tma (TMA + wgmma) if K % 8 == 0, else bf16 gemv_mma up to 8), cublasLt {bf16,f16,f32 (COMPUTE_32F, no TF32)}"});
 LMK_REGISTER_OP({"dense_gemm", "matmul", "f16 (or bf16) a, b, c", true, true, "matmul-moe-sampling.md §5.1",
                  "gemv_f16_f16io (M <= 8), cublasLt f16/bf16 -> f16/bf16"});
 LMK_REGISTER_OP({"dense_matvec", "matmul", "f32 a, c; f16, bf16, f32 b", true, true, "matmul-moe-sampling.md §5.1",

@@ -29,7 +29,9 @@
 // shared-memory ring and one warpgroup MMA covers all terms. H100, 8x4096x14336 back to back:
 // dense_gemv_bf16 51.9 -> 45.9 us, dense_mm 47.1 -> 42.1 (cold 59.6 -> 60.7, 54.8 -> 55.0);
 // 8x14336x4096 cold 63.6 -> 57.6. At one to four rows it loses to gemv_kernel (one row: 41.2 ->
-// 43.9 us back to back). dense_mm also takes it for 9..32 rows (cuda.cu, dense).
+// 43.9 us back to back). dense_mm also takes it for 9..32 rows (cuda.cu, dense), and with f16
+// weights (activations rounded to f16): f16 8x4096x14336 cold 101.2 -> 54.2 us (the f32 kernel
+// before), 32 rows 59.3 -> 56.4 (convert + cuBLAS before).
 #include <cuda.h>
 
 #include <algorithm>
@@ -450,9 +452,11 @@ struct TmaShape {
   static_assert(kMaxStages >= 2, "stage too large for a ring");
 };
 
-template <int NS, int MI, int C, int SPLIT, int KB>
+// F16: f16 weights, activations rounded to f16 (NS = 1); else bf16 weights.
+template <int NS, int MI, int C, int SPLIT, int KB, bool F16>
 __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
     gemv_tma_kernel(const __grid_constant__ GemvTmaParams p) {
+  static_assert(!F16 || NS == 1, "f16 weights take one term (dense_mm's rounding)");
   using Sh = TmaShape<NS, MI, C, KB>;
   constexpr int Q = MI / 8;  // activation rows per thread and weight row: m = 8q + 2t + (0, 1)
   constexpr int BN = Sh::kBN, NB = Sh::kNB;
@@ -514,17 +518,23 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
                                xv[d][1].x, xv[d][1].y, xv[d][1].z, xv[d][1].w};
           float terms[8][NS];
 #pragma unroll
-          for (int e = 0; e < 8; ++e) split_bf16<NS>(xs[e], terms[e]);
+          for (int e = 0; e < 8; ++e) {
+            if constexpr (F16) terms[e][0] = __half2float(__float2half_rn(xs[e]));
+            else split_bf16<NS>(xs[e], terms[e]);
+          }
           const int i = j / KB, kb = j % KB, s = i % S;
           if (kb == 0 && i >= S) mbar_wait(&empty[s], uint32_t(i / S - 1) & 1u);
           // B row r = MI·sn + mm, 16-byte chunk c, 128-byte swizzle: atom r / 8, row r % 8 = mm % 8,
           // chunk c ^ (mm % 8).
           uint8_t* bs = b_tile(s, kb) + (mm >> 3) * 1024 + (mm & 7) * 128 + ((c ^ (mm & 7)) << 4);
 #pragma unroll
-          for (int sn = 0; sn < NS; ++sn)
-            *reinterpret_cast<uint4*>(bs + sn * MI * 128) =
-                make_uint4(pack_bf16(terms[0][sn], terms[1][sn]), pack_bf16(terms[2][sn], terms[3][sn]),
-                           pack_bf16(terms[4][sn], terms[5][sn]), pack_bf16(terms[6][sn], terms[7][sn]));
+          for (int sn = 0; sn < NS; ++sn) {
+            uint32_t w[4];  // the terms are values of the operand type: packing is exact
+#pragma unroll
+            for (int q = 0; q < 4; ++q) w[q] = F16 ? pack_f16(terms[2 * q][sn], terms[2 * q + 1][sn])
+                                                   : pack_bf16(terms[2 * q][sn], terms[2 * q + 1][sn]);
+            *reinterpret_cast<uint4*>(bs + sn * MI * 128) = make_uint4(w[0], w[1], w[2], w[3]);
+          }
           if (kb == KB - 1 || j == nkb - 1) {
             fence_proxy_async();  // the generic stores, then the MMAs' (async proxy) reads
             mbar_arrive(&full[s]);
@@ -553,7 +563,10 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
           const uint64_t adesc = wgmma_desc_sw128(a_tile(s, kb) + wg * 64 * 128);
           const uint64_t bdesc = wgmma_desc_sw128(b_tile(s, kb));
 #pragma unroll
-          for (int kk = 0; kk < 4; ++kk) wgmma_ss<NB>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
+          for (int kk = 0; kk < 4; ++kk) {
+            if constexpr (F16) wgmma_ss_f16<NB>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
+            else wgmma_ss<NB>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
+          }
         }
       }
       wgmma_commit();
@@ -625,10 +638,10 @@ const bool kGemvTmaEvictFirst = tuning("LMK_GEMV_TMA_L2_FIRST", 1) != 0;
 const int kGemvTmaRing = int(tuning("LMK_GEMV_TMA_RING_KIB", 100)) * 1024;
 constexpr int kTmaC = 1, kTmaKb = 2;
 
-template <int NS, int MI, int SPLIT>
+template <int NS, int MI, int SPLIT, bool F16>
 void launch_tma_kernel(const GemvTmaParams& d, int tiles, int items, cudaStream_t stream) {
   using Sh = TmaShape<NS, MI, kTmaC, kTmaKb>;
-  auto kernel = gemv_tma_kernel<NS, MI, kTmaC, SPLIT, kTmaKb>;
+  auto kernel = gemv_tma_kernel<NS, MI, kTmaC, SPLIT, kTmaKb, F16>;
   static const bool once = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::smem(Sh::kMaxStages)));
     return true;
@@ -653,12 +666,13 @@ void launch_tma_kernel(const GemvTmaParams& d, int tiles, int items, cudaStream_
   LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q));
 }
 
-// bf16 weights, f32 activations and output, xr 0 (three terms) or 1 (dense_mm's rounding); items
-// of up to 32 activation rows (8, 16 or 32: one pass over the weights per item). Returns false
-// where it does not apply (nothing launched).
+// f32 activations and output with bf16 weights, xr 0 (three terms) or 1 (dense_mm's rounding), or
+// f16 weights, xr 2 (dense_mm's f16 rounding); items of up to 32 activation rows (8, 16 or 32: one
+// pass over the weights per item). Returns false where it does not apply (nothing launched).
 bool launch_tma(const GemvParams& p, int xr, bool any_rows, cudaStream_t stream) {
-  if (kGemvTma == 0 || (kGemvTma < 0 && !any_rows && p.m < kGemvTmaMinRows) || p.wt != DType::bf16 ||
-      p.xt != DType::f32 || p.yt != DType::f32 || xr == 2 || !p.vec || p.k % 8 != 0)  // vec: 16-byte aligned
+  const bool f16 = p.wt == DType::f16 && xr == 2, bf16 = p.wt == DType::bf16 && xr != 2;
+  if (kGemvTma == 0 || (kGemvTma < 0 && !any_rows && p.m < kGemvTmaMinRows) || !(f16 || bf16) ||
+      p.xt != DType::f32 || p.yt != DType::f32 || !p.vec || p.k % 8 != 0)  // vec: 16-byte aligned
     return false;
   const int mi = p.m <= 8 ? 8 : p.m <= 16 ? 16 : 32;
   const int64_t items = p.b1 * ceil_div(p.m, mi), kblocks = ceil_div(p.k, 64);
@@ -678,8 +692,8 @@ bool launch_tma(const GemvParams& p, int xr, bool any_rows, cudaStream_t stream)
   }
   if (best_fill < 0 || tiles * split > INT32_MAX) return false;
   GemvTmaParams d;
-  d.wmap = tensor_map_2d(CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.w, p.b0 * p.n, p.k, p.k * 2, 64, 64 * kTmaC,
-                         "mat-vec weights");
+  d.wmap = tensor_map_2d(f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.w, p.b0 * p.n,
+                         p.k, p.k * 2, 64, 64 * kTmaC, "mat-vec weights");
   d.x = static_cast<const float*>(p.x);
   d.y = static_cast<float*>(p.y);
   d.m = p.m, d.n = p.n, d.k = p.k, d.rep = p.b1 / p.b0;
@@ -688,16 +702,19 @@ bool launch_tma(const GemvParams& p, int xr, bool any_rows, cudaStream_t stream)
   d.evict_first = kGemvTmaEvictFirst;
   auto by_split = [&](auto ns, auto m) {
     constexpr int NS = decltype(ns)::value, MI = decltype(m)::value;
-    if (split == 1) launch_tma_kernel<NS, MI, 1>(d, int(tiles), int(items), stream);
-    else if (split == 2) launch_tma_kernel<NS, MI, 2>(d, int(tiles), int(items), stream);
-    else launch_tma_kernel<NS, MI, 4>(d, int(tiles), int(items), stream);
+    constexpr bool F16 = NS == 0;  // (ns = 0: f16 weights, one term)
+    constexpr int T = F16 ? 1 : NS;
+    if (split == 1) launch_tma_kernel<T, MI, 1, F16>(d, int(tiles), int(items), stream);
+    else if (split == 2) launch_tma_kernel<T, MI, 2, F16>(d, int(tiles), int(items), stream);
+    else launch_tma_kernel<T, MI, 4, F16>(d, int(tiles), int(items), stream);
   };
   auto by_rows = [&](auto ns) {
     if (mi == 8) by_split(ns, std::integral_constant<int, 8>{});
     else if (mi == 16) by_split(ns, std::integral_constant<int, 16>{});
     else by_split(ns, std::integral_constant<int, 32>{});
   };
-  if (xr == 1) by_rows(std::integral_constant<int, 1>{});
+  if (f16) by_rows(std::integral_constant<int, 0>{});
+  else if (xr == 1) by_rows(std::integral_constant<int, 1>{});
   else by_rows(std::integral_constant<int, 3>{});
   return true;
 }
