@@ -564,8 +564,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
           const uint64_t bdesc = wgmma_desc_sw128(b_tile(s, kb));
 #pragma unroll
           for (int kk = 0; kk < 4; ++kk) {
-            if constexpr (F16) wgmma_ss_f16<NB>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
-            else wgmma_ss<NB>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
+            wgmma_ss<NB, F16>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
           }
         }
       }
