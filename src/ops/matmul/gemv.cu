@@ -490,10 +490,15 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
       const int wrow = int((b / p.rep) * p.n + n0);
       const uint64_t policy = stream_policy(p.evict_first);
       for (int i = 0; i < stages; ++i) {
-        const int s = i % S, nb = nkb - i * KB < KB ? nkb - i * KB : KB;
+        const int s = i % S;
         if (i >= S) mbar_wait(&empty[s], uint32_t(i / S - 1) & 1u);
-        mbar_expect_tx(&full[s], uint32_t(nb * Sh::kATile));
-        for (int kb = 0; kb < nb; ++kb) tma_load_2d(a_tile(s, kb), &p.wmap, (kb0 + i * KB + kb) * 64, wrow, &full[s], policy);
+        mbar_expect_tx(&full[s], uint32_t(KB * Sh::kATile));
+        // Every stage holds KB whole tiles: k blocks past the rank's end read past K (zeros), so
+        // the MMA run has no branch (ptxas serializes wgmma across one).
+        for (int kb = 0; kb < KB; ++kb) {
+          const int j = i * KB + kb;
+          tma_load_2d(a_tile(s, kb), &p.wmap, (j < nkb ? kb0 + j : p.kblocks) * 64, wrow, &full[s], policy);
+        }
       }
     }
   } else if (warp > 4 * C) {  // builders: thread (row mm, 16-byte chunk c) of each k block's B tile
@@ -508,12 +513,12 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
     };
 #pragma unroll
     for (int d = 0; d < kTmaAhead - 1; ++d) load(d, d);
-    for (int j0 = 0; j0 < nkb; j0 += kTmaAhead) {
+    for (int j0 = 0; j0 < stages * KB; j0 += kTmaAhead) {  // k blocks past nkb: zeros
 #pragma unroll
       for (int d = 0; d < kTmaAhead; ++d) {
         const int j = j0 + d;
         load(j + kTmaAhead - 1, (d + kTmaAhead - 1) % kTmaAhead);
-        if (j < nkb) {
+        if (j < stages * KB) {
           const float xs[8] = {xv[d][0].x, xv[d][0].y, xv[d][0].z, xv[d][0].w,
                                xv[d][1].x, xv[d][1].y, xv[d][1].z, xv[d][1].w};
           float terms[8][NS];
@@ -535,7 +540,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
                                                    : pack_bf16(terms[2 * q][sn], terms[2 * q + 1][sn]);
             *reinterpret_cast<uint4*>(bs + sn * MI * 128) = make_uint4(w[0], w[1], w[2], w[3]);
           }
-          if (kb == KB - 1 || j == nkb - 1) {
+          if (kb == KB - 1) {
             fence_proxy_async();  // the generic stores, then the MMAs' (async proxy) reads
             mbar_arrive(&full[s]);
           }
@@ -553,20 +558,16 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
 #pragma unroll
     for (int j = 0; j < NB / 2; ++j) acc[j] = 0.f;
     for (int i = 0; i < stages; ++i) {
-      const int s = i % S, nb = nkb - i * KB < KB ? nkb - i * KB : KB;
+      const int s = i % S;
       mbar_wait(&full[s], uint32_t(i / S) & 1u);
       wgmma_fence_operands(acc);
       wgmma_fence();
 #pragma unroll
       for (int kb = 0; kb < KB; ++kb) {
-        if (kb < nb) {
-          const uint64_t adesc = wgmma_desc_sw128(a_tile(s, kb) + wg * 64 * 128);
-          const uint64_t bdesc = wgmma_desc_sw128(b_tile(s, kb));
+        const uint64_t adesc = wgmma_desc_sw128(a_tile(s, kb) + wg * 64 * 128);
+        const uint64_t bdesc = wgmma_desc_sw128(b_tile(s, kb));
 #pragma unroll
-          for (int kk = 0; kk < 4; ++kk) {
-            wgmma_ss<NB, F16>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
-          }
-        }
+        for (int kk = 0; kk < 4; ++kk) wgmma_ss<NB, F16>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
       }
       wgmma_commit();
       wgmma_fence_operands(acc);

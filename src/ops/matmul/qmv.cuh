@@ -55,6 +55,7 @@ struct QmvParams {
   // split_x also zeroes these outputs (the packed mat-vec's warp walk adds partial sums into them).
   float* zero = nullptr;
   int64_t zero_count = 0;
+  bool programmatic = false;  // split_x: launched with programmatic dependence (routed packed rows)
 };
 
 constexpr int kQmvXRecord = 144;  // bytes of one sub-block's x pieces + scale record
