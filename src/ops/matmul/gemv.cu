@@ -408,16 +408,17 @@ bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
 }
 
 // ---- bulk-copy path: weights by TMA, warpgroup MMA from shared memory -------------------------------
-// The same contract as gemv_mma_kernel for up to 8 rows per item, with the weight loads taken off
-// the threads: a producer lane streams BN = 64·C weight rows by TMA (128-byte swizzle), KB k
-// blocks of 64 per stage of a ring; two builder warps write the item's activations for the same k
-// blocks into the stage as the B operand of wgmma.m64n(8·NS)k16 (K-major, row 8s + m holds term s
-// of activation row m, rows past the item's count zero); each consumer warpgroup multiplies its
-// 64 weight rows (A, shared memory) by them and releases the stage. So one MMA covers all NS
-// terms, and a CTA reads the activations once per BN rows. A stage asks for KB · 128 contiguous
-// bytes of each weight row at once (DRAM pages stay open for them). SPLIT > 1 cuts K between the
-// CTAs of a cluster; ranks 1.. put their partial tiles into rank 0's shared memory (distributed
-// shared memory), which adds them in rank order (deterministic).
+// The same contract as gemv_mma_kernel, for items of MI = 8, 16 or 32 activation rows, with the
+// weight loads taken off the threads: a producer lane streams BN = 64·C weight rows by TMA
+// (128-byte swizzle, L2 evict-first) into a ring whose stages hold KB k blocks of 64; 8·MI
+// builder threads (one per activation row and 16-byte chunk of a k block) write the item's
+// activations for the same k blocks into the stage as the B operand of wgmma.m64n(MI·NS)k16
+// (K-major, row MI·s + m holds term s of activation row m; rows past the item's count are zero);
+// each consumer warpgroup multiplies its 64 weight rows (A, shared memory) by them and releases
+// the stage. So one MMA covers all NS terms and a CTA reads the activations once per BN rows; a
+// stage asks for KB · 128 contiguous bytes of each weight row at once. SPLIT > 1 cuts K between
+// the CTAs of a cluster; ranks 1.. put their partial tiles into rank 0's shared memory
+// (distributed shared memory), which adds them in rank order (deterministic).
 constexpr int kTmaAhead = 4;  // k blocks of activations a builder thread has in flight
 
 __device__ __forceinline__ void cluster_sync() {
