@@ -486,7 +486,10 @@ LMK_CHECKS(matmul) {
                                                // longer K, batches, many row blocks
                                                {1, 1, 7, 600, 2112}, {2, 8, 6, 130, 2048}, {1, 4, 8, 4500, 256},
                                                // items of 16 and 32 rows, several items
-                                               {1, 1, 32, 130, 520}, {2, 4, 20, 64, 2048}, {1, 1, 70, 100, 256}};
+                                               {1, 1, 32, 130, 520}, {2, 4, 20, 64, 2048}, {1, 1, 70, 100, 256},
+                                               // a 2-way K split (65 row tiles, 18 k blocks: rank 0 ends
+                                               // on a half-filled stage, rank 1 on the K tail)
+                                               {1, 1, 6, 4100, 1096}};
   for (const auto& s : gemv_shapes)
     cases.push_back({"dense_gemv_bf16", shape_name(DType::bf16, {s.b0, s.b1, s.m, s.n, s.k}), s.n == 4097,
                      [=](Device d) { return check_dense(d, "dense_gemv_bf16", DType::bf16, s.b0, s.b1, s.m, s.n, s.k); }});

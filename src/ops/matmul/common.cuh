@@ -219,20 +219,29 @@ __device__ __forceinline__ void pdl_wait_then_release() {
 
 // Launches kernel with programmatic stream serialization: it may start before the kernel ahead
 // of it on the stream finishes, and must execute griddepcontrol.wait before reading that kernel's
-// output.
+// output. cluster > 1: thread-block clusters of that many CTAs along x.
 template <class... Args>
-void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaStream_t stream, Args... args) {
+void launch_pdl_cluster(void (*kernel)(Args...), dim3 grid, int threads, int smem, int cluster, cudaStream_t stream,
+                        Args... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = grid;
   cfg.blockDim = dim3(unsigned(threads));
   cfg.dynamicSmemBytes = size_t(smem);
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
+  cudaLaunchAttribute attr[2];
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
+  attr[1].id = cudaLaunchAttributeClusterDimension;
+  attr[1].val.clusterDim.x = unsigned(cluster);
+  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = 1;
+  cfg.numAttrs = cluster > 1 ? 2 : 1;
   LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
+}
+template <class... Args>
+void launch_pdl(void (*kernel)(Args...), dim3 grid, int threads, int smem, cudaStream_t stream, Args... args) {
+  launch_pdl_cluster(kernel, grid, threads, smem, 1, stream, args...);
 }
 
 }  // namespace lmk::cuda::mm

@@ -409,13 +409,13 @@ bool launch_mma(const GemvParams& p, int xr, cudaStream_t stream) {
 
 // ---- bulk-copy path: weights by TMA, warpgroup MMA from shared memory -------------------------------
 // The same contract as gemv_mma_kernel, for items of MI = 8, 16 or 32 activation rows, with the
-// weight loads taken off the threads: a producer lane streams BN = 64·C weight rows by TMA
+// weight loads taken off the threads: a producer lane streams 64 weight rows by TMA
 // (128-byte swizzle, L2 evict-first) into a ring whose stages hold KB k blocks of 64; 8·MI
 // builder threads (one per activation row and 16-byte chunk of a k block) write the item's
 // activations for the same k blocks into the stage as the B operand of wgmma.m64n(MI·NS)k16
 // (K-major, row MI·s + m holds term s of activation row m; rows past the item's count are zero);
-// each consumer warpgroup multiplies its 64 weight rows (A, shared memory) by them and releases
-// the stage. So one MMA covers all NS terms and a CTA reads the activations once per BN rows; a
+// the consumer warpgroup multiplies the 64 weight rows (A, shared memory) by them and releases
+// the stage. So one MMA covers all NS terms and a CTA reads the activations once per 64 rows; a
 // stage asks for KB · 128 contiguous bytes of each weight row at once. SPLIT > 1 cuts K between
 // the CTAs of a cluster; ranks 1.. put their partial tiles into rank 0's shared memory
 // (distributed shared memory), which adds them in rank order (deterministic).
@@ -431,7 +431,7 @@ __device__ __forceinline__ uint32_t cluster_addr(const void* p, int rank) {  // 
 }
 
 struct GemvTmaParams {
-  CUtensorMap wmap;  // bf16 [b0 · n][k], boxes of 64 values x BN rows
+  CUtensorMap wmap;  // bf16 / f16 [b0 · n][k], boxes of 64 values x 64 rows
   const float* x = nullptr;
   float* y = nullptr;
   int64_t m = 0, n = 0, k = 0, rep = 1;  // rep = b1 / b0
@@ -441,24 +441,24 @@ struct GemvTmaParams {
   bool evict_first = true;               // the weights' L2 policy (l2_hint.cuh, stream_policy)
 };
 
-template <int NS, int MI, int C, int KB>
+template <int NS, int MI, int KB>
 struct TmaShape {
-  static constexpr int kBN = 64 * C, kNB = MI * NS;               // weight rows; B rows
+  static constexpr int kBN = 64, kNB = MI * NS;                   // weight rows (a warpgroup's); B rows
   static constexpr int kATile = kBN * 128, kBTile = kNB * 128;     // one k block (1024-byte multiples)
   static constexpr int kStage = KB * (kATile + kBTile);
   static constexpr int kMaxStages = (200 * 1024) / kStage < 8 ? (200 * 1024) / kStage : 8;
   static constexpr int kBuilders = 8 * MI;  // one per (activation row, 16-byte chunk of a k block)
-  static constexpr int kConsumers = 128 * C, kThreads = kConsumers + 32 + kBuilders;  // + producer
+  static constexpr int kConsumers = 128, kThreads = kConsumers + 32 + kBuilders;  // + producer
   static constexpr int smem(int stages) { return stages * kStage + 1024; }  // + alignment slack
   static_assert(kMaxStages >= 2, "stage too large for a ring");
 };
 
 // F16: f16 weights, activations rounded to f16 (NS = 1); else bf16 weights.
-template <int NS, int MI, int C, int SPLIT, int KB, bool F16>
-__global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
+template <int NS, int MI, int SPLIT, int KB, bool F16>
+__global__ void __launch_bounds__(TmaShape<NS, MI, KB>::kThreads, 1)
     gemv_tma_kernel(const __grid_constant__ GemvTmaParams p) {
   static_assert(!F16 || NS == 1, "f16 weights take one term (dense_mm's rounding)");
-  using Sh = TmaShape<NS, MI, C, KB>;
+  using Sh = TmaShape<NS, MI, KB>;
   constexpr int Q = MI / 8;  // activation rows per thread and weight row: m = 8q + 2t + (0, 1)
   constexpr int BN = Sh::kBN, NB = Sh::kNB;
   const int S = p.stages;
@@ -486,7 +486,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
   if constexpr (SPLIT > 1) cluster_sync();  // every CTA of the cluster runs (its shared memory is written below)
   pdl_wait_then_release();
 
-  if (warp == 4 * C) {  // producer
+  if (warp == 4) {  // producer
     if (lane == 0) {
       const int wrow = int((b / p.rep) * p.n + n0);
       const uint64_t policy = stream_policy(p.evict_first);
@@ -502,7 +502,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
         }
       }
     }
-  } else if (warp > 4 * C) {  // builders: thread (row mm, 16-byte chunk c) of each k block's B tile
+  } else if (warp > 4) {  // builders: thread (row mm, 16-byte chunk c) of each k block's B tile
     const int bt = tid - Sh::kConsumers - 32, mm = bt >> 3, c = bt & 7;
     const float* xrow = mm < count ? p.x + ((b * p.m + m0 + mm) * p.k + 8 * c) : nullptr;
     float4 xv[kTmaAhead][2];
@@ -552,9 +552,9 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
 
   // Consumers: v[h][q][e] = weight row row0 + 8h, activation row 8q + 2t + e.
   float v[2][Q][2] = {};
-  const int wg = warp >> 2, w4 = warp & 3, g = lane >> 2, t = lane & 3;
-  const int row0 = 64 * wg + 16 * w4 + g;
-  if (warp < 4 * C) {
+  const int g = lane >> 2, t = lane & 3;
+  const int row0 = 16 * warp + g;
+  if (warp < 4) {
     float acc[NB / 2];
 #pragma unroll
     for (int j = 0; j < NB / 2; ++j) acc[j] = 0.f;
@@ -565,7 +565,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
       wgmma_fence();
 #pragma unroll
       for (int kb = 0; kb < KB; ++kb) {
-        const uint64_t adesc = wgmma_desc_sw128(a_tile(s, kb) + wg * 64 * 128);
+        const uint64_t adesc = wgmma_desc_sw128(a_tile(s, kb));
         const uint64_t bdesc = wgmma_desc_sw128(b_tile(s, kb));
 #pragma unroll
         for (int kk = 0; kk < 4; ++kk) wgmma_ss<NB, F16>(acc, adesc + uint64_t(2 * kk), bdesc + uint64_t(2 * kk));
@@ -589,7 +589,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
           for (int e = 0; e < 2; ++e) v[h][q][e] += acc[4 * (sn * Q + q) + 2 * h + e];
   }
   if constexpr (SPLIT > 1) {
-    if (rank > 0 && warp < 4 * C) {
+    if (rank > 0 && warp < 4) {
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -600,7 +600,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
     }
     cluster_sync();
     if (rank > 0) return;
-    if (warp < 4 * C) {
+    if (warp < 4) {
 #pragma unroll
       for (int r = 0; r < SPLIT - 1; ++r)
 #pragma unroll
@@ -612,7 +612,7 @@ __global__ void __launch_bounds__(TmaShape<NS, MI, C, KB>::kThreads, 1)
           }
     }
   }
-  if (warp < 4 * C) {
+  if (warp < 4) {
 #pragma unroll
     for (int h = 0; h < 2; ++h)
 #pragma unroll
@@ -637,12 +637,12 @@ const bool kGemvTmaEvictFirst = tuning("LMK_GEMV_TMA_L2_FIRST", 1) != 0;
 // blocks at 176 / 88 KB rings: 4 x 4 47.0 us, 2 x 4 50.5, 8 x 2 47.9, 4 x 2 45.5, 8 x 1 49.9. CTAs
 // of two consumer warpgroups (128 weight rows) were no faster than one.
 const int kGemvTmaRing = int(tuning("LMK_GEMV_TMA_RING_KIB", 100)) * 1024;
-constexpr int kTmaC = 1, kTmaKb = 2;
+constexpr int kTmaKb = 2;
 
 template <int NS, int MI, int SPLIT, bool F16>
 void launch_tma_kernel(const GemvTmaParams& d, int tiles, int items, cudaStream_t stream) {
-  using Sh = TmaShape<NS, MI, kTmaC, kTmaKb>;
-  auto kernel = gemv_tma_kernel<NS, MI, kTmaC, SPLIT, kTmaKb, F16>;
+  using Sh = TmaShape<NS, MI, kTmaKb>;
+  auto kernel = gemv_tma_kernel<NS, MI, SPLIT, kTmaKb, F16>;
   static const bool once = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Sh::smem(Sh::kMaxStages)));
     return true;
@@ -650,21 +650,8 @@ void launch_tma_kernel(const GemvTmaParams& d, int tiles, int items, cudaStream_
   (void)once;
   GemvTmaParams q = d;
   q.stages = std::max(2, std::min(Sh::kMaxStages, kGemvTmaRing / Sh::kStage));
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(tiles * SPLIT), unsigned(items));
-  cfg.blockDim = dim3(unsigned(Sh::kThreads));
-  cfg.dynamicSmemBytes = size_t(Sh::smem(q.stages));
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[2];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  attr[1].id = cudaLaunchAttributeClusterDimension;
-  attr[1].val.clusterDim.x = SPLIT;
-  attr[1].val.clusterDim.y = 1;
-  attr[1].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 2;
-  LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q));
+  launch_pdl_cluster(kernel, dim3(unsigned(tiles * SPLIT), unsigned(items)), Sh::kThreads, Sh::smem(q.stages), SPLIT,
+                     stream, q);
 }
 
 // f32 activations and output with bf16 weights, xr 0 (three terms) or 1 (dense_mm's rounding), or
@@ -681,7 +668,7 @@ bool launch_tma(const GemvParams& p, int xr, bool any_rows, cudaStream_t stream)
   if (items > 65535 || p.b0 * p.n > INT32_MAX - 256 || p.k > INT32_MAX - 64) return false;
   // One CTA per SM: the K split that fills the most SMs, each rank keeping at least 8 k blocks;
   // ties to the smaller split.
-  const int64_t sms = sm_count(), tiles = ceil_div(p.n, int64_t(64 * kTmaC));
+  const int64_t sms = sm_count(), tiles = ceil_div(p.n, int64_t(64));
   int split = 1;
   double best_fill = -1.0;
   for (int sp : {1, 2, 4}) {
@@ -694,7 +681,7 @@ bool launch_tma(const GemvParams& p, int xr, bool any_rows, cudaStream_t stream)
   if (best_fill < 0 || tiles * split > INT32_MAX) return false;
   GemvTmaParams d;
   d.wmap = tensor_map_2d(f16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16, p.w, p.b0 * p.n,
-                         p.k, p.k * 2, 64, 64 * kTmaC, "mat-vec weights");
+                         p.k, p.k * 2, 64, 64, "mat-vec weights");
   d.x = static_cast<const float*>(p.x);
   d.y = static_cast<float*>(p.y);
   d.m = p.m, d.n = p.n, d.k = p.k, d.rep = p.b1 / p.b0;

@@ -29,9 +29,9 @@ struct GemvParams {
   bool vec = false;  // set by gemv(): 16-byte chunks
 };
 void gemv(const GemvParams& p, cudaStream_t stream);
-// The TMA + warpgroup-MMA mat-vec (gemv.cu) for any M (items of up to 32 rows): bf16 weights, f32
-// activations (kept, or rounded to bf16), K % 8 == 0, 16-byte aligned. False (nothing launched)
-// where it does not apply.
+// The TMA + warpgroup-MMA mat-vec (gemv.cu) for any M (items of up to 32 rows): f32 activations
+// and output with bf16 weights (activations kept, or rounded to bf16) or f16 weights (rounded to
+// f16), K % 8 == 0, 16-byte aligned. False (nothing launched) where it does not apply.
 bool gemv_tma(const GemvParams& p, cudaStream_t stream);
 
 // 2-D TMA map of a row-major matrix [rows][cols] (row stride row_bytes) in boxes of box_cols x
