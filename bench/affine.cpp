@@ -18,21 +18,31 @@ std::string dims(int64_t m, int64_t n, int64_t k) {
   return std::to_string(m) + "x" + std::to_string(n) + "x" + std::to_string(k);
 }
 
-void bench_matmul(Context& c, int bits, int64_t m, int64_t n, int64_t k, bool peer) {
+// packed: pack_affine first, then the PackedAffine overload (op "quantized_matmul_packed"). The
+// bytes counted are MLX's (the packed weight carries 11% more at 4 bits, 6% at 8: docs/ops.md).
+void bench_matmul(Context& c, int bits, int64_t m, int64_t n, int64_t k, bool peer, bool packed = false) {
   const int gs = 64;
   auto x = c.random(DType::f32, {m, k});
   auto w = c.random(DType::u32, {n, k * bits / 32}, 0, 4294967296.0);
   auto s = c.random(DType::bf16, {n, k / gs}, 0.002, 0.05);
   auto b = c.random(DType::bf16, {n, k / gs}, -0.4, 0.4);
   auto y = c.empty(DType::f32, {m, n});
-  const double us = c.time_us([&] { quantized_matmul(x, w, s, b, y, bits, gs, c.stream); });
+  const std::string op = packed ? "quantized_matmul_packed" : "quantized_matmul";
+  double us = 0;
+  PackedAffine pw;  // lives until record() has timed the runs back to back
+  if (packed) {
+    pw = pack_affine(w, s, b, bits, gs, c.stream);
+    us = c.time_us([&] { quantized_matmul(x, pw, y, c.stream); });
+  } else {
+    us = c.time_us([&] { quantized_matmul(x, w, s, b, y, bits, gs, c.stream); });
+  }
   const std::string name = std::to_string(bits) + "bit g64 " + dims(m, n, k);
-  const std::string key = "quantized_matmul/" + name;
+  const std::string key = op + "/" + name;
   const double bytes = weight_bytes(n, k, bits, gs) + 4.0 * m * k + 4.0 * m * n;
-  c.record("quantized_matmul", name, us, bytes, m > 8 ? 2.0 * m * n * k : 0.0, peer ? key.c_str() : nullptr);
+  c.record(op, name, us, bytes, m > 8 ? 2.0 * m * n * k : 0.0, peer ? key.c_str() : nullptr);
 }
 
-void bench_matmul_id(Context& c, int bits, int64_t tokens) {
+void bench_matmul_id(Context& c, int bits, int64_t tokens, bool packed = false) {
   const int gs = 64;
   const int64_t e = 128, top = 8, n = 768, k = 2048;
   auto x = c.random(DType::f32, {tokens, k});
@@ -55,11 +65,19 @@ void bench_matmul_id(Context& c, int bits, int64_t tokens) {
   }
   Buffer dids(DType::u32, {tokens, top}, c.device);
   copy_bytes(dids.data(), c.device, ids.data(), Device::cpu(), int64_t(ids.size() * 4));
-  const double us = c.time_us([&] { quantized_matmul_id(x, w, s, b, dids, y, bits, gs, c.stream); });
+  const std::string op = packed ? "quantized_matmul_packed" : "quantized_matmul_id";
+  double us = 0;
+  PackedAffine pw;  // lives until record() has timed the runs back to back
+  if (packed) {
+    pw = pack_affine(w, s, b, bits, gs, c.stream);
+    us = c.time_us([&] { quantized_matmul_id(x, pw, dids, y, c.stream); });
+  } else {
+    us = c.time_us([&] { quantized_matmul_id(x, w, s, b, dids, y, bits, gs, c.stream); });
+  }
   const std::string name = std::to_string(bits) + "bit g64 E128 top8 768x2048 " + std::to_string(tokens) + " tok";
-  const std::string key = "quantized_matmul_id/" + name;
+  const std::string key = op + "/" + name;
   const double bytes = double(used.size()) * weight_bytes(n, k, bits, gs) + 4.0 * tokens * k + 4.0 * tokens * top * n;
-  c.record("quantized_matmul_id", name, us, bytes, tokens >= 64 ? 2.0 * tokens * top * n * k : 0.0, key.c_str());
+  c.record(op, name, us, bytes, tokens >= 64 ? 2.0 * tokens * top * n * k : 0.0, key.c_str());
 }
 
 }  // namespace
@@ -82,6 +100,18 @@ LMK_BENCHES(affine) {
     }});
     cases.push_back({"quantized_matmul_id", std::to_string(bits) + "bit E128 top8", q, false, [bits](Context& c) {
       for (int64_t t : {1, 8, 32, 512}) bench_matmul_id(c, bits, t);
+    }});
+    cases.push_back({"quantized_matmul_packed", std::to_string(bits) + "bit packed mat-vec", q, q, [bits](Context& c) {
+      if (c.device.is_cpu()) return bench_matmul(c, bits, 1, 1024, 2048, false, true);
+      for (int64_t m : {1, 2, 4, 8}) bench_matmul(c, bits, m, 4096, 14336, true, true);
+      bench_matmul(c, bits, 1, 14336, 4096, false, true);
+    }});
+    cases.push_back({"quantized_matmul_packed", std::to_string(bits) + "bit packed M=16..512", false, false,
+                     [bits](Context& c) {
+                       for (int64_t m : {16, 32, 512}) bench_matmul(c, bits, m, 4096, 14336, true, true);
+                     }});
+    cases.push_back({"quantized_matmul_packed", std::to_string(bits) + "bit packed E128 top8", q, false, [bits](Context& c) {
+      for (int64_t t : {1, 8, 32, 512}) bench_matmul_id(c, bits, t, true);
     }});
   }
 }

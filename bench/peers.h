@@ -98,6 +98,22 @@ inline constexpr Peer kPeers[] = {
     {"quantized_matmul/8bit g64 1x4096x14336", 27.4, "llama.cpp CUDA q8_0, same 1.0625 B/weight (peers.md)"},
     {"quantized_matmul/8bit g64 8x4096x14336", 46.4, "llama.cpp CUDA q8_0 (peers.md)"},
     {"quantized_matmul/8bit g64 512x4096x14336", 317, "llama.cpp CUDA q8_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 1x4096x14336", 14.8, "llama.cpp CUDA q4_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 2x4096x14336", 15.9, "llama.cpp CUDA q4_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 4x4096x14336", 21.3, "llama.cpp CUDA q4_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 8x4096x14336", 34.3, "llama.cpp CUDA q4_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 512x4096x14336", 316, "llama.cpp CUDA q4_0 (peers.md)"},
+    {"quantized_matmul_packed/8bit g64 1x4096x14336", 27.4, "llama.cpp CUDA q8_0 (peers.md)"},
+    {"quantized_matmul_packed/8bit g64 8x4096x14336", 46.4, "llama.cpp CUDA q8_0 (peers.md)"},
+    {"quantized_matmul_packed/8bit g64 512x4096x14336", 317, "llama.cpp CUDA q8_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 E128 top8 768x2048 1 tok", 7.1, "llama.cpp CUDA MUL_MAT_ID q4_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 E128 top8 768x2048 8 tok", 21.3, "llama.cpp CUDA MUL_MAT_ID q4_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 E128 top8 768x2048 32 tok", 142, "llama.cpp CUDA MUL_MAT_ID q4_0 (peers.md)"},
+    {"quantized_matmul_packed/4bit g64 E128 top8 768x2048 512 tok", 322, "llama.cpp CUDA MUL_MAT_ID q4_0 (peers.md)"},
+    {"quantized_matmul_packed/8bit g64 E128 top8 768x2048 1 tok", 9.1, "llama.cpp CUDA MUL_MAT_ID q8_0 (peers.md)"},
+    {"quantized_matmul_packed/8bit g64 E128 top8 768x2048 8 tok", 40.3, "llama.cpp CUDA MUL_MAT_ID q8_0 (peers.md)"},
+    {"quantized_matmul_packed/8bit g64 E128 top8 768x2048 32 tok", 131, "llama.cpp CUDA MUL_MAT_ID q8_0 (peers.md)"},
+    {"quantized_matmul_packed/8bit g64 E128 top8 768x2048 512 tok", 329, "llama.cpp CUDA MUL_MAT_ID q8_0 (peers.md)"},
     {"quantized_matmul_id/4bit g64 E128 top8 768x2048 1 tok", 7.1, "llama.cpp CUDA MUL_MAT_ID q4_0 (peers.md)"},
     {"quantized_matmul_id/4bit g64 E128 top8 768x2048 8 tok", 21.3, "llama.cpp CUDA MUL_MAT_ID q4_0 (peers.md)"},
     {"quantized_matmul_id/4bit g64 E128 top8 768x2048 32 tok", 142, "llama.cpp CUDA MUL_MAT_ID q4_0 (peers.md)"},
@@ -107,6 +123,15 @@ inline constexpr Peer kPeers[] = {
     {"quantized_matmul_id/8bit g64 E128 top8 768x2048 32 tok", 131, "llama.cpp CUDA MUL_MAT_ID q8_0 (peers.md)"},
     {"quantized_matmul_id/8bit g64 E128 top8 768x2048 512 tok", 329, "llama.cpp CUDA MUL_MAT_ID q8_0 (peers.md)"},
 };
+
+// Whether the peer's figure comes from a captured CUDA graph: ggml-cuda captures test-backend-ops's
+// graph of back-to-back copies unless it holds a MUL_MAT_ID of more than one token (its
+// graph-compatibility check), which it launches node by node.
+inline bool peer_in_cuda_graph(const Peer& p) {
+  if (!p.source.starts_with("llama.cpp")) return false;
+  if (p.source.find("MUL_MAT_ID") == std::string_view::npos) return true;
+  return p.key.find(" T1 ") != std::string_view::npos || p.key.ends_with(" 1 tok");
+}
 
 inline const Peer* find_peer(std::string_view key) {
   for (const auto& p : kPeers)

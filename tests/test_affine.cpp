@@ -48,6 +48,49 @@ struct Operands {
   }
 };
 
+TEST(AffineErrors, PackedWeightsRejectBadArguments) {
+  Operands o(2, 8, 128, 4, 64);
+  Tensor w = o.w.view(), sc = o.s.view(), b = o.b.view();
+  const PackedAffine p = pack_affine(w, sc, b, 4, 64);  // valid
+  EXPECT_EQ(p.bits, 4);
+  EXPECT_EQ(p.n, 8);
+  EXPECT_EQ(p.k, 128);
+  EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 6, 64); }), ErrorCode::Unsupported);  // 6-bit stays unpacked
+  EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 5, 64); }), ErrorCode::Unsupported);
+  EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 4, 48); }), ErrorCode::Unsupported);   // group size
+  EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 8, 64); }), ErrorCode::InvalidArgument);  // scales: 2 groups, 1 expected
+  HostTensor s32(DType::f32, {8, 2}), b32(DType::f32, {8, 2});
+  EXPECT_EQ(code_of([&] { pack_affine(w, s32.view(), b32.view(), 4, 64); }), ErrorCode::Unsupported);  // f32 scales
+  EXPECT_EQ(code_of([&] { pack_affine(w, sc, o.s.view().reshape({16}), 4, 64); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(code_of([&] { pack_affine(Tensor(o.w.bytes.data(), DType::u32, {0, 16}), sc, b, 4, 64); }),
+            ErrorCode::InvalidArgument);  // empty
+
+  HostTensor y(DType::f32, {2, 8}), y_bad(DType::f32, {2, 9}), x16(DType::bf16, {2, 128}), x_k(DType::f32, {2, 64});
+  quantized_matmul(o.x.view(), p, y.view());  // valid
+  EXPECT_EQ(code_of([&] { quantized_matmul(o.x.view(), p, y_bad.view()); }), ErrorCode::InvalidArgument);
+  EXPECT_EQ(code_of([&] { quantized_matmul(x16.view(), p, y.view()); }), ErrorCode::Unsupported);  // f32 x only
+  EXPECT_EQ(code_of([&] { quantized_matmul(x_k.view(), p, y.view()); }), ErrorCode::InvalidArgument);  // K
+  EXPECT_EQ(code_of([&] { quantized_matmul(o.x.view(), PackedAffine{}, y.view()); }), ErrorCode::InvalidArgument);
+  PackedAffine lying = pack_affine(w, sc, b, 4, 64);
+  lying.n = 9;  // bytes no longer match the shape
+  EXPECT_EQ(code_of([&] { quantized_matmul(o.x.view(), lying, y.view()); }), ErrorCode::InvalidArgument);
+
+  Operands oe(2, 8, 128, 8, 32, 3);
+  const PackedAffine pe = pack_affine(oe.w.view(), oe.s.view(), oe.b.view(), 8, 32);
+  EXPECT_TRUE(pe.routed);
+  EXPECT_EQ(pe.n_experts, 3);
+  EXPECT_EQ(code_of([&] { quantized_matmul(oe.x.view(), pe, y.view()); }), ErrorCode::InvalidArgument);  // experts
+  std::vector<uint32_t> idv = {0, 2, 1, 5};  // 5: out of range
+  HostTensor ids(DType::u32, {2, 2}), ye(DType::f32, {2, 2, 8});
+  std::memcpy(ids.bytes.data(), idv.data(), 16);
+  EXPECT_EQ(code_of([&] { quantized_matmul_id(oe.x.view(), pe, ids.view(), ye.view()); }), ErrorCode::InvalidArgument);
+  idv[3] = 1;
+  std::memcpy(ids.bytes.data(), idv.data(), 16);
+  quantized_matmul_id(oe.x.view(), pe, ids.view(), ye.view());  // valid
+  HostTensor ye_bad(DType::f32, {2, 3, 8});
+  EXPECT_EQ(code_of([&] { quantized_matmul_id(oe.x.view(), pe, ids.view(), ye_bad.view()); }), ErrorCode::InvalidArgument);
+}
+
 TEST(AffineErrors, QuantizedMatmulRejectsBadArguments) {
   Operands o(2, 8, 128, 4, 64);
   HostTensor y(DType::f32, {2, 8});

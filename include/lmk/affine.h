@@ -34,6 +34,7 @@
 // in stream-ordered scratch (cudaMallocFromPoolAsync from a library-owned pool, freed on the
 // same stream after the kernels; capturable in a CUDA graph). No other op allocates.
 #pragma once
+#include "lmk/buffer.h"
 #include "lmk/device.h"
 #include "lmk/tensor.h"
 
@@ -66,6 +67,42 @@ void quantized_matmul(const Tensor& x, const Tensor& w, const Tensor& scales, co
 // Rows of valid ids are correct in every case. Limits: M*top_k < 2^31.
 void quantized_matmul_id(const Tensor& x, const Tensor& w, const Tensor& scales, const Tensor& biases,
                          const Tensor& ids, const Tensor& y, int bits, int group_size,
+                         Stream& stream = default_stream(), const Tensor& error_flag = Tensor());
+
+// ---- explicit load-time repack for decode ------------------------------------------------------------
+// pack_affine(w, scales, biases, bits, gs) returns 4- or 8-bit MLX affine weights ([N, K] or
+// experts [E, N, K], as above, with bf16 or f16 scales and biases) rearranged into the packed
+// layout of the GGML formats (pack_ggml, include/lmk/matmul.h; src/ops/matmul/packed_layout.h):
+// per 16-row tile and 256-value chunk, every lane's codes as 16-byte words and each 32-value
+// sub-block's (scale, bias) beside them (copied bit for bit: nothing is requantized). It takes
+// k·bits/8 + k/8 bytes per row (one 16-bit pair per 32 values: at gs 64 a 4-bit row is 11% larger
+// than MLX's, an 8-bit one 6%), plus zero padding to whole tiles and chunks, on w's device. Pack once
+// when the model loads; the quantized_matmul / quantized_matmul_id overloads below then run the
+// packed kernels of the GGML formats (H100/H200: 4-5x faster than the unpacked weights at decode
+// sizes, 6x at 512 rows; docs/perf.md). Limits: bits 4 or 8 and bf16 / f16 scales (6-bit weights
+// and f32 scales stay on the unpacked ops: Unsupported).
+struct PackedAffine {
+  int bits = 4, group_size = 64;
+  DType scale_dtype = DType::bf16;  // bf16 or f16
+  int64_t n = 0, k = 0;
+  int64_t n_experts = 1;  // 1 for a plain [N, K] weight
+  bool routed = false;    // packed from an [E, N, K] weight (quantized_matmul_id)
+  Buffer bytes;
+  Device device() const { return bytes.device(); }
+};
+PackedAffine pack_affine(const Tensor& w, const Tensor& scales, const Tensor& biases, int bits, int group_size,
+                         Stream& stream = default_stream());
+// y[m, n] = Σ_k x[m, k] · W[n, k] for packed W: x f32 [M, K], y f32 [M, N]. Precision: M <= 8 on
+// CUDA (and every M on the CPU) as the unpacked mat-vec path or better: codes exact, x split into
+// int8 pieces (27 significant bits), exact integer sums, scale and bias applied per 32 values in
+// f32 (s·Σqx + b·Σx), e <= 1e-5; CUDA M > 8: the packed warpgroup-MMA mat-mat on bf16 operands
+// (activations rounded to bf16, each weight s·q + b computed in bf16 arithmetic for 4-bit codes
+// or in f32 for 8-bit ones, then rounded to bf16), the bf16 row, e <= 1.6e-2.
+void quantized_matmul(const Tensor& x, const PackedAffine& w, const Tensor& y, Stream& stream = default_stream());
+// Expert-routed on packed expert weights: x f32 [M, K], ids [M, top_k] u32/i32, y f32 [M, top_k, N];
+// ids and error_flag as quantized_matmul_id above; rows are grouped as quantized_matmul_id_ggml
+// does on packed weights (include/lmk/matmul.h), with that precision.
+void quantized_matmul_id(const Tensor& x, const PackedAffine& w, const Tensor& ids, const Tensor& y,
                          Stream& stream = default_stream(), const Tensor& error_flag = Tensor());
 
 // Unpacked-codes variant for DWQ-trained weights (spec §1.4):

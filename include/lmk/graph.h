@@ -13,7 +13,7 @@ class Graph {
   Graph& operator=(Graph&& o) noexcept;
   Graph(const Graph&) = delete;
   Graph& operator=(const Graph&) = delete;
-  ~Graph();
+  ~Graph();  // also ends a capture still open (e.g. an op threw inside it), discarding it
 
   // The stream must be one made with Stream::create (the legacy default stream can't capture).
   void begin_capture(Stream& stream);

@@ -29,6 +29,12 @@ Graph::~Graph() { reset(); }
 
 void Graph::reset() noexcept {
 #ifdef LMK_WITH_CUDA
+  if (capturing_) {  // a capture left open (an op threw inside it): end it and drop what it recorded
+    cudaGraph_t g = nullptr;
+    cudaStreamEndCapture(static_cast<cudaStream_t>(std::exchange(capturing_, nullptr)->handle()), &g);
+    if (g) cudaGraphDestroy(g);
+    cudaGetLastError();
+  }
   if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
   if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
 #endif

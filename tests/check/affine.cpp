@@ -33,6 +33,7 @@ struct Spec {
   bool ids_i32 = false;
   Routing routing = Routing::distinct;
   bool unaligned = false;    // x and w views 4 bytes past a 16-byte boundary
+  bool packed = false;       // pack_affine, then the PackedAffine overloads (f32 x and y)
 
   bool routed() const { return E > 0; }
   int64_t rows() const { return M * top_k; }
@@ -45,6 +46,7 @@ struct Spec {
     os << " x" << lmk::name(xt) << " s" << lmk::name(st) << " y" << lmk::name(yt);
     if (w_u8) os << " w-u8";
     if (unaligned) os << " unaligned";
+    if (packed) os << " packed";
     return os.str();
   }
 };
@@ -91,8 +93,19 @@ bool uses_bf16_path(const Spec& s, Device d) {
   return s.routed() ? s.rows() > 4 * s.E : s.M > 8;
 }
 
+// Packed weights on CUDA: the wgmma mat-mat past 8 rows, and for routed rows the rule of
+// quantized_matmul_id_ggml on packed weights (single rows up to 64 rows unless experts average
+// more than 16, else per-expert mat-mat once they average more than 1.5).
+bool uses_packed_mm(const Spec& s, Device d) {
+  if (!d.is_cuda()) return false;
+  if (!s.routed()) return s.M > 8;
+  const double avg = double(s.rows()) / double(std::min(s.E, s.rows()));
+  return s.rows() <= 64 ? avg > 16.0 : avg > 1.5;
+}
+
 double tolerance(const Spec& s, Device d) {
   if (d.is_cpu()) return 1e-6;
+  if (s.packed) return uses_packed_mm(s, d) ? 1.6e-2 : 1e-5;
   return uses_bf16_path(s, d) ? 1.6e-2 : 1e-5;
 }
 
@@ -161,7 +174,17 @@ CompareResult run_case(const Spec& s, Device d) {
   std::vector<int64_t> yshape = s.routed() ? std::vector<int64_t>{s.M, s.top_k, s.N} : std::vector<int64_t>{s.M, s.N};
   auto out = poisoned(s.yt, yshape, d);
 
-  if (s.op == "qmm_affine") {
+  if (s.packed) {
+    const PackedAffine pw = lmk::pack_affine(dw, ds, db, s.bits, s.gs);
+    if (!s.routed()) {
+      lmk::quantized_matmul(dx, pw, out);
+    } else {
+      HostTensor ids(s.ids_i32 ? DType::i32 : DType::u32, {s.M, s.top_k});
+      std::memcpy(ids.bytes.data(), idv.data(), idv.size() * 4);
+      auto di = to_device(ids, d);
+      lmk::quantized_matmul_id(dx, pw, di, out);
+    }
+  } else if (s.op == "qmm_affine") {
     lmk::qmm_affine(dx, dw, ds, db, out, s.gs);
   } else if (!s.routed()) {
     lmk::quantized_matmul(dx, dw, ds, db, out, s.bits, s.gs);
@@ -292,6 +315,47 @@ LMK_CHECKS(affine) {
     s.bits = 4, s.gs = 128, s.M = 24, s.top_k = 4, s.E = 16, s.xt = DType::bf16, s.yt = DType::bf16;
     add(cases, s);
     s.M = 2, s.top_k = 3;  // 6 rows, direct, bf16 io
+    add(cases, s);
+  }
+
+  // ---- packed weights (pack_affine): mat-vec widths, K-slices, N / K tails, mat-mat, routed ----
+  for (int bits : {4, 8}) {
+    for (int gs : {32, 64, 128}) {
+      Spec s;
+      s.op = "quantized_matmul_packed";
+      s.packed = true;
+      s.bits = bits;
+      s.gs = gs;
+      s.st = gs == 32 ? DType::f16 : DType::bf16;
+      for (auto [m, n, k] : {std::tuple{1, 33, 384}, std::tuple{2, 47, 4096}, std::tuple{3, 20, 640},
+                             std::tuple{5, 16, 1152}, std::tuple{8, 65, 4352}, std::tuple{1, 300, 23040},
+                             std::tuple{16, 40, 768}, std::tuple{40, 33, 640}, std::tuple{130, 70, 1024}}) {
+        if (k % gs != 0) continue;
+        s.M = m, s.N = n, s.K = k;
+        add(cases, s, gs == 64 && (m == 1 || m == 40) && n == 33);
+      }
+      s.st = gs == 32 ? DType::bf16 : DType::f16;  // the other scale dtype
+      s.M = 4, s.N = 24, s.K = 512;
+      add(cases, s);
+    }
+  }
+  {
+    Spec s;  // routed rows on packed experts: single rows, warp walk sizes, 8-row lists, mat-mat
+    s.op = "quantized_matmul_packed";
+    s.packed = true;
+    s.bits = 4, s.gs = 64, s.N = 40, s.K = 512;
+    s.E = 16, s.top_k = 4, s.M = 1;
+    add(cases, s, true);
+    s.E = 128, s.top_k = 8, s.M = 8, s.N = 72, s.K = 256;  // 64 single rows
+    add(cases, s);
+    s.M = 33, s.routing = Routing::random, s.ids_i32 = true;  // 264 rows, ~2 per expert: mat-mat
+    add(cases, s, true);
+    s.E = 256, s.top_k = 1, s.M = 300, s.N = 24, s.ids_i32 = false;  // 300 rows, ~1.2 per expert: 8-row lists
+    add(cases, s);
+    s.bits = 8, s.st = DType::f16, s.gs = 128, s.E = 8, s.top_k = 2, s.M = 3, s.N = 33, s.K = 768;
+    s.routing = Routing::distinct;
+    add(cases, s);
+    s.M = 100, s.routing = Routing::every_expert;  // 200 rows over 8 experts: mat-mat
     add(cases, s);
   }
 

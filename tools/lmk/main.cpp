@@ -160,7 +160,7 @@ void write_json(const std::string& path, const bench::Context& c) {
     const auto& m = c.results[i];
     f << "  {\"op\": \"" << m.op << "\", \"case\": \"" << m.name << "\", \"us\": " << m.us << ", \"gbps\": " << m.gbps
       << ", \"tflops\": " << m.tflops << ", \"pct_copy\": " << m.pct_ceiling << ", \"b2b_us\": " << m.b2b_us
-      << ", \"b2b_lo\": " << m.b2b_lo << ", \"b2b_hi\": " << m.b2b_hi << ", \"peer_us\": " << m.peer_us
+      << ", \"graph_us\": " << m.graph_us << ", \"b2b_lo\": " << m.b2b_lo << ", \"b2b_hi\": " << m.b2b_hi << ", \"peer_us\": " << m.peer_us
       << ", \"peer\": \"" << m.peer << "\"}" << (i + 1 < c.results.size() ? "," : "") << "\n";
   }
   f << " ]\n}\n";
@@ -178,9 +178,10 @@ int cmd_bench(const Args& a) {
                   ? "\n  note: peer figures are from an H100; compare % of copy on this card" : "");
   if (dev.is_cuda())
     std::printf("  time_us: one run after an L2 flush; b2b_us: back to back on the same inputs, as llama.cpp's\n"
-                "  test-backend-ops times its figures (taken where the peer is llama.cpp; speedup uses it there)\n");
-  std::printf("%-20s %-36s %10s %9s %8s %7s %9s %10s %7s\n", "op", "case", "time_us", "GB/s", "TFLOP/s", "%copy",
-              "b2b_us", "peer_us", "speedup");
+                "  test-backend-ops times its figures (taken where the peer is llama.cpp; speedup uses it there);\n"
+                "  graph_us: the same inside one replayed CUDA graph (speedup uses it where ggml-cuda captures one)\n");
+  std::printf("%-20s %-36s %10s %9s %8s %7s %9s %9s %10s %7s\n", "op", "case", "time_us", "GB/s", "TFLOP/s", "%copy",
+              "b2b_us", "graph_us", "peer_us", "speedup");
   for (const auto& bc : bench::bench_cases()) {
     if (!only.empty() && !only.count(bc.op)) continue;
     if (quick && !bc.quick) continue;
@@ -195,14 +196,15 @@ int cmd_bench(const Args& a) {
     }
     for (size_t i = before; i < ctx.results.size(); ++i) {
       const auto& m = ctx.results[i];
-      char peer[32] = "", ratio[32] = "", b2b[32] = "";
+      char peer[32] = "", ratio[32] = "", b2b[32] = "", graph[32] = "";
       if (m.b2b_us > 0) std::snprintf(b2b, sizeof b2b, "%.2f", m.b2b_us);
+      if (m.graph_us > 0) std::snprintf(graph, sizeof graph, "%.2f", m.graph_us);
       if (m.peer_us > 0) {
         std::snprintf(peer, sizeof peer, "%.1f", m.peer_us);
-        std::snprintf(ratio, sizeof ratio, "%.2fx", m.peer_us / (m.b2b_us > 0 ? m.b2b_us : m.us));
+        std::snprintf(ratio, sizeof ratio, "%.2fx", m.peer_us / bench::Context::compared_us(m));
       }
-      std::printf("%-20s %-36s %10.2f %9.0f %8.1f %6.1f%% %9s %10s %7s\n", m.op.c_str(), m.name.c_str(), m.us, m.gbps,
-                  m.tflops, m.pct_ceiling, b2b, peer, ratio);
+      std::printf("%-20s %-36s %10.2f %9.0f %8.1f %6.1f%% %9s %9s %10s %7s\n", m.op.c_str(), m.name.c_str(), m.us,
+                  m.gbps, m.tflops, m.pct_ceiling, b2b, graph, peer, ratio);
       // Back to back should not be slower than one cold run, nor its batches far apart.
       if (m.b2b_us > 0 && (m.b2b_us > 1.1 * m.us || m.b2b_hi > 1.2 * m.b2b_lo))
         std::printf("  note: b2b batches %.2f / %.2f / %.2f us (min / median / max) against %.2f us cold: suspect\n",

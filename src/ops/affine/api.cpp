@@ -9,6 +9,7 @@
 #include "lmk/quant.h"
 #include "lmk/registry.h"
 #include "ops/affine/backend.h"
+#include "ops/matmul/backend.h"
 
 namespace lmk {
 
@@ -17,6 +18,11 @@ LMK_REGISTER_OP({"quantized_matmul", "affine", "x f32/f16/bf16, scales+biases f3
                  "affine_mv_{4,6,8}bit (M<=8, tensor-core mat-vec), affine_mm_{4,6,8}bit (tiled bf16 mma), affine_simt (unaligned)"});
 LMK_REGISTER_OP({"quantized_matmul_id", "affine", "as quantized_matmul; ids u32/i32", true, true,
                  "matmul-moe-sampling.md §2.2", "affine_route + affine_mv / affine_mm / affine_simt"});
+LMK_REGISTER_OP({"pack_affine", "affine", "w u32/u8 4 or 8 bits, scales+biases bf16/f16; gs 32/64/128", true, true,
+                 "matmul-moe-sampling.md §2.1 (load-time repack)", "pack_affine (one thread per packed word)"});
+LMK_REGISTER_OP({"quantized_matmul_packed", "affine", "x f32, y f32; packed 4/8-bit affine weights (pack_affine)", true, true,
+                 "matmul-moe-sampling.md §2.1, §2.2",
+                 "qmvp_ring / qmvp (M<=8, int8 mma), qmmp (M>8, wgmma); routed rows as quantized_matmul_id_ggml packed"});
 LMK_REGISTER_OP({"qmm_affine", "affine", "f32 (codes u8)", true, true, "matmul-moe-sampling.md §1.4", "affine_simt"});
 
 namespace {
@@ -165,6 +171,61 @@ void quantized_matmul_id(const Tensor& x, const Tensor& w, const Tensor& scales,
   }
   p.debug = debug_checks();
   dispatch(p, x.device(), s);
+}
+
+PackedAffine pack_affine(const Tensor& w, const Tensor& scales, const Tensor& biases, int bits, int group_size,
+                         Stream& s) {
+  AffineProblem p;
+  p.op = "pack_affine";
+  check_contiguous(p.op, "w", w);
+  check_dtype(p.op, "w", w, {DType::u32, DType::u8});
+  check_rank_between(p.op, "w", w, 2, 3);
+  if (w.numel() == 0) LMK_THROW(InvalidArgument, p.op, ": argument 'w' is empty (shape ", shape_str(w.shape()), ")");
+  if (bits != 4 && bits != 8)
+    LMK_THROW(Unsupported, p.op, ": bits = ", bits, "; packed affine weights have 4 or 8 bits (6-bit weights run unpacked)");
+  const int64_t row_bytes = w.size(-1) * element_size(w.dtype());
+  p.K = row_bytes * 8 / bits;
+  check_affine_format(p.op, bits, group_size, p.K);
+  p.bits = bits;
+  p.gs = group_size;
+  p.row_bytes = affine_packed_row_bytes(bits, p.K);
+  const int64_t experts = w.rank() == 3 ? w.size(0) : 0;
+  check_weights(p, w, scales, biases, experts, w);
+  if (p.s_dtype != DType::bf16 && p.s_dtype != DType::f16)
+    LMK_THROW(Unsupported, p.op, ": scales have dtype ", name(p.s_dtype),
+              "; packed affine weights keep 16-bit scales (bf16 or f16; f32 scales run unpacked)");
+  PackedView v;
+  v.affine_bits = bits;
+  v.affine_f16 = p.s_dtype == DType::f16;
+  v.n = p.N;
+  v.k = p.K;
+  v.row_bytes = p.row_bytes;
+  v.n_experts = p.E;
+  const auto g = geometry_of(v);
+  const int64_t total = mul_checked(p.op, "packed bytes",
+                                    mul_checked(p.op, "packed bytes", mul_checked(p.op, "packed bytes", g.tiles, g.chunks), g.rec), p.E);
+  PackedAffine out;
+  out.bits = bits;
+  out.group_size = group_size;
+  out.scale_dtype = p.s_dtype;
+  out.n = p.N;
+  out.k = p.K;
+  out.n_experts = p.E;
+  out.routed = experts > 0;
+  out.bytes = Buffer(total, w.device());
+  packed::AffineSource src;
+  src.codes = static_cast<const uint8_t*>(w.data());
+  src.scales = static_cast<const uint16_t*>(scales.data());
+  src.biases = static_cast<const uint16_t*>(biases.data());
+  src.bits = bits;
+  src.gs = group_size;
+  if (w.device().is_cpu()) cpu::pack_affine(src, v, out.bytes.data());
+#ifdef LMK_WITH_CUDA
+  else cuda::pack_affine(src, v, out.bytes.data(), s);
+#else
+  else LMK_THROW(Unsupported, p.op, ": built without CUDA");
+#endif
+  return out;
 }
 
 void qmm_affine(const Tensor& x, const Tensor& q, const Tensor& scales, const Tensor& biases, const Tensor& y,

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/check.h"
+#include "lmk/affine.h"
 #include "lmk/registry.h"
 #include "ops/matmul/backend.h"
 #include "ops/matmul/packed_layout.h"
@@ -298,32 +299,114 @@ void unpack_ggml(const PackedGgml& w, const Tensor& out, Stream& s) {
 #endif
 }
 
-void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& s) {
-  const char* op = "quantized_matmul_ggml";
-  check_packed(op, w);
-  if (w.n_experts != 1)
-    LMK_THROW(InvalidArgument, op, ": argument 'w' packs ", w.n_experts,
-              " experts; use quantized_matmul_id_ggml for expert weights");
+namespace {
+// An affine weight as pack_affine made it.
+PackedView packed_view(const char* op, const PackedAffine& w) {
+  if (!w.bytes.data())
+    LMK_THROW(InvalidArgument, op, ": argument 'w' is an empty PackedAffine (not made by pack_affine)");
+  if ((w.bits != 4 && w.bits != 8) || (w.scale_dtype != DType::bf16 && w.scale_dtype != DType::f16) || w.n <= 0 ||
+      w.k <= 0 || w.k % 32 != 0 || w.n_experts <= 0)
+    LMK_THROW(InvalidArgument, op, ": argument 'w' is not a valid PackedAffine (bits ", w.bits, ", scales ",
+              name(w.scale_dtype), ", shape [", w.n_experts, ", ", w.n, ", ", w.k, "])");
+  PackedView v;
+  v.data = w.bytes.data();
+  v.affine_bits = w.bits;
+  v.affine_f16 = w.scale_dtype == DType::f16;
+  v.n = w.n;
+  v.k = w.k;
+  v.row_bytes = w.k * w.bits / 8;
+  v.n_experts = w.n_experts;
+  const auto g = geometry_of(v);
+  const bool fits = g.tiles <= INT64_MAX / g.chunks / g.rec && w.n_experts <= INT64_MAX / g.matrix_bytes();
+  if (!fits || w.bytes.bytes() != w.n_experts * g.matrix_bytes())
+    LMK_THROW(InvalidArgument, op, ": argument 'w' holds ", w.bytes.bytes(), " bytes, expected ",
+              fits ? w.n_experts * g.matrix_bytes() : -1, " for a packed ", w.bits, "-bit affine [", w.n_experts,
+              ", ", w.n, ", ", w.k, "]");
+  return v;
+}
+
+// y = x · Wᵀ for a packed weight v (one matrix; its bytes span `bytes`).
+void packed_matmul(const char* op, const Tensor& x, const PackedView& v, const Tensor& bytes, const Tensor& y, Stream& s) {
   check_contiguous(op, "x", x);
   check_dtype(op, "x", x, {DType::f32});
   check_operand(op, "y", y, {DType::f32}, "x", x);
-  if (x.device() != w.device())
+  if (x.device() != bytes.device())
     LMK_THROW(InvalidArgument, op, ": argument 'x' is on ", x.device().str(), ", the packed weight on ",
-              w.device().str());
+              bytes.device().str());
   check_rank(op, "x", x, 2);
   check_rank(op, "y", y, 2);
   const int64_t m = x.size(0);
-  check_last_dim(op, "x", x, w.k, "K of w");
-  check_shape(op, "y", y, {m, w.n});
+  check_last_dim(op, "x", x, v.k, "K of w");
+  check_shape(op, "y", y, {m, v.n});
   check_no_overlap(op, "y", y, "x", x);
-  check_no_overlap(op, "y", y, "w", w.bytes.tensor());
-  const PackedView v = packed_view(w);
+  check_no_overlap(op, "y", y, "w", bytes);
   if (x.device().is_cpu()) cpu::quantized_matmul_packed(x.data_as<float>(), m, v, y.data_as<float>());
 #ifdef LMK_WITH_CUDA
   else cuda::quantized_matmul_packed(x.data_as<float>(), m, v, y.data_as<float>(), s);
 #else
   else LMK_THROW(Unsupported, op, ": built without CUDA");
 #endif
+}
+
+// Expert-routed rows on packed expert weights v (their bytes span `bytes`).
+void packed_matmul_id(const char* op, const Tensor& x, const PackedView& v, const Tensor& bytes, const Tensor& ids,
+                      const Tensor& y, int64_t top_k, bool input_per_slot, Stream& s, const Tensor& error_flag) {
+  check_contiguous(op, "x", x);
+  check_dtype(op, "x", x, {DType::f32});
+  if (x.device() != bytes.device())
+    LMK_THROW(InvalidArgument, op, ": argument 'x' is on ", x.device().str(), ", the packed weight on ",
+              bytes.device().str());
+  check_operand(op, "ids", ids, {DType::u32, DType::i32}, "x", x);
+  check_operand(op, "y", y, {DType::f32}, "x", x);
+  check_rank(op, "x", x, 2);
+  if (top_k <= 0) LMK_THROW(InvalidArgument, op, ": top_k must be > 0, got ", top_k);
+  const int64_t rows = routed_rows(op, x, ids, y, top_k, input_per_slot, v.n, v.k);
+  check_no_overlap(op, "y", y, "x", x);
+  check_no_overlap(op, "y", y, "w", bytes);
+  uint32_t* flag = routed_flag(op, x, ids, y, error_flag);
+  QmmIdArgs a = routed_args(x, ids, y, rows, top_k, input_per_slot);
+  a.w.type = v.type;
+  a.w.n = v.n;
+  a.w.k = v.k;
+  a.w.row_bytes = v.row_bytes;
+  a.w.n_experts = v.n_experts;
+  a.w.expert_stride = v.row_bytes * v.n;
+  if (x.device().is_cpu()) {
+    check_host_ids(op, a, v.n_experts);
+    cpu::quantized_matmul_id_packed(a, v);
+  }
+#ifdef LMK_WITH_CUDA
+  else cuda::quantized_matmul_id_packed(a, v, flag, debug_checks(), s);
+#else
+  else LMK_THROW(Unsupported, op, ": built without CUDA");
+#endif
+}
+}  // namespace
+
+void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y, Stream& s) {
+  const char* op = "quantized_matmul_ggml";
+  check_packed(op, w);
+  if (w.n_experts != 1)
+    LMK_THROW(InvalidArgument, op, ": argument 'w' packs ", w.n_experts,
+              " experts; use quantized_matmul_id_ggml for expert weights");
+  packed_matmul(op, x, packed_view(w), w.bytes.tensor(), y, s);
+}
+
+void quantized_matmul(const Tensor& x, const PackedAffine& w, const Tensor& y, Stream& s) {
+  const char* op = "quantized_matmul";
+  const PackedView v = packed_view(op, w);
+  if (w.routed)
+    LMK_THROW(InvalidArgument, op, ": argument 'w' packs an expert weight [", w.n_experts, ", ", w.n, ", ", w.k,
+              "]; use quantized_matmul_id");
+  packed_matmul(op, x, v, w.bytes.tensor(), y, s);
+}
+
+void quantized_matmul_id(const Tensor& x, const PackedAffine& w, const Tensor& ids, const Tensor& y, Stream& s,
+                         const Tensor& error_flag) {
+  const char* op = "quantized_matmul_id";
+  const PackedView v = packed_view(op, w);
+  check_rank(op, "ids", ids, 2);
+  packed_matmul_id(op, x, v, w.bytes.tensor(), ids, y, ids.size(1), false, s, error_flag);
 }
 
 void mul_mv_ext(const Tensor& w, const Tensor& x, const Tensor& y, Stream& s) {
@@ -406,36 +489,7 @@ void quantized_matmul_id_ggml(const Tensor& x, const PackedGgml& w, const Tensor
                               bool input_per_slot, Stream& s, const Tensor& error_flag) {
   const char* op = "quantized_matmul_id_ggml";
   check_packed(op, w);
-  check_contiguous(op, "x", x);
-  check_dtype(op, "x", x, {DType::f32});
-  if (x.device() != w.device())
-    LMK_THROW(InvalidArgument, op, ": argument 'x' is on ", x.device().str(), ", the packed weight on ",
-              w.device().str());
-  check_operand(op, "ids", ids, {DType::u32, DType::i32}, "x", x);
-  check_operand(op, "y", y, {DType::f32}, "x", x);
-  check_rank(op, "x", x, 2);
-  if (top_k <= 0) LMK_THROW(InvalidArgument, op, ": top_k must be > 0, got ", top_k);
-  const int64_t rows = routed_rows(op, x, ids, y, top_k, input_per_slot, w.n, w.k);
-  check_no_overlap(op, "y", y, "x", x);
-  check_no_overlap(op, "y", y, "w", w.bytes.tensor());
-  uint32_t* flag = routed_flag(op, x, ids, y, error_flag);
-  QmmIdArgs a = routed_args(x, ids, y, rows, top_k, input_per_slot);
-  a.w.type = w.type;
-  a.w.n = w.n;
-  a.w.k = w.k;
-  a.w.row_bytes = storage_bytes(w.type, w.k);
-  a.w.n_experts = w.n_experts;
-  a.w.expert_stride = a.w.row_bytes * w.n;
-  const PackedView v = packed_view(w);
-  if (x.device().is_cpu()) {
-    check_host_ids(op, a, w.n_experts);
-    cpu::quantized_matmul_id_packed(a, v);
-  }
-#ifdef LMK_WITH_CUDA
-  else cuda::quantized_matmul_id_packed(a, v, flag, debug_checks(), s);
-#else
-  else LMK_THROW(Unsupported, op, ": built without CUDA");
-#endif
+  packed_matmul_id(op, x, packed_view(w), w.bytes.tensor(), ids, y, top_k, input_per_slot, s, error_flag);
 }
 
 void dense_mm(const Tensor& src0, const Tensor& src1, const Tensor& dst, Stream& s) {

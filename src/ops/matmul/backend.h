@@ -5,6 +5,7 @@
 #include "lmk/device.h"
 #include "lmk/dtype.h"
 #include "lmk/matmul.h"
+#include "ops/matmul/packed_layout.h"
 
 namespace lmk {
 
@@ -54,19 +55,27 @@ struct DenseArgs {
   bool own_kernel = false;  // always the mat-vec kernel (dense_gemv_bf16, dense_matvec)
 };
 
-// A packed weight (pack_ggml): one matrix [n, k] in the layout of ops/matmul/packed_layout.h.
+// A packed weight (pack_ggml, or pack_affine when affine_bits != 0): matrices [n, k] in the layout
+// of ops/matmul/packed_layout.h.
 struct PackedView {
   const void* data = nullptr;
-  DType type = DType::q4_0;
+  DType type = DType::q4_0;  // GGML type (unused for affine weights)
   int64_t n = 0, k = 0;
   int64_t row_bytes = 0;  // raw row bytes
   int64_t n_experts = 1;  // matrices, each packed on its own (packed::Geometry::matrix_bytes apart)
+  int affine_bits = 0;    // MLX affine weights: 4 or 8 bits (0: a GGML type)
+  bool affine_f16 = false;  // their scales and biases are f16 (else bf16)
 };
+inline packed::Geometry geometry_of(const PackedView& v) {
+  return v.affine_bits ? packed::affine_geometry(v.affine_bits, v.n, v.k) : packed::geometry(v.type, v.n, v.k, v.row_bytes);
+}
 
 namespace cpu {
 // Gather (pack) / scatter (unpack) between raw blocks and the packed layout.
 void pack(const void* raw, const PackedView& p, void* packed);
 void unpack(const PackedView& p, void* raw);
+// MLX affine weights (src) into p's packed layout (p.affine_bits set).
+void pack_affine(const packed::AffineSource& src, const PackedView& p, void* packed);
 // Packed weights, read a 16-row tile at a time (no whole-matrix unpack per call).
 void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y);
 // ids were checked (< n_experts) by the caller.
@@ -86,6 +95,7 @@ void dense(const DenseArgs& a, Stream& s);
 void workspace_reserve(Stream& s, int64_t scratch_bytes);
 void pack(const void* raw, const PackedView& p, void* packed, Stream& s);
 void unpack(const PackedView& p, void* raw, Stream& s);
+void pack_affine(const packed::AffineSource& src, const PackedView& p, void* packed, Stream& s);
 // y[m, :] = x[m, :] · Wᵀ for m < rows, W packed.
 void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y, Stream& s);
 // Expert-routed rows (a.w describes the shape; the weights are w, packed).

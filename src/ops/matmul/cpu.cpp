@@ -95,22 +95,62 @@ void unpack(const PackedView& p, void* raw) {
       unpack_tile(p, g, e, t, static_cast<uint8_t*>(raw) + (e * p.n + t * packed::kTileRows) * p.row_bytes);
 }
 
+void pack_affine(const packed::AffineSource& src, const PackedView& p, void* out) {
+  const auto g = geometry_of(p);
+  const int64_t words = g.matrix_bytes() / 4;
+  auto* o = static_cast<uint32_t*>(out);
+  for (int64_t e = 0; e < p.n_experts; ++e)
+    for (int64_t i = 0; i < words; ++i) o[e * words + i] = packed::affine_packed_word(src, g, e, i);
+}
+
+namespace {
+float half_bits_to_f32(uint16_t v, bool f16) { return f16 ? float(f16_t::from_bits(v)) : float(bf16_t::from_bits(v)); }
+
+// Row n of expert e of packed affine weights, dequantized as the spec's reference does (f32
+// scale·q, then + bias), read straight from the packed records (packed_layout.h).
+void affine_packed_row(const PackedView& p, const packed::Geometry& g, int64_t e, int64_t n, float* row) {
+  const auto* base = static_cast<const uint8_t*>(p.data) + e * g.matrix_bytes();
+  const int lw = packed::affine_lane_words(p.affine_bits);
+  const int64_t tile = n / packed::kTileRows;
+  const int gq = int(n % 8), rr = int(n % packed::kTileRows) / 8;
+  for (int64_t j = 0; j < p.k; ++j) {
+    const int64_t sb = j / 32, chunk = sb / 8;
+    const int s = int(sb % 8), jj = int(j % 32), half = jj / 16, c = (jj % 16) / 4, i = jj % 4;
+    const uint8_t* rec = base + (tile * g.chunks + chunk) * g.rec;
+    const int w = p.affine_bits == 4 ? s : 2 * s + half, u = 2 * w + rr;
+    const uint8_t byte = rec[((u / 4) * 32 + 4 * gq + c) * 16 + (u % 4) * 4 + i];
+    const int q = p.affine_bits == 4 ? (byte >> (4 * half)) & 0xF : byte;
+    uint32_t h;
+    std::memcpy(&h, rec + 256 * lw + ((2 * gq + rr) * packed::kAffineHdrWords + s) * 4, 4);
+    const float sc = half_bits_to_f32(uint16_t(h & 0xFFFF), p.affine_f16);
+    const float bi = half_bits_to_f32(uint16_t(h >> 16), p.affine_f16);
+    row[j] = sc * float(q) + bi;
+  }
+}
+
+// Row n of expert e of any packed weight, dequantized (GGML: the tile unpacked into tile_rows once
+// per tile, when n is its first row or tile_rows holds another tile).
+void packed_row(const PackedView& p, const packed::Geometry& g, int64_t e, int64_t n, std::vector<uint8_t>& tile_rows,
+                float* row) {
+  if (p.affine_bits) return affine_packed_row(p, g, e, n, row);
+  const int64_t t = n / packed::kTileRows, r = n % packed::kTileRows;
+  if (r == 0) unpack_tile(p, g, e, t, tile_rows.data());
+  dequant_row(p.type, tile_rows.data() + r * p.row_bytes, p.k, row);
+}
+}  // namespace
+
 void quantized_matmul_packed(const float* x, int64_t m_rows, const PackedView& p, float* y) {
-  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  const auto g = geometry_of(p);
   std::vector<uint8_t> rows(size_t(packed::kTileRows * p.row_bytes));
   std::vector<float> row(static_cast<size_t>(p.k));
-  for (int64_t t = 0; t < g.tiles; ++t) {
-    unpack_tile(p, g, 0, t, rows.data());
-    for (int64_t r = 0; r < packed::kTileRows && t * packed::kTileRows + r < p.n; ++r) {
-      const int64_t n = t * packed::kTileRows + r;
-      dequant_row(p.type, rows.data() + r * p.row_bytes, p.k, row.data());
-      for (int64_t m = 0; m < m_rows; ++m) y[m * p.n + n] = float(dot(x + m * p.k, row.data(), p.k));
-    }
+  for (int64_t n = 0; n < p.n; ++n) {
+    packed_row(p, g, 0, n, rows, row.data());
+    for (int64_t m = 0; m < m_rows; ++m) y[m * p.n + n] = float(dot(x + m * p.k, row.data(), p.k));
   }
 }
 
 void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& p) {
-  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  const auto g = geometry_of(p);
   auto id_of = [&](int64_t r) -> int64_t {
     return a.ids_i32 ? int64_t(static_cast<const int32_t*>(a.ids)[r]) : int64_t(static_cast<const uint32_t*>(a.ids)[r]);
   };
@@ -121,15 +161,11 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& p) {
   for (int64_t e = 0; e < p.n_experts; ++e) {
     const auto& rs = by_expert[size_t(e)];
     if (rs.empty()) continue;
-    for (int64_t t = 0; t < g.tiles; ++t) {
-      unpack_tile(p, g, e, t, rows.data());
-      for (int64_t r = 0; r < packed::kTileRows && t * packed::kTileRows + r < p.n; ++r) {
-        const int64_t n = t * packed::kTileRows + r;
-        dequant_row(p.type, rows.data() + r * p.row_bytes, p.k, row.data());
-        for (int64_t yr : rs) {
-          const int64_t xr = a.input_per_slot ? yr : yr / a.top_k;
-          a.y[yr * p.n + n] = float(dot(a.x + xr * p.k, row.data(), p.k));
-        }
+    for (int64_t n = 0; n < p.n; ++n) {
+      packed_row(p, g, e, n, rows, row.data());
+      for (int64_t yr : rs) {
+        const int64_t xr = a.input_per_slot ? yr : yr / a.top_k;
+        a.y[yr * p.n + n] = float(dot(a.x + xr * p.k, row.data(), p.k));
       }
     }
   }

@@ -365,6 +365,21 @@ __global__ void pack_kernel(const uint8_t* raw, PackedView p, int64_t chunks, in
   }
 }
 
+__global__ void pack_affine_kernel(const packed::AffineSource src, const packed::Geometry g, int64_t words,
+                                   int64_t experts, uint32_t* out) {
+  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < words * experts; i += stride)
+    out[i] = packed::affine_packed_word(src, g, i / words, i % words);
+}
+
+// The packed format of a PackedView: a GGML type or an MLX affine one (formats.cuh, FAffine).
+template <typename Fn>
+void visit_packed(const PackedView& w, Fn&& fn) {
+  if (w.affine_bits == 4) w.affine_f16 ? fn(FAffine<4, true>{}) : fn(FAffine<4, false>{});
+  else if (w.affine_bits == 8) w.affine_f16 ? fn(FAffine<8, true>{}) : fn(FAffine<8, false>{});
+  else visit_format(w.type, fn);
+}
+
 void launch_pack(const void* raw, const PackedView& p, void* out, bool unpack, Stream& s) {
   const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
   const int64_t blocks = std::min<int64_t>(ceil_div(g.matrix_bytes() * p.n_experts, 256), int64_t(sm_count()) * 16);
@@ -703,7 +718,7 @@ bool read_once(const RowSource& rs) { return kWeightsEvictFirst && rs.mode == It
 // (and the slice sum when K needs several).
 void run_packed(const float* x, int64_t x_rows, const PackedView& w, const RowSource& rs, int item_rows, float* y,
                 int64_t y_rows, Carve& cv, cudaStream_t st) {
-  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const auto g = geometry_of(w);
   const int mt = item_rows <= 1 ? 1 : item_rows <= 2 ? 2 : item_rows <= 4 ? 4 : 8;  // the kernel's rows
   const int64_t slice_chunks = qmvp_slice_chunks(g.chunks, mt);
   const int64_t slices = ceil_div(g.chunks, slice_chunks);
@@ -746,12 +761,12 @@ void run_packed(const float* x, int64_t x_rows, const PackedView& w, const RowSo
   static const bool split_x_pdl = tuning("LMK_SPLIT_X_PDL", 1) != 0;
   sp.programmatic = split_x_pdl && rs.mode != ItemMode::plain;
   split_x(sp, st);
-  visit_format(w.type, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
+  visit_packed(w, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
 }
 
 // Scratch bytes of run_packed.
 int64_t packed_scratch_bytes(const PackedView& w, int64_t x_rows, int item_rows, int64_t y_rows) {
-  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const auto g = geometry_of(w);
   const int mt = item_rows <= 1 ? 1 : item_rows <= 2 ? 2 : item_rows <= 4 ? 4 : 8;
   const int64_t slices = ceil_div(g.chunks, qmvp_slice_chunks(g.chunks, mt));
   return align_up(qmv_scratch_bytes(x_rows, w.k / 32), 256) + (slices > 1 ? align_up(slices * y_rows * w.n * 4, 256) : 0);
@@ -772,7 +787,7 @@ int64_t qmmp_splits(const packed::Geometry& g, int64_t items, bool plain, int bm
 
 // Scratch bytes of run_packed_mm.
 int64_t packed_mm_scratch_bytes(const PackedView& w, int64_t x_rows, int64_t items, bool plain, int bm, int64_t y_rows) {
-  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const auto g = geometry_of(w);
   const int64_t splits = qmmp_splits(g, items, plain, bm);
   const int64_t rows = plain ? x_rows : y_rows;  // routed: one permuted row per slot
   return align_up(rows * g.chunks * 256 * 2, 256) + (splits > 1 ? align_up(splits * y_rows * w.n * 4, 256) : 0);
@@ -789,7 +804,7 @@ CUtensorMap x_tensor_map(const __nv_bfloat16* xp, int64_t rows, int64_t kp, int 
 // items (x K-splits, summed behind it, when that grid is small).
 void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const RowSource& rs, int bm, float* y,
                    int64_t y_rows, Carve& cv, cudaStream_t st) {
-  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  const auto g = geometry_of(w);
   const int64_t kp = g.chunks * 256;
   const bool routed = rs.mode == ItemMode::grouped;
   const int64_t rows = routed ? y_rows : x_rows;  // routed: one permuted row per slot
@@ -814,7 +829,7 @@ void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const Ro
   p.split_chunks = ceil_div(g.chunks, int64_t(p.splits));
   p.weights_evict_first = read_once(rs);
   p.part = p.splits > 1 ? cv.take<float>(p.splits * y_rows * w.n) : nullptr;
-  visit_format(w.type, [&](auto f) { run_qmmp<decltype(f)>(p, bm, st); });
+  visit_packed(w, [&](auto f) { run_qmmp<decltype(f)>(p, bm, st); });
 }
 }  // namespace
 
@@ -940,6 +955,16 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
 void pack(const void* raw, const PackedView& p, void* packed, Stream& s) {
   DeviceGuard guard(s.device());
   launch_pack(raw, p, packed, false, s);
+}
+
+void pack_affine(const packed::AffineSource& src, const PackedView& p, void* packed, Stream& s) {
+  DeviceGuard guard(s.device());
+  const auto g = geometry_of(p);
+  const int64_t words = g.matrix_bytes() / 4 * p.n_experts;  // every expert's
+  const int64_t blocks = std::min<int64_t>(ceil_div(words, 256), int64_t(sm_count()) * 16);
+  pack_affine_kernel<<<unsigned(blocks), 256, 0, stream_of(s)>>>(src, g, g.matrix_bytes() / 4, p.n_experts,
+                                                                 static_cast<uint32_t*>(packed));
+  LMK_LAUNCH_CHECK(pack_affine_kernel);
 }
 
 void unpack(const PackedView& p, void* raw, Stream& s) {

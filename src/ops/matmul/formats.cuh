@@ -17,6 +17,7 @@
 // so one byte permute and one exact subtraction give the integer (no int->float conversion).
 #pragma once
 #include "ops/matmul/common.cuh"
+#include "ops/matmul/packed_layout.h"
 
 namespace lmk::cuda::mm {
 
@@ -407,6 +408,64 @@ struct FIQ4_XS {
   static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
     return {L[s], H[0], H[1]};
   }
+};
+
+// ---- MLX affine weights, packed (pack_affine, include/lmk/affine.h) ---------------------------------
+// Not a GGML block type: pack_affine writes MLX's codes and per-group (scale, bias) into the packed
+// record layout of packed_layout.h, so the packed mat-vec and mat-mat run them like the GGML
+// formats. Per row and 256-element chunk:
+//   4-bit: 8 lane words, word s = sub-block s with q4_0's nibble order (byte i of lane c: element
+//          4c + i in the low nibble, 16 + 4c + i in the high one);
+//   8-bit: 16 lane words, words 2s and 2s + 1 = elements 4c.. and 16 + 4c.. of sub-block s
+//          (unsigned bytes up to 255: kWideCodes);
+//   header: 8 words, word s = the 16-bit scale (low half) and bias (high half) of the group holding
+//          sub-block s (bf16 or f16 as given: exact).
+// w = scale·code + bias is the kMin form sc·(code + kBias) + off.
+template <int Bits, bool F16>
+struct FAffine {
+  static_assert(Bits == 4 || Bits == 8, "packed affine weights: 4 or 8 bits");
+  static constexpr DType kType = DType::u32;  // no GGML type: the record shape is PackedShape's
+  static constexpr int kLaneWords = Bits == 4 ? 8 : 16, kHdrWords = 8;
+  static constexpr bool kSigned = false, kHalfScales = false;
+  static constexpr int kBias = 0;
+  static constexpr bool kMin = true, kWideCodes = Bits == 8;
+  struct Raw {
+    uint32_t lo, hi, sb;
+  };
+  static __device__ __forceinline__ void codes8(const Raw& r, int, Dec8& d) {
+    if constexpr (Bits == 4) {
+      d.lo = r.lo & 0x0F0F0F0Fu;
+      d.hi = (r.lo >> 4) & 0x0F0F0F0Fu;
+    } else {
+      d.lo = r.lo;
+      d.hi = r.hi;
+    }
+    if constexpr (F16) scale8(d, f16_lo(r.sb), f16_hi(r.sb));
+    else scale8(d, __uint_as_float(r.sb << 16), __uint_as_float(r.sb & 0xFFFF0000u));
+  }
+  static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
+    if constexpr (Bits == 4) return {L[s], 0u, H[s]};
+    else return {L[2 * s], L[2 * s + 1], H[s]};
+  }
+};
+
+// Unsigned codes that may reach 128 (8-bit affine): the mat-mat's bf16 byte trick needs codes < 128.
+template <class F>
+constexpr bool wide_codes() {
+  if constexpr (requires { F::kWideCodes; }) return F::kWideCodes;
+  else return false;
+}
+
+// Lane words, header words and bytes of one packed record (packed_layout.h) of format F.
+template <class F>
+struct PackedShape {
+  static constexpr int LW = packed::lane_words(F::kType), HW = packed::hdr_words(F::kType);
+  static constexpr int64_t R = 256 * int64_t(LW) + 64 * int64_t(HW);
+};
+template <int Bits, bool F16>
+struct PackedShape<FAffine<Bits, F16>> {
+  static constexpr int LW = FAffine<Bits, F16>::kLaneWords, HW = FAffine<Bits, F16>::kHdrWords;
+  static constexpr int64_t R = 256 * int64_t(LW) + 64 * int64_t(HW);
 };
 
 // Runtime dtype -> format struct.

@@ -155,4 +155,81 @@ constexpr int64_t source_of(DType t, int64_t n, int64_t row_bytes, int64_t chunk
   return row * row_bytes + col;
 }
 
+// ---- MLX affine weights (pack_affine, include/lmk/affine.h) -----------------------------------------
+// Same tiles, chunks and record planes; the lane words and header of a row (formats.cuh, FAffine):
+//   4-bit: 8 lane words, word s (sub-block s of the chunk), lane c: byte i = code 4c + i (low
+//          nibble) | code 16 + 4c + i (high nibble) of the sub-block (q4_0's order);
+//   8-bit: 16 lane words, word 2s + h, lane c: byte i = code 16h + 4c + i of sub-block s;
+//   header: 8 words, word s = scale | bias << 16 (their 16-bit patterns) of the group holding
+//          sub-block s. Rows past N and sub-blocks past K are zeros (scale 0: they add nothing).
+constexpr int affine_lane_words(int bits) { return bits == 4 ? 8 : 16; }
+constexpr int kAffineHdrWords = 8;
+inline Geometry affine_geometry(int bits, int64_t n, int64_t k) {
+  Geometry g;
+  g.type = DType::u32;  // not a GGML type
+  g.n = n;
+  g.k = k;
+  g.row_bytes = k * bits / 8;
+  g.tiles = (n + kTileRows - 1) / kTileRows;
+  g.chunks = (k + kChunkElems - 1) / kChunkElems;
+  g.rec = 256 * int64_t(affine_lane_words(bits)) + 64 * kAffineHdrWords;
+  return g;
+}
+
+// The MLX arrays of [E, n, k] affine weights: codes (rows of k·bits/8 bytes, code j at bits
+// j·bits of the row), scales and biases [E, n, k / gs] as 16-bit patterns (bf16 or f16).
+struct AffineSource {
+  const uint8_t* codes = nullptr;
+  const uint16_t* scales = nullptr;
+  const uint16_t* biases = nullptr;
+  int bits = 4, gs = 64;
+};
+
+// Word `word` (< matrix_bytes / 4) of expert e's packed matrix.
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int64_t e, int64_t word) {
+  const int lw = affine_lane_words(s.bits);
+  const int64_t rec_words = g.rec / 4, per_tile = g.chunks * rec_words;
+  const int64_t tile = word / per_tile, chunk = (word % per_tile) / rec_words;
+  const int in = int(word % rec_words) * 4;  // byte offset in the record
+  int row_in_tile, sb_in_chunk, half = 0, lane_c = 0;
+  bool header = false;
+  if (in < 256 * lw) {
+    const int lane = (in / 16) % 32, u = 4 * (in / 512) + (in % 16) / 4;  // u = 2w + r
+    const int w = u / 2;
+    row_in_tile = lane / 4 + 8 * (u % 2);
+    lane_c = lane % 4;
+    sb_in_chunk = s.bits == 4 ? w : w / 2;
+    half = s.bits == 4 ? 0 : w % 2;
+  } else {
+    const int hw = (in - 256 * lw) / 4, gr = hw / kAffineHdrWords;  // gr = 2g + r
+    row_in_tile = gr / 2 + 8 * (gr % 2);
+    sb_in_chunk = hw % kAffineHdrWords;
+    header = true;
+  }
+  const int64_t row = tile * kTileRows + row_in_tile, sb = chunk * 8 + sb_in_chunk;
+  if (row >= g.n || sb * 32 >= g.k) return 0;
+  const int64_t mrow = e * g.n + row;
+  if (header) {
+    const int64_t groups = g.k / s.gs, at = mrow * groups + sb * 32 / s.gs;
+    return uint32_t(s.scales[at]) | uint32_t(s.biases[at]) << 16;
+  }
+  const uint8_t* codes = s.codes + mrow * g.row_bytes;
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) {
+    const int64_t j = sb * 32 + 16 * half + 4 * lane_c + i;  // element of the row
+    uint32_t b;
+    if (s.bits == 4) {
+      const uint32_t lo = (codes[j / 2] >> (4 * (j % 2))) & 0xFu, hi = (codes[(j + 16) / 2] >> (4 * (j % 2))) & 0xFu;
+      b = lo | hi << 4;
+    } else {
+      b = codes[j];
+    }
+    v |= b << (8 * i);
+  }
+  return v;
+}
+
 }  // namespace lmk::packed

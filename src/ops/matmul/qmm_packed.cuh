@@ -70,14 +70,14 @@ constexpr int qmmp_x_stages() {
   return BM == 128 ? 4 : BM == 64 ? 5 : 6;
 }
 template <int BM>
-constexpr int qmmp_w_stages(DType t) {
+constexpr int qmmp_w_stages(int64_t record_bytes) {
   const int64_t left = kQmmpSmemBudget - 1024 - int64_t(qmmp_x_stages<BM>()) * BM * 256;
-  const int64_t fit = left / (qmmp_warps(BM) * packed::record_bytes(t));
+  const int64_t fit = left / (qmmp_warps(BM) * record_bytes);
   return int(fit < 2 ? 2 : fit > 6 ? 6 : fit);
 }
 template <int BM>
-constexpr int qmmp_smem_bytes(DType t) {  // + 1024: alignment slack for the 1024-byte atoms
-  return qmmp_x_stages<BM>() * BM * 256 + qmmp_w_stages<BM>(t) * qmmp_warps(BM) * int(packed::record_bytes(t)) + 1024;
+constexpr int qmmp_smem_bytes(int64_t record_bytes) {  // + 1024: alignment slack for the 1024-byte atoms
+  return qmmp_x_stages<BM>() * BM * 256 + qmmp_w_stages<BM>(record_bytes) * qmmp_warps(BM) * int(record_bytes) + 1024;
 }
 
 // Logical position L (< 16) of x's wgmma order holds element qmmp_phys(L) of its 16-group.
@@ -90,12 +90,13 @@ __host__ __device__ constexpr int qmmp_phys(int L) { return 4 * ((L % 8) / 2) + 
 //   128 + bb for bb < 128), one exact subtraction leaves code + bias, one bf16x2 multiply by the
 //   bf16-rounded scale (or fma with the bf16-rounded min term). Error: the scale's, the min
 //   term's and the result's rounding (<= 3 bf16 ulps of |s·q| + |m|, the spec's bf16 row).
-//   Signed 8-bit codes (no exact bf16 magic): exact f32 dequant, one rounding to bf16.
+//   Signed 8-bit codes and 8-bit affine codes (no exact bf16 magic): exact f32 dequant (plus the
+//   min term), one rounding to bf16.
 __device__ __forceinline__ uint32_t bf16x2_bits(__nv_bfloat162 v) { return *reinterpret_cast<uint32_t*>(&v); }
 
 template <class F>
 __device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint32_t (&lo)[4], uint32_t (&hi)[4]) {
-  if constexpr (!F::kSigned) {
+  if constexpr (!F::kSigned && !wide_codes<F>()) {
     const __nv_bfloat162 unbias = __float2bfloat162_rn(float(128 - F::kBias));
     auto pairs = [&](uint32_t codes, __nv_bfloat162 sc, __nv_bfloat162 off, uint32_t& p01, uint32_t& p23) {
       const uint32_t a = prmt(codes, 0x43u, 0x4140u), b = prmt(codes, 0x43u, 0x4342u);
@@ -124,16 +125,23 @@ __device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint3
     pairs(d0.hi, s01, o01, hi[0], hi[2]);
     pairs(d1.hi, s11, o11, hi[1], hi[3]);
   } else {
-    constexpr int kB = 128 - F::kBias;
+    // Signed bytes are shifted to unsigned (+128) first; codes4<B> subtracts B exactly.
+    constexpr int kB = (F::kSigned ? 128 : 0) - F::kBias;
+    constexpr uint32_t flip = F::kSigned ? 0x80808080u : 0u;
     float v0[8], v1[8];
-    codes4<kB>(d0.lo ^ 0x80808080u, v0);
-    codes4<kB>(d0.hi ^ 0x80808080u, v0 + 4);
-    codes4<kB>(d1.lo ^ 0x80808080u, v1);
-    codes4<kB>(d1.hi ^ 0x80808080u, v1 + 4);
+    codes4<kB>(d0.lo ^ flip, v0);
+    codes4<kB>(d0.hi ^ flip, v0 + 4);
+    codes4<kB>(d1.lo ^ flip, v1);
+    codes4<kB>(d1.hi ^ flip, v1 + 4);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
-      v0[i] *= i < 4 ? d0.sc0 : d0.sc1;
-      v1[i] *= i < 4 ? d1.sc0 : d1.sc1;
+      if constexpr (F::kMin) {
+        v0[i] = fmaf(v0[i], i < 4 ? d0.sc0 : d0.sc1, i < 4 ? d0.off0 : d0.off1);
+        v1[i] = fmaf(v1[i], i < 4 ? d1.sc0 : d1.sc1, i < 4 ? d1.off0 : d1.off1);
+      } else {
+        v0[i] *= i < 4 ? d0.sc0 : d0.sc1;
+        v1[i] *= i < 4 ? d1.sc0 : d1.sc1;
+      }
     }
     lo[0] = pack_bf16(v0[0], v0[1]), lo[1] = pack_bf16(v1[0], v1[1]);
     lo[2] = pack_bf16(v0[2], v0[3]), lo[3] = pack_bf16(v1[2], v1[3]);
@@ -145,11 +153,11 @@ __device__ __forceinline__ void qmmp_frags(const Dec8& d0, const Dec8& d1, uint3
 template <class F, int BM>
 __global__ void __launch_bounds__(qmmp_threads(BM), 1) qmmp_kernel(const __grid_constant__ QmmpParams p) {
   static_assert(BM == 32 || BM == 64 || BM == 128, "wgmma N");
-  constexpr int SX = qmmp_x_stages<BM>(), SW = qmmp_w_stages<BM>(F::kType);
+  constexpr int SX = qmmp_x_stages<BM>(), SW = qmmp_w_stages<BM>(PackedShape<F>::R);
   constexpr int kStage = BM * 256, kAtom = BM * 128, kConsumers = qmmp_warps(BM);
-  constexpr int R = int(packed::record_bytes(F::kType));
+  constexpr int R = int(PackedShape<F>::R);
   static_assert(kStage * SX + kConsumers * R * SW + 1024 <= kQmmpSmemBudget + 1024, "shared memory");
-  using Chunk = QmvpChunk<F::kType>;
+  using Chunk = QmvpChunk<F>;
   extern __shared__ uint8_t smem_raw[];
   // full: the producer's arrival + the bytes of the stage; empty: one arrival per consumer thread.
   __shared__ __align__(8) uint64_t x_full[SX], x_empty[SX], w_full[SW], w_empty[SW];
@@ -353,7 +361,7 @@ template <class F, int BM>
 void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
   auto kernel = qmmp_kernel<F, BM>;
   static const bool attr = [&] {
-    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmmp_smem_bytes<BM>(F::kType)));
+    LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, qmmp_smem_bytes<BM>(PackedShape<F>::R)));
     cudaFuncAttributes fa{};
     LMK_CUDA_CHECK(cudaFuncGetAttributes(&fa, kernel));
     return fa.numRegs * qmmp_threads(BM) >= qmmp_register_split(BM);
@@ -364,7 +372,7 @@ void launch_qmmp_bm(const QmmpParams& p, cudaStream_t stream) {
   // Persistent: one CTA per SM at most, each walking its share of the units.
   const int64_t units = (p.tiles + qmmp_warps(BM) - 1) / qmmp_warps(BM) * p.rs.n_items * p.splits;
   const dim3 grid(unsigned(std::min<int64_t>(units, sm_count())));
-  launch_pdl(kernel, grid, qmmp_threads(BM), qmmp_smem_bytes<BM>(F::kType), stream, p);
+  launch_pdl(kernel, grid, qmmp_threads(BM), qmmp_smem_bytes<BM>(PackedShape<F>::R), stream, p);
   if (p.splits > 1) launch_sum_slices(p.part, p.splits, p.y_rows * p.n, p.y, stream);
 }
 

@@ -54,9 +54,9 @@ inline int64_t qmvp_slice_chunks(int64_t chunks, int rows) {
 }
 
 // One warp's registers for one chunk: both rows' lane words and header words.
-template <DType T>
+template <class F>
 struct QmvpChunk {
-  static constexpr int LW = packed::lane_words(T), HW = packed::hdr_words(T);
+  static constexpr int LW = PackedShape<F>::LW, HW = PackedShape<F>::HW;
   uint4 lw[LW / 2];     // load i: words 2i, 2i + 1 of rows g and g + 8
   uint32_t hw[2 * HW];  // header words of row g, then row g + 8
 
@@ -92,8 +92,7 @@ struct QmvpChunk {
 // allow (measured: q4_0 lm_head 146 -> 112 us on an H200), else 1 (q8_0 / Q5 / Q6_K spill at 2).
 template <class F, int MT>
 constexpr int qmvp_depth() {
-  constexpr DType T = F::kType;
-  return MT <= 2 && packed::lane_words(T) + packed::hdr_words(T) <= 13 ? 2 : 1;
+  return MT <= 2 && PackedShape<F>::LW + PackedShape<F>::HW <= 13 ? 2 : 1;
 }
 
 // The end of a unit: the warps' partial sums of the tile (16 rows x MT activation rows) are
@@ -160,8 +159,8 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
   constexpr int NB = (MT + 1) / 2;
   constexpr int XG = NB == 1 ? 4 : NB == 2 ? 2 : 1;  // sub-blocks per group of x reads
   constexpr int D = qmvp_depth<F, MT>();
-  constexpr int64_t R = packed::record_bytes(F::kType);
-  using Chunk = QmvpChunk<F::kType>;
+  constexpr int64_t R = PackedShape<F>::R;
+  using Chunk = QmvpChunk<F>;
   extern __shared__ __align__(16) uint8_t xsm[];  // [row][slice sub-blocks][kQmvXRecord]
   __shared__ float red[kQmvpWarps][16][MT];
   static_assert(16 * MT <= 32 * kQmvpWarps, "one output per thread");
@@ -305,23 +304,23 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 // round trip precedes a unit's first decode. Used where it measured faster (qmvp_ring_default);
 // LMK_QMVP_RING=0 / 1 turns it off / on for every decode case.
 constexpr int kQmvpRingSmem = 110 * 1024;  // ring bytes per CTA: two CTAs per SM (three for the shallow ring)
-template <DType T, int MT>
-constexpr int qmvp_ring_slot() { return int(packed::record_bytes(T)) + MT * 8 * kQmvXRecord; }
+template <class F, int MT>
+constexpr int qmvp_ring_slot() { return int(PackedShape<F>::R) + MT * 8 * kQmvXRecord; }
 // Slots per warp: as many as kQmvpRingSmem holds, 2..Cap (Cap 2: the shallow ring, below).
-template <DType T, int MT, int Cap = 6>
+template <class F, int MT, int Cap = 6>
 constexpr int qmvp_ring_slots() {
-  constexpr int fit = kQmvpRingSmem / (kQmvpWarps * qmvp_ring_slot<T, MT>());
+  constexpr int fit = kQmvpRingSmem / (kQmvpWarps * qmvp_ring_slot<F, MT>());
   return fit < 2 ? 2 : fit > Cap ? Cap : fit;
 }
 // CTAs per SM the ring kernel is compiled for (its register budget): two (three for the shallow
 // ring), or as many as its shared memory lets in, if fewer (the 8-row rings and large-record
 // 4-row rings: one), so such instances may use more registers at no cost in occupancy.
 constexpr int kSmemPerSm = 227 * 1024;  // H100 / H200: 228 KB per SM, 1 KB of it reserved per CTA
-template <DType T, int MT, int Cap>
+template <class F, int MT, int Cap>
 constexpr int qmvp_ring_ctas() {
   constexpr int want = Cap == 2 ? 3 : 2;
   // ring slots plus the reduction array (its CTA-walk size, an upper bound)
-  constexpr int smem = kQmvpWarps * qmvp_ring_slots<T, MT, Cap>() * qmvp_ring_slot<T, MT>() + kQmvpWarps * 16 * MT * 4;
+  constexpr int smem = kQmvpWarps * qmvp_ring_slots<F, MT, Cap>() * qmvp_ring_slot<F, MT>() + kQmvpWarps * 16 * MT * 4;
   constexpr int fit = kSmemPerSm / smem;
   return fit < 1 ? 1 : fit < want ? fit : want;
 }
@@ -334,12 +333,12 @@ constexpr int qmvp_ring_ctas() {
 // between two warps (runs are at least one unit long, so at most two) is added into outputs
 // split_x zeroed: 0 + a + b in either order, deterministic.
 template <class F, int MT, bool One, bool Warp, int Cap = 6>
-__global__ void __launch_bounds__(256, qmvp_ring_ctas<F::kType, MT, Cap>()) qmvp_ring_kernel(const QmvpParams p) {
+__global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_kernel(const QmvpParams p) {
   static_assert(MT == 1 || ((MT == 2 || MT == 4 || MT == 8) && One), "plain items of up to 8 rows, or single routed rows");
   static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
-  constexpr int NB = (MT + 1) / 2, S = qmvp_ring_slots<F::kType, MT, Cap>(), SLOT = qmvp_ring_slot<F::kType, MT>();
-  constexpr int64_t R = packed::record_bytes(F::kType);
-  constexpr int LW = packed::lane_words(F::kType), HW = packed::hdr_words(F::kType);
+  constexpr int NB = (MT + 1) / 2, S = qmvp_ring_slots<F, MT, Cap>(), SLOT = qmvp_ring_slot<F, MT>();
+  constexpr int64_t R = PackedShape<F>::R;
+  constexpr int LW = PackedShape<F>::LW, HW = PackedShape<F>::HW;
   extern __shared__ __align__(16) uint8_t ring[];  // [warp][slot][record, then x records of MT rows]
   __shared__ float red[Warp ? 1 : kQmvpWarps][16][MT];
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, g = lane >> 2, t = lane & 3;
@@ -572,7 +571,7 @@ void launch_qmvp_mt(const QmvpParams& p, cudaStream_t stream) {
 template <class F, int MT, bool One, bool Warp = false, int Cap = 6>
 void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
   auto kernel = qmvp_ring_kernel<F, MT, One, Warp, Cap>;
-  const int smem = kQmvpWarps * qmvp_ring_slots<F::kType, MT, Cap>() * qmvp_ring_slot<F::kType, MT>();
+  const int smem = kQmvpWarps * qmvp_ring_slots<F, MT, Cap>() * qmvp_ring_slot<F, MT>();
   static const bool attr = [&] {
     LMK_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
     return true;
@@ -600,10 +599,12 @@ void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
 // its 8-row instance stopped spilling (qmvp_ring_ctas), 36.1 -> 31.4 (33.3 -> 29.5); q5_0, not
 // benchmarked, follows it); single routed rows but for q8_0 and q6_K (768x2048 experts: q4_0 T1
 // 14.1 -> 12.5 us, T8 41.9 -> 39.2; q8_0 T8 49.5 -> 54.3, q6_K T8 47.4 -> 49.9).
-inline bool qmvp_ring_default(DType t, int rows, bool routed) {
-  const bool large_record = t == DType::q8_0 || t == DType::q6_K;
+// (By record bytes: large = q6_K's 3392 and up (q8_0, 8-bit affine), q5_1's 3072 not; q8_0's
+// 4352 and 8-bit affine's 4608 are the 8-bit ones.)
+inline bool qmvp_ring_default(int64_t record_bytes, int rows, bool routed) {
+  const bool large_record = record_bytes > 3200, eight_bit = record_bytes > 4096;
   if (routed || rows == 1) return !large_record;
-  return rows > 2 || t != DType::q8_0;
+  return rows > 2 || !eight_bit;
 }
 
 // Items of up to 8 activation rows (p.rs.per_item; 1 for single routed rows).
@@ -616,7 +617,7 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
   // or items of up to 8 rows (plain M > 8, per-expert row lists).
   if (p.rs.mode == ItemMode::plain && p.rs.n_items == 1) {
     const int64_t rows = p.rs.m_rows;
-    if (p.ring < 0 ? qmvp_ring_default(F::kType, int(rows), false) : p.ring != 0)
+    if (p.ring < 0 ? qmvp_ring_default(PackedShape<F>::R, int(rows), false) : p.ring != 0)
       return rows <= 1   ? launch_qmvp_ring<F, 1, true>(p, stream)
              : rows <= 2 ? launch_qmvp_ring<F, 2, true>(p, stream)
              : rows <= 4 ? launch_qmvp_ring<F, 4, true>(p, stream)
@@ -646,7 +647,7 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
     }
     if (p.warp_walk) launch_qmvp_ring<F, 1, false, true>(p, stream);
     else if (p.ring != 0 && (shallow < 0 ? few : shallow != 0)) launch_qmvp_ring<F, 1, false, false, 2>(p, stream);
-    else if (p.ring < 0 ? qmvp_ring_default(F::kType, 1, true) : p.ring != 0) launch_qmvp_ring<F, 1, false>(p, stream);
+    else if (p.ring < 0 ? qmvp_ring_default(PackedShape<F>::R, 1, true) : p.ring != 0) launch_qmvp_ring<F, 1, false>(p, stream);
     else launch_qmvp_mt<F, 1, false>(p, stream);
   } else {
     launch_qmvp_mt<F, 8, false>(p, stream);
