@@ -18,11 +18,11 @@ LMK_REGISTER_OP({"quantized_matmul", "affine", "x f32/f16/bf16, scales+biases f3
                  "affine_mv_{4,6,8}bit (M<=8, tensor-core mat-vec), affine_mm_{4,6,8}bit (tiled bf16 mma), affine_simt (unaligned)"});
 LMK_REGISTER_OP({"quantized_matmul_id", "affine", "as quantized_matmul; ids u32/i32", true, true,
                  "matmul-moe-sampling.md §2.2", "affine_route + affine_mv / affine_mm / affine_simt"});
-LMK_REGISTER_OP({"pack_affine", "affine", "w u32/u8 4 or 8 bits, scales+biases bf16/f16; gs 32/64/128", true, true,
-                 "matmul-moe-sampling.md §2.1 (load-time repack)", "pack_affine (one thread per packed word)"});
-LMK_REGISTER_OP({"quantized_matmul_packed", "affine", "x f32, y f32; packed 4/8-bit affine weights (pack_affine)", true, true,
-                 "matmul-moe-sampling.md §2.1, §2.2",
-                 "qmvp_ring / qmvp (M<=8, int8 mma), qmmp (M>8, wgmma); routed rows as quantized_matmul_id_ggml packed"});
+LMK_REGISTER_OP({"quantized_matmul_packed", "affine",
+                 "x f32, y f32; 4/8-bit weights, gs 32/64/128, bf16/f16 scales, packed once by pack_affine", true, true,
+                 "matmul-moe-sampling.md §2.1, §2.2 (load-time repack)",
+                 "pack_affine, then qmvp_ring / qmvp (M<=8, int8 mma), qmmp (M>8, wgmma); routed rows as "
+                 "quantized_matmul_id_ggml on packed weights"});
 LMK_REGISTER_OP({"qmm_affine", "affine", "f32 (codes u8)", true, true, "matmul-moe-sampling.md §1.4", "affine_simt"});
 
 namespace {
