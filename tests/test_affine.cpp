@@ -55,8 +55,8 @@ TEST(AffineErrors, PackedWeightsRejectBadArguments) {
   EXPECT_EQ(p.bits, 4);
   EXPECT_EQ(p.n, 8);
   EXPECT_EQ(p.k, 128);
-  EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 6, 64); }), ErrorCode::Unsupported);  // 6-bit stays unpacked
   EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 5, 64); }), ErrorCode::Unsupported);
+  EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 2, 64); }), ErrorCode::Unsupported);
   EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 4, 48); }), ErrorCode::Unsupported);   // group size
   EXPECT_EQ(code_of([&] { pack_affine(w, sc, b, 8, 64); }), ErrorCode::InvalidArgument);  // scales: 2 groups, 1 expected
   HostTensor s32(DType::f32, {8, 2}), b32(DType::f32, {8, 2});

@@ -70,17 +70,17 @@ void quantized_matmul_id(const Tensor& x, const Tensor& w, const Tensor& scales,
                          Stream& stream = default_stream(), const Tensor& error_flag = Tensor());
 
 // ---- explicit load-time repack for decode ------------------------------------------------------------
-// pack_affine(w, scales, biases, bits, gs) returns 4- or 8-bit MLX affine weights ([N, K] or
+// pack_affine(w, scales, biases, bits, gs) returns 4-, 6- or 8-bit MLX affine weights ([N, K] or
 // experts [E, N, K], as above, with bf16 or f16 scales and biases) rearranged into the packed
 // layout of the GGML formats (pack_ggml, include/lmk/matmul.h; src/ops/matmul/packed_layout.h):
 // per 16-row tile and 256-value chunk, every lane's codes as 16-byte words and each 32-value
 // sub-block's (scale, bias) beside them (copied bit for bit: nothing is requantized). It takes
 // k·bits/8 + k/8 bytes per row (one 16-bit pair per 32 values: at gs 64 a 4-bit row is 11% larger
-// than MLX's, an 8-bit one 6%), plus zero padding to whole tiles and chunks, on w's device. Pack once
+// than MLX's, 6-bit 8%, 8-bit 6%), plus zero padding to whole tiles and chunks, on w's device. Pack once
 // when the model loads; the quantized_matmul / quantized_matmul_id overloads below then run the
 // packed kernels of the GGML formats (H100/H200: 4-5x faster than the unpacked weights at decode
-// sizes, 6x at 512 rows; docs/perf.md). Limits: bits 4 or 8 and bf16 / f16 scales (6-bit weights
-// and f32 scales stay on the unpacked ops: Unsupported).
+// sizes, 6x at 512 rows; docs/perf.md). Limits: bf16 / f16 scales (f32 scales stay on the
+// unpacked ops: Unsupported).
 struct PackedAffine {
   int bits = 4, group_size = 64;
   DType scale_dtype = DType::bf16;  // bf16 or f16
@@ -96,8 +96,8 @@ PackedAffine pack_affine(const Tensor& w, const Tensor& scales, const Tensor& bi
 // CUDA (and every M on the CPU) as the unpacked mat-vec path or better: codes exact, x split into
 // int8 pieces (27 significant bits), exact integer sums, scale and bias applied per 32 values in
 // f32 (s·Σqx + b·Σx), e <= 1e-5; CUDA M > 8: the packed warpgroup-MMA mat-mat on bf16 operands
-// (activations rounded to bf16, each weight s·q + b computed in bf16 arithmetic for 4-bit codes
-// or in f32 for 8-bit ones, then rounded to bf16), the bf16 row, e <= 1.6e-2.
+// (activations rounded to bf16, each weight s·q + b computed in bf16 arithmetic for 4- and 6-bit
+// codes or in f32 for 8-bit ones, then rounded to bf16), the bf16 row, e <= 1.6e-2.
 void quantized_matmul(const Tensor& x, const PackedAffine& w, const Tensor& y, Stream& stream = default_stream());
 // Expert-routed on packed expert weights: x f32 [M, K], ids [M, top_k] u32/i32, y f32 [M, top_k, N];
 // ids and error_flag as quantized_matmul_id above; rows are grouped as quantized_matmul_id_ggml

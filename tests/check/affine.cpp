@@ -319,7 +319,7 @@ LMK_CHECKS(affine) {
   }
 
   // ---- packed weights (pack_affine): mat-vec widths, K-slices, N / K tails, mat-mat, routed ----
-  for (int bits : {4, 8}) {
+  for (int bits : {4, 6, 8}) {
     for (int gs : {32, 64, 128}) {
       Spec s;
       s.op = "quantized_matmul_packed";
@@ -356,6 +356,10 @@ LMK_CHECKS(affine) {
     s.routing = Routing::distinct;
     add(cases, s);
     s.M = 100, s.routing = Routing::every_expert;  // 200 rows over 8 experts: mat-mat
+    add(cases, s);
+    s.bits = 6, s.gs = 64, s.st = DType::bf16, s.E = 32, s.top_k = 4, s.M = 2, s.routing = Routing::distinct;
+    add(cases, s);  // 6-bit single rows
+    s.M = 40, s.routing = Routing::random;  // 160 rows, 5 per expert: mat-mat
     add(cases, s);
   }
 

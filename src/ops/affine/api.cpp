@@ -19,7 +19,7 @@ LMK_REGISTER_OP({"quantized_matmul", "affine", "x f32/f16/bf16, scales+biases f3
 LMK_REGISTER_OP({"quantized_matmul_id", "affine", "as quantized_matmul; ids u32/i32", true, true,
                  "matmul-moe-sampling.md §2.2", "affine_route + affine_mv / affine_mm / affine_simt"});
 LMK_REGISTER_OP({"quantized_matmul_packed", "affine",
-                 "x f32, y f32; 4/8-bit weights, gs 32/64/128, bf16/f16 scales, packed once by pack_affine", true, true,
+                 "x f32, y f32; 4/6/8-bit weights, gs 32/64/128, bf16/f16 scales, packed once by pack_affine", true, true,
                  "matmul-moe-sampling.md §2.1, §2.2 (load-time repack)",
                  "pack_affine, then qmvp_ring / qmvp (M<=8, int8 mma), qmmp (M>8, wgmma); routed rows as "
                  "quantized_matmul_id_ggml on packed weights"});
@@ -181,8 +181,8 @@ PackedAffine pack_affine(const Tensor& w, const Tensor& scales, const Tensor& bi
   check_dtype(p.op, "w", w, {DType::u32, DType::u8});
   check_rank_between(p.op, "w", w, 2, 3);
   if (w.numel() == 0) LMK_THROW(InvalidArgument, p.op, ": argument 'w' is empty (shape ", shape_str(w.shape()), ")");
-  if (bits != 4 && bits != 8)
-    LMK_THROW(Unsupported, p.op, ": bits = ", bits, "; packed affine weights have 4 or 8 bits (6-bit weights run unpacked)");
+  if (bits != 4 && bits != 6 && bits != 8)
+    LMK_THROW(Unsupported, p.op, ": bits = ", bits, "; packed affine weights have 4, 6 or 8 bits");
   const int64_t row_bytes = w.size(-1) * element_size(w.dtype());
   p.K = row_bytes * 8 / bits;
   check_affine_format(p.op, bits, group_size, p.K);

@@ -117,9 +117,17 @@ void affine_packed_row(const PackedView& p, const packed::Geometry& g, int64_t e
     const int64_t sb = j / 32, chunk = sb / 8;
     const int s = int(sb % 8), jj = int(j % 32), half = jj / 16, c = (jj % 16) / 4, i = jj % 4;
     const uint8_t* rec = base + (tile * g.chunks + chunk) * g.rec;
-    const int w = p.affine_bits == 4 ? s : 2 * s + half, u = 2 * w + rr;
-    const uint8_t byte = rec[((u / 4) * 32 + 4 * gq + c) * 16 + (u % 4) * 4 + i];
-    const int q = p.affine_bits == 4 ? (byte >> (4 * half)) & 0xF : byte;
+    auto word_byte = [&](int w, int b) { const int u = 2 * w + rr; return rec[((u / 4) * 32 + 4 * gq + c) * 16 + (u % 4) * 4 + b]; };
+    int q;
+    if (p.affine_bits == 8) {
+      q = word_byte(2 * s + half, i);
+    } else {
+      q = (word_byte(s, i) >> (4 * half)) & 0xF;
+      if (p.affine_bits == 6) {  // top two bits: word 8 + s / 2, bit 16·(s % 2) + 8·half + 2i
+        const int bit = 16 * (s % 2) + 8 * half + 2 * i;
+        q |= ((word_byte(8 + s / 2, bit / 8) >> (bit % 8)) & 3) << 4;
+      }
+    }
     uint32_t h;
     std::memcpy(&h, rec + 256 * lw + ((2 * gq + rr) * packed::kAffineHdrWords + s) * 4, 4);
     const float sc = half_bits_to_f32(uint16_t(h & 0xFFFF), p.affine_f16);

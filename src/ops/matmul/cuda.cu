@@ -376,6 +376,7 @@ __global__ void pack_affine_kernel(const packed::AffineSource src, const packed:
 template <typename Fn>
 void visit_packed(const PackedView& w, Fn&& fn) {
   if (w.affine_bits == 4) w.affine_f16 ? fn(FAffine<4, true>{}) : fn(FAffine<4, false>{});
+  else if (w.affine_bits == 6) w.affine_f16 ? fn(FAffine<6, true>{}) : fn(FAffine<6, false>{});
   else if (w.affine_bits == 8) w.affine_f16 ? fn(FAffine<8, true>{}) : fn(FAffine<8, false>{});
   else visit_format(w.type, fn);
 }

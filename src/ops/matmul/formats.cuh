@@ -48,6 +48,11 @@ __device__ __forceinline__ uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
   return d;
 }
 
+// Four bit pairs (bits 2i, 2i + 1 of h, i < 4) moved to bits 4, 5 of byte i.
+__device__ __forceinline__ uint32_t spread2_bit4(uint32_t h) {
+  const uint32_t p = h & 0xFFu;
+  return ((p & 0x3u) | (p & 0xCu) << 6 | (p & 0x30u) << 12 | (p & 0xC0u) << 18) << 4;
+}
 // Four bits b0..b3 (bits 0..3 of h) moved to bit 4 of bytes 0..3.
 __device__ __forceinline__ uint32_t spread4_bit4(uint32_t h) { return ((h & 0xFu) * 0x00204081u & 0x01010101u) << 4; }
 
@@ -416,6 +421,8 @@ struct FIQ4_XS {
 // formats. Per row and 256-element chunk:
 //   4-bit: 8 lane words, word s = sub-block s with q4_0's nibble order (byte i of lane c: element
 //          4c + i in the low nibble, 16 + 4c + i in the high one);
+//   6-bit: 12 lane words: 4-bit's eight for the low bits, then word 8 + s / 2 holding the top two
+//          bits of the sub-block's codes (bits 16·(s % 2) + 2i: element 4c + i, + 8: 16 + 4c + i);
 //   8-bit: 16 lane words, words 2s and 2s + 1 = elements 4c.. and 16 + 4c.. of sub-block s
 //          (unsigned bytes up to 255: kWideCodes);
 //   header: 8 words, word s = the 16-bit scale (low half) and bias (high half) of the group holding
@@ -423,9 +430,9 @@ struct FIQ4_XS {
 // w = scale·code + bias is the kMin form sc·(code + kBias) + off.
 template <int Bits, bool F16>
 struct FAffine {
-  static_assert(Bits == 4 || Bits == 8, "packed affine weights: 4 or 8 bits");
+  static_assert(Bits == 4 || Bits == 6 || Bits == 8, "packed affine weights: 4, 6 or 8 bits");
   static constexpr DType kType = DType::u32;  // no GGML type: the record shape is PackedShape's
-  static constexpr int kLaneWords = Bits == 4 ? 8 : 16, kHdrWords = 8;
+  static constexpr int kLaneWords = Bits == 4 ? 8 : Bits == 6 ? 12 : 16, kHdrWords = 8;
   static constexpr bool kSigned = false, kHalfScales = false;
   static constexpr int kBias = 0;
   static constexpr bool kMin = true, kWideCodes = Bits == 8;
@@ -436,6 +443,9 @@ struct FAffine {
     if constexpr (Bits == 4) {
       d.lo = r.lo & 0x0F0F0F0Fu;
       d.hi = (r.lo >> 4) & 0x0F0F0F0Fu;
+    } else if constexpr (Bits == 6) {  // r.hi: the 16 top-bit pairs of this lane and sub-block
+      d.lo = (r.lo & 0x0F0F0F0Fu) | spread2_bit4(r.hi);
+      d.hi = ((r.lo >> 4) & 0x0F0F0F0Fu) | spread2_bit4(r.hi >> 8);
     } else {
       d.lo = r.lo;
       d.hi = r.hi;
@@ -445,6 +455,7 @@ struct FAffine {
   }
   static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
     if constexpr (Bits == 4) return {L[s], 0u, H[s]};
+    else if constexpr (Bits == 6) return {L[s], L[8 + s / 2] >> (16 * (s & 1)), H[s]};
     else return {L[2 * s], L[2 * s + 1], H[s]};
   }
 };

@@ -159,10 +159,12 @@ constexpr int64_t source_of(DType t, int64_t n, int64_t row_bytes, int64_t chunk
 // Same tiles, chunks and record planes; the lane words and header of a row (formats.cuh, FAffine):
 //   4-bit: 8 lane words, word s (sub-block s of the chunk), lane c: byte i = code 4c + i (low
 //          nibble) | code 16 + 4c + i (high nibble) of the sub-block (q4_0's order);
+//   6-bit: 12 lane words: words 0..7 the low four bits as 4-bit's; word 8 + s / 2, bits
+//          16·(s % 2) + 2i and + 8 + 2i (i < 4): the top two bits of codes 4c + i and 16 + 4c + i;
 //   8-bit: 16 lane words, word 2s + h, lane c: byte i = code 16h + 4c + i of sub-block s;
 //   header: 8 words, word s = scale | bias << 16 (their 16-bit patterns) of the group holding
 //          sub-block s. Rows past N and sub-blocks past K are zeros (scale 0: they add nothing).
-constexpr int affine_lane_words(int bits) { return bits == 4 ? 8 : 16; }
+constexpr int affine_lane_words(int bits) { return bits == 4 ? 8 : bits == 6 ? 12 : 16; }
 constexpr int kAffineHdrWords = 8;
 inline Geometry affine_geometry(int bits, int64_t n, int64_t k) {
   Geometry g;
@@ -194,15 +196,15 @@ inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int
   const int64_t rec_words = g.rec / 4, per_tile = g.chunks * rec_words;
   const int64_t tile = word / per_tile, chunk = (word % per_tile) / rec_words;
   const int in = int(word % rec_words) * 4;  // byte offset in the record
-  int row_in_tile, sb_in_chunk, half = 0, lane_c = 0;
+  int row_in_tile, sb_in_chunk, half = 0, lane_c = 0, w = 0;
   bool header = false;
   if (in < 256 * lw) {
     const int lane = (in / 16) % 32, u = 4 * (in / 512) + (in % 16) / 4;  // u = 2w + r
-    const int w = u / 2;
+    w = u / 2;
     row_in_tile = lane / 4 + 8 * (u % 2);
     lane_c = lane % 4;
-    sb_in_chunk = s.bits == 4 ? w : w / 2;
-    half = s.bits == 4 ? 0 : w % 2;
+    sb_in_chunk = s.bits == 8 ? w / 2 : s.bits == 6 && w >= 8 ? 2 * (w - 8) : w;
+    half = s.bits == 8 ? w % 2 : 0;
   } else {
     const int hw = (in - 256 * lw) / 4, gr = hw / kAffineHdrWords;  // gr = 2g + r
     row_in_tile = gr / 2 + 8 * (gr % 2);
@@ -210,23 +212,38 @@ inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int
     header = true;
   }
   const int64_t row = tile * kTileRows + row_in_tile, sb = chunk * 8 + sb_in_chunk;
-  if (row >= g.n || sb * 32 >= g.k) return 0;
+  if (row >= g.n) return 0;
   const int64_t mrow = e * g.n + row;
   if (header) {
+    if (sb * 32 >= g.k) return 0;
     const int64_t groups = g.k / s.gs, at = mrow * groups + sb * 32 / s.gs;
     return uint32_t(s.scales[at]) | uint32_t(s.biases[at]) << 16;
   }
   const uint8_t* codes = s.codes + mrow * g.row_bytes;
+  // Code j of the row (a little-endian bit stream of `bits`-bit codes; 0 past K).
+  auto code = [&](int64_t j) -> uint32_t {
+    if (j >= g.k) return 0;
+    if (s.bits == 8) return codes[j];
+    if (s.bits == 4) return (codes[j / 2] >> (4 * (j % 2))) & 0xFu;
+    const int64_t bit = 6 * j, byte = bit / 8;
+    const int sh = int(bit % 8);
+    const uint32_t two = codes[byte] | (sh > 2 ? uint32_t(codes[byte + 1]) << 8 : 0u);
+    return (two >> sh) & 63u;
+  };
   uint32_t v = 0;
+  if (s.bits == 6 && w >= 8) {  // the top-bit words: two sub-blocks, 16 bits each
+    for (int part = 0; part < 2; ++part) {
+      const int64_t base = (sb + part) * 32 + 4 * lane_c;
+      for (int i = 0; i < 4; ++i) {
+        v |= (code(base + i) >> 4) << (16 * part + 2 * i);
+        v |= (code(base + 16 + i) >> 4) << (16 * part + 8 + 2 * i);
+      }
+    }
+    return v;
+  }
   for (int i = 0; i < 4; ++i) {
     const int64_t j = sb * 32 + 16 * half + 4 * lane_c + i;  // element of the row
-    uint32_t b;
-    if (s.bits == 4) {
-      const uint32_t lo = (codes[j / 2] >> (4 * (j % 2))) & 0xFu, hi = (codes[(j + 16) / 2] >> (4 * (j % 2))) & 0xFu;
-      b = lo | hi << 4;
-    } else {
-      b = codes[j];
-    }
+    const uint32_t b = s.bits == 8 ? code(j) : (code(j) & 0xFu) | (code(j + 16) & 0xFu) << 4;
     v |= b << (8 * i);
   }
   return v;
