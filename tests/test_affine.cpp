@@ -74,6 +74,8 @@ TEST(AffineErrors, PackedWeightsRejectBadArguments) {
   PackedAffine lying = pack_affine(w, sc, b, 4, 64);
   lying.n = 9;  // bytes no longer match the shape
   EXPECT_EQ(code_of([&] { quantized_matmul(o.x.view(), lying, y.view()); }), ErrorCode::InvalidArgument);
+  lying.n = 8, lying.group_size = 32;  // the record shape depends on the group size
+  EXPECT_EQ(code_of([&] { quantized_matmul(o.x.view(), lying, y.view()); }), ErrorCode::InvalidArgument);
 
   Operands oe(2, 8, 128, 8, 32, 3);
   const PackedAffine pe = pack_affine(oe.w.view(), oe.s.view(), oe.b.view(), 8, 32);

@@ -73,10 +73,9 @@ void quantized_matmul_id(const Tensor& x, const Tensor& w, const Tensor& scales,
 // pack_affine(w, scales, biases, bits, gs) returns 4-, 6- or 8-bit MLX affine weights ([N, K] or
 // experts [E, N, K], as above, with bf16 or f16 scales and biases) rearranged into the packed
 // layout of the GGML formats (pack_ggml, include/lmk/matmul.h; src/ops/matmul/packed_layout.h):
-// per 16-row tile and 256-value chunk, every lane's codes as 16-byte words and each 32-value
-// sub-block's (scale, bias) beside them (copied bit for bit: nothing is requantized). It takes
-// k·bits/8 + k/8 bytes per row (one 16-bit pair per 32 values: at gs 64 a 4-bit row is 11% larger
-// than MLX's, 6-bit 8%, 8-bit 6%), plus zero padding to whole tiles and chunks, on w's device. Pack once
+// per 16-row tile and 256-value chunk, every lane's codes as 16-byte words and the groups' (scale,
+// bias) pairs beside them (copied bit for bit: nothing is requantized). It takes MLX's bytes,
+// k·bits/8 + 4·k/gs per row, plus zero padding to whole tiles and chunks, on w's device. Pack once
 // when the model loads; the quantized_matmul / quantized_matmul_id overloads below then run the
 // packed kernels of the GGML formats (H100/H200: 4-5x faster than the unpacked weights at decode
 // sizes, 6x at 512 rows; docs/perf.md). Limits: bf16 / f16 scales (f32 scales stay on the

@@ -196,6 +196,7 @@ PackedAffine pack_affine(const Tensor& w, const Tensor& scales, const Tensor& bi
               "; packed affine weights keep 16-bit scales (bf16 or f16; f32 scales run unpacked)");
   PackedView v;
   v.affine_bits = bits;
+  v.affine_gs = group_size;
   v.affine_f16 = p.s_dtype == DType::f16;
   v.n = p.N;
   v.k = p.K;

@@ -304,13 +304,15 @@ namespace {
 PackedView packed_view(const char* op, const PackedAffine& w) {
   if (!w.bytes.data())
     LMK_THROW(InvalidArgument, op, ": argument 'w' is an empty PackedAffine (not made by pack_affine)");
-  if ((w.bits != 4 && w.bits != 6 && w.bits != 8) || (w.scale_dtype != DType::bf16 && w.scale_dtype != DType::f16) || w.n <= 0 ||
-      w.k <= 0 || w.k % 32 != 0 || w.n_experts <= 0)
-    LMK_THROW(InvalidArgument, op, ": argument 'w' is not a valid PackedAffine (bits ", w.bits, ", scales ",
-              name(w.scale_dtype), ", shape [", w.n_experts, ", ", w.n, ", ", w.k, "])");
+  if ((w.bits != 4 && w.bits != 6 && w.bits != 8) || (w.scale_dtype != DType::bf16 && w.scale_dtype != DType::f16) ||
+      (w.group_size != 32 && w.group_size != 64 && w.group_size != 128) || w.n <= 0 || w.k <= 0 ||
+      w.k % w.group_size != 0 || w.n_experts <= 0)
+    LMK_THROW(InvalidArgument, op, ": argument 'w' is not a valid PackedAffine (bits ", w.bits, ", group size ",
+              w.group_size, ", scales ", name(w.scale_dtype), ", shape [", w.n_experts, ", ", w.n, ", ", w.k, "])");
   PackedView v;
   v.data = w.bytes.data();
   v.affine_bits = w.bits;
+  v.affine_gs = w.group_size;
   v.affine_f16 = w.scale_dtype == DType::f16;
   v.n = w.n;
   v.k = w.k;

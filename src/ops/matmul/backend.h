@@ -63,11 +63,12 @@ struct PackedView {
   int64_t n = 0, k = 0;
   int64_t row_bytes = 0;  // raw row bytes
   int64_t n_experts = 1;  // matrices, each packed on its own (packed::Geometry::matrix_bytes apart)
-  int affine_bits = 0;    // MLX affine weights: 4 or 8 bits (0: a GGML type)
+  int affine_bits = 0;    // MLX affine weights: 4, 6 or 8 bits (0: a GGML type)
+  int affine_gs = 64;     // their group size (32, 64, 128)
   bool affine_f16 = false;  // their scales and biases are f16 (else bf16)
 };
 inline packed::Geometry geometry_of(const PackedView& v) {
-  return v.affine_bits ? packed::affine_geometry(v.affine_bits, v.n, v.k) : packed::geometry(v.type, v.n, v.k, v.row_bytes);
+  return v.affine_bits ? packed::affine_geometry(v.affine_bits, v.affine_gs, v.n, v.k) : packed::geometry(v.type, v.n, v.k, v.row_bytes);
 }
 
 namespace cpu {

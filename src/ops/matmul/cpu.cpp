@@ -129,7 +129,8 @@ void affine_packed_row(const PackedView& p, const packed::Geometry& g, int64_t e
       }
     }
     uint32_t h;
-    std::memcpy(&h, rec + 256 * lw + ((2 * gq + rr) * packed::kAffineHdrWords + s) * 4, 4);
+    const int hdr = packed::affine_hdr_words(p.affine_gs);
+    std::memcpy(&h, rec + 256 * lw + ((2 * gq + rr) * hdr + (s >> packed::affine_group_shift(p.affine_gs))) * 4, 4);
     const float sc = half_bits_to_f32(uint16_t(h & 0xFFFF), p.affine_f16);
     const float bi = half_bits_to_f32(uint16_t(h >> 16), p.affine_f16);
     row[j] = sc * float(q) + bi;

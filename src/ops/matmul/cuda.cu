@@ -373,11 +373,22 @@ __global__ void pack_affine_kernel(const packed::AffineSource src, const packed:
 }
 
 // The packed format of a PackedView: a GGML type or an MLX affine one (formats.cuh, FAffine).
+template <int Bits, bool F16, typename Fn>
+void visit_affine_gs(int gs, Fn&& fn) {
+  if (gs == 32) fn(FAffine<Bits, F16, 0>{});
+  else if (gs == 64) fn(FAffine<Bits, F16, 1>{});
+  else fn(FAffine<Bits, F16, 2>{});
+}
+template <int Bits, typename Fn>
+void visit_affine(const PackedView& w, Fn&& fn) {
+  if (w.affine_f16) visit_affine_gs<Bits, true>(w.affine_gs, fn);
+  else visit_affine_gs<Bits, false>(w.affine_gs, fn);
+}
 template <typename Fn>
 void visit_packed(const PackedView& w, Fn&& fn) {
-  if (w.affine_bits == 4) w.affine_f16 ? fn(FAffine<4, true>{}) : fn(FAffine<4, false>{});
-  else if (w.affine_bits == 6) w.affine_f16 ? fn(FAffine<6, true>{}) : fn(FAffine<6, false>{});
-  else if (w.affine_bits == 8) w.affine_f16 ? fn(FAffine<8, true>{}) : fn(FAffine<8, false>{});
+  if (w.affine_bits == 4) visit_affine<4>(w, fn);
+  else if (w.affine_bits == 6) visit_affine<6>(w, fn);
+  else if (w.affine_bits == 8) visit_affine<8>(w, fn);
   else visit_format(w.type, fn);
 }
 

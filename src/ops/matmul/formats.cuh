@@ -425,14 +425,15 @@ struct FIQ4_XS {
 //          bits of the sub-block's codes (bits 16·(s % 2) + 2i: element 4c + i, + 8: 16 + 4c + i);
 //   8-bit: 16 lane words, words 2s and 2s + 1 = elements 4c.. and 16 + 4c.. of sub-block s
 //          (unsigned bytes up to 255: kWideCodes);
-//   header: 8 words, word s = the 16-bit scale (low half) and bias (high half) of the group holding
-//          sub-block s (bf16 or f16 as given: exact).
+//   header: 8 >> GShift words (group size 32 << GShift), word j = the 16-bit scale (low half) and
+//          bias (high half) of the chunk's group j (bf16 or f16 as given: exact).
 // w = scale·code + bias is the kMin form sc·(code + kBias) + off.
-template <int Bits, bool F16>
+template <int Bits, bool F16, int GShift>
 struct FAffine {
   static_assert(Bits == 4 || Bits == 6 || Bits == 8, "packed affine weights: 4, 6 or 8 bits");
+  static_assert(GShift >= 0 && GShift <= 2, "group sizes 32, 64, 128");
   static constexpr DType kType = DType::u32;  // no GGML type: the record shape is PackedShape's
-  static constexpr int kLaneWords = Bits == 4 ? 8 : Bits == 6 ? 12 : 16, kHdrWords = 8;
+  static constexpr int kLaneWords = Bits == 4 ? 8 : Bits == 6 ? 12 : 16, kHdrWords = 8 >> GShift;
   static constexpr bool kSigned = false, kHalfScales = false;
   static constexpr int kBias = 0;
   static constexpr bool kMin = true, kWideCodes = Bits == 8;
@@ -454,9 +455,10 @@ struct FAffine {
     else scale8(d, __uint_as_float(r.sb << 16), __uint_as_float(r.sb & 0xFFFF0000u));
   }
   static __device__ __forceinline__ Raw packed(const uint32_t* L, const uint32_t* H, int s, int) {
-    if constexpr (Bits == 4) return {L[s], 0u, H[s]};
-    else if constexpr (Bits == 6) return {L[s], L[8 + s / 2] >> (16 * (s & 1)), H[s]};
-    else return {L[2 * s], L[2 * s + 1], H[s]};
+    const uint32_t h = H[s >> GShift];
+    if constexpr (Bits == 4) return {L[s], 0u, h};
+    else if constexpr (Bits == 6) return {L[s], L[8 + s / 2] >> (16 * (s & 1)), h};
+    else return {L[2 * s], L[2 * s + 1], h};
   }
 };
 
@@ -473,9 +475,9 @@ struct PackedShape {
   static constexpr int LW = packed::lane_words(F::kType), HW = packed::hdr_words(F::kType);
   static constexpr int64_t R = 256 * int64_t(LW) + 64 * int64_t(HW);
 };
-template <int Bits, bool F16>
-struct PackedShape<FAffine<Bits, F16>> {
-  static constexpr int LW = FAffine<Bits, F16>::kLaneWords, HW = FAffine<Bits, F16>::kHdrWords;
+template <int Bits, bool F16, int GShift>
+struct PackedShape<FAffine<Bits, F16, GShift>> {
+  static constexpr int LW = FAffine<Bits, F16, GShift>::kLaneWords, HW = FAffine<Bits, F16, GShift>::kHdrWords;
   static constexpr int64_t R = 256 * int64_t(LW) + 64 * int64_t(HW);
 };
 

@@ -162,11 +162,13 @@ constexpr int64_t source_of(DType t, int64_t n, int64_t row_bytes, int64_t chunk
 //   6-bit: 12 lane words: words 0..7 the low four bits as 4-bit's; word 8 + s / 2, bits
 //          16·(s % 2) + 2i and + 8 + 2i (i < 4): the top two bits of codes 4c + i and 16 + 4c + i;
 //   8-bit: 16 lane words, word 2s + h, lane c: byte i = code 16h + 4c + i of sub-block s;
-//   header: 8 words, word s = scale | bias << 16 (their 16-bit patterns) of the group holding
-//          sub-block s. Rows past N and sub-blocks past K are zeros (scale 0: they add nothing).
+//   header: 256 / gs words (8, 4 or 2), word j = scale | bias << 16 (their 16-bit patterns) of
+//          the chunk's group j, so sub-block s reads word s >> affine_group_shift(gs).
+// Rows past N and sub-blocks past K are zeros (scale 0: they add nothing).
 constexpr int affine_lane_words(int bits) { return bits == 4 ? 8 : bits == 6 ? 12 : 16; }
-constexpr int kAffineHdrWords = 8;
-inline Geometry affine_geometry(int bits, int64_t n, int64_t k) {
+constexpr int affine_group_shift(int gs) { return gs == 32 ? 0 : gs == 64 ? 1 : 2; }  // gs 32 / 64 / 128
+constexpr int affine_hdr_words(int gs) { return 8 >> affine_group_shift(gs); }
+inline Geometry affine_geometry(int bits, int gs, int64_t n, int64_t k) {
   Geometry g;
   g.type = DType::u32;  // not a GGML type
   g.n = n;
@@ -174,7 +176,7 @@ inline Geometry affine_geometry(int bits, int64_t n, int64_t k) {
   g.row_bytes = k * bits / 8;
   g.tiles = (n + kTileRows - 1) / kTileRows;
   g.chunks = (k + kChunkElems - 1) / kChunkElems;
-  g.rec = 256 * int64_t(affine_lane_words(bits)) + 64 * kAffineHdrWords;
+  g.rec = 256 * int64_t(affine_lane_words(bits)) + 64 * int64_t(affine_hdr_words(gs));
   return g;
 }
 
@@ -206,9 +208,9 @@ inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int
     sb_in_chunk = s.bits == 8 ? w / 2 : s.bits == 6 && w >= 8 ? 2 * (w - 8) : w;
     half = s.bits == 8 ? w % 2 : 0;
   } else {
-    const int hw = (in - 256 * lw) / 4, gr = hw / kAffineHdrWords;  // gr = 2g + r
+    const int hdr = affine_hdr_words(s.gs), hw = (in - 256 * lw) / 4, gr = hw / hdr;  // gr = 2g + r
     row_in_tile = gr / 2 + 8 * (gr % 2);
-    sb_in_chunk = hw % kAffineHdrWords;
+    sb_in_chunk = (hw % hdr) << affine_group_shift(s.gs);  // the group's first sub-block
     header = true;
   }
   const int64_t row = tile * kTileRows + row_in_tile, sb = chunk * 8 + sb_in_chunk;
