@@ -399,4 +399,14 @@ void run_qmmp(const QmmpParams& p, int bm, cudaStream_t stream) {
   template void run_qmm<F>(const QmmParams&, int, cudaStream_t);     \
   template void run_qmmp<F>(const QmmpParams&, int, cudaStream_t);
 
+// The packed mat-vec and mat-mat of the BITS-bit MLX affine formats (FAffine): bf16 or f16 scales,
+// group sizes 32 / 64 / 128 (qmv_affine<BITS>.cu, one file per bit width).
+#define LMK_AFFINE_INSTANTIATE_ONE(BITS, F16, GSHIFT)                                          \
+  template void run_qmvp<FAffine<BITS, F16, GSHIFT>>(const QmvpParams&, cudaStream_t);      \
+  template void run_qmmp<FAffine<BITS, F16, GSHIFT>>(const QmmpParams&, int, cudaStream_t);
+#define LMK_AFFINE_INSTANTIATE(BITS)                                                              \
+  LMK_AFFINE_INSTANTIATE_ONE(BITS, false, 0) LMK_AFFINE_INSTANTIATE_ONE(BITS, false, 1)           \
+  LMK_AFFINE_INSTANTIATE_ONE(BITS, false, 2) LMK_AFFINE_INSTANTIATE_ONE(BITS, true, 0)            \
+  LMK_AFFINE_INSTANTIATE_ONE(BITS, true, 1) LMK_AFFINE_INSTANTIATE_ONE(BITS, true, 2)
+
 }  // namespace lmk::cuda::mm
