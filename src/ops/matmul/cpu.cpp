@@ -107,33 +107,49 @@ namespace {
 float half_bits_to_f32(uint16_t v, bool f16) { return f16 ? float(f16_t::from_bits(v)) : float(bf16_t::from_bits(v)); }
 
 // Row n of expert e of packed affine weights, dequantized as the spec's reference does (f32
-// scale·q, then + bias), read straight from the packed records (packed_layout.h).
+// scale·q, then + bias), read straight from the packed records (packed_layout.h): per chunk and
+// 32-value sub-block s, lane quarter c holds values 4c..4c+3 and 16+4c..16+4c+3.
 void affine_packed_row(const PackedView& p, const packed::Geometry& g, int64_t e, int64_t n, float* row) {
   const auto* base = static_cast<const uint8_t*>(p.data) + e * g.matrix_bytes();
-  const int lw = packed::affine_lane_words(p.affine_bits);
+  const int lw = packed::affine_lane_words(p.affine_bits), hdr = packed::affine_hdr_words(p.affine_gs);
+  const int gshift = packed::affine_group_shift(p.affine_gs);
   const int64_t tile = n / packed::kTileRows;
   const int gq = int(n % 8), rr = int(n % packed::kTileRows) / 8;
-  for (int64_t j = 0; j < p.k; ++j) {
-    const int64_t sb = j / 32, chunk = sb / 8;
-    const int s = int(sb % 8), jj = int(j % 32), half = jj / 16, c = (jj % 16) / 4, i = jj % 4;
+  for (int64_t chunk = 0; chunk * packed::kChunkElems < p.k; ++chunk) {
     const uint8_t* rec = base + (tile * g.chunks + chunk) * g.rec;
-    auto word_byte = [&](int w, int b) { const int u = 2 * w + rr; return rec[((u / 4) * 32 + 4 * gq + c) * 16 + (u % 4) * 4 + b]; };
-    int q;
-    if (p.affine_bits == 8) {
-      q = word_byte(2 * s + half, i);
-    } else {
-      q = (word_byte(s, i) >> (4 * half)) & 0xF;
-      if (p.affine_bits == 6) {  // top two bits: word 8 + s / 2, bit 16·(s % 2) + 8·half + 2i
-        const int bit = 16 * (s % 2) + 8 * half + 2 * i;
-        q |= ((word_byte(8 + s / 2, bit / 8) >> (bit % 8)) & 3) << 4;
+    auto word = [&](int w, int c) {  // lane word w of lane quarter c, this row
+      const int u = 2 * w + rr;
+      uint32_t v;
+      std::memcpy(&v, rec + ((u / 4) * 32 + 4 * gq + c) * 16 + (u % 4) * 4, 4);
+      return v;
+    };
+    for (int s = 0; s < 8 && (chunk * 8 + s) * 32 < p.k; ++s) {
+      uint32_t h;
+      std::memcpy(&h, rec + 256 * lw + ((2 * gq + rr) * hdr + (s >> gshift)) * 4, 4);
+      const float sc = half_bits_to_f32(uint16_t(h & 0xFFFF), p.affine_f16);
+      const float bi = half_bits_to_f32(uint16_t(h >> 16), p.affine_f16);
+      float* out = row + (chunk * 8 + s) * 32;
+      for (int c = 0; c < 4; ++c) {
+        uint32_t lo, hi;  // bytes i: the codes of values 4c + i and 16 + 4c + i
+        if (p.affine_bits == 8) {
+          lo = word(2 * s, c), hi = word(2 * s + 1, c);
+        } else {
+          const uint32_t q = word(s, c);
+          lo = q & 0x0F0F0F0Fu, hi = (q >> 4) & 0x0F0F0F0Fu;
+          if (p.affine_bits == 6) {  // top two bits: word 8 + s / 2, bits 16·(s % 2) + 8·half + 2i
+            const uint32_t t = word(8 + s / 2, c) >> (16 * (s % 2));
+            for (int i = 0; i < 4; ++i) {
+              lo |= ((t >> (2 * i)) & 3u) << (8 * i + 4);
+              hi |= ((t >> (8 + 2 * i)) & 3u) << (8 * i + 4);
+            }
+          }
+        }
+        for (int i = 0; i < 4; ++i) {
+          out[4 * c + i] = sc * float((lo >> (8 * i)) & 0xFFu) + bi;
+          out[16 + 4 * c + i] = sc * float((hi >> (8 * i)) & 0xFFu) + bi;
+        }
       }
     }
-    uint32_t h;
-    const int hdr = packed::affine_hdr_words(p.affine_gs);
-    std::memcpy(&h, rec + 256 * lw + ((2 * gq + rr) * hdr + (s >> packed::affine_group_shift(p.affine_gs))) * 4, 4);
-    const float sc = half_bits_to_f32(uint16_t(h & 0xFFFF), p.affine_f16);
-    const float bi = half_bits_to_f32(uint16_t(h >> 16), p.affine_f16);
-    row[j] = sc * float(q) + bi;
   }
 }
 
