@@ -42,7 +42,7 @@ void require_int32(const char* op, const char* what, int64_t v) {
 // Validates the packed weights, scales and biases of `experts` stacked [N, K] matrices
 // (experts == 0: a plain 2-D weight) and fills the weight part of p.
 void check_weights(AffineProblem& p, const Tensor& w, const Tensor& scales, const Tensor& biases, int64_t experts,
-                   const Tensor& ref) {
+                   const Tensor& ref, const char* ref_name = "x") {
   const char* op = p.op;
   check_contiguous(op, "w", w);
   check_contiguous(op, "scales", scales);
@@ -51,7 +51,7 @@ void check_weights(AffineProblem& p, const Tensor& w, const Tensor& scales, cons
   check_dtype(op, "scales", scales, {DType::bf16, DType::f16, DType::f32});
   check_same_dtype(op, "biases", biases, "scales", scales);
   for (const auto& [arg, t] : {std::pair{"w", &w}, std::pair{"scales", &scales}, std::pair{"biases", &biases}})
-    check_same_device(op, arg, *t, "x", ref);
+    if (t != &ref) check_same_device(op, arg, *t, ref_name, ref);
   const int rank = experts ? 3 : 2;
   check_rank(op, "w", w, rank);
   const int64_t n = w.size(rank - 2);
@@ -190,7 +190,7 @@ PackedAffine pack_affine(const Tensor& w, const Tensor& scales, const Tensor& bi
   p.gs = group_size;
   p.row_bytes = affine_packed_row_bytes(bits, p.K);
   const int64_t experts = w.rank() == 3 ? w.size(0) : 0;
-  check_weights(p, w, scales, biases, experts, w);
+  check_weights(p, w, scales, biases, experts, w, "w");
   if (p.s_dtype != DType::bf16 && p.s_dtype != DType::f16)
     LMK_THROW(Unsupported, p.op, ": scales have dtype ", name(p.s_dtype),
               "; packed affine weights keep 16-bit scales (bf16 or f16; f32 scales run unpacked)");
