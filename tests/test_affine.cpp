@@ -362,5 +362,42 @@ TEST(AffineGpu, RoutedResultsAreDeterministicAndCapturable) {
   EXPECT_EQ(first.bytes, test::to_host(y2).bytes);
 }
 
+// Packed weights (pack_affine): every path of quantized_matmul / quantized_matmul_id gives the same
+// bits on every call and inside a replayed CUDA graph (after one call outside it has sized the
+// workspace). Routed rows: single rows (one token) and the per-expert mat-mat (64 tokens).
+TEST(AffineGpu, PackedResultsAreDeterministicAndCapturable) {
+  REQUIRE_GPU();
+  const Device d = Device::cuda(0);
+  const int64_t top = 8, e = 64, n = 200, k = 1024;
+  Operands o(64, n, k, 4, 64, e, 11);
+  auto dx = test::to_device(o.x, d), dw = test::to_device(o.w, d), ds = test::to_device(o.s, d), db = test::to_device(o.b, d);
+  Stream s = Stream::create(d);
+  const PackedAffine pw = pack_affine(dw, ds, db, 4, 64, s);
+  std::mt19937 rng(3);
+  for (int64_t m : {1, 64}) {
+    std::vector<uint32_t> ids(size_t(m * top));
+    for (auto& v : ids) v = rng() % uint32_t(e);
+    HostTensor hid(DType::u32, {m, top});
+    std::memcpy(hid.bytes.data(), ids.data(), ids.size() * 4);
+    auto di = test::to_device(hid, d);
+    const Tensor x(dx.tensor.data(), DType::f32, {m, k}, d);  // the first m rows
+    auto y1 = test::poisoned(DType::f32, {m, top, n}, d), y2 = test::poisoned(DType::f32, {m, top, n}, d);
+    quantized_matmul_id(x, pw, di, y1, s);
+    s.synchronize();
+    HostTensor first = test::to_host(y1);
+    quantized_matmul_id(x, pw, di, y1, s);
+    s.synchronize();
+    EXPECT_EQ(first.bytes, test::to_host(y1).bytes) << m << " tokens";
+    Graph g;
+    g.begin_capture(s);
+    quantized_matmul_id(x, pw, di, y2, s);
+    g.end_capture();
+    g.replay(s);
+    g.replay(s);
+    s.synchronize();
+    EXPECT_EQ(first.bytes, test::to_host(y2).bytes) << m << " tokens, graph";
+  }
+}
+
 }  // namespace
 }  // namespace lmk
