@@ -150,6 +150,29 @@ TEST(GraphGpu, CaptureThreeOpsAndReplayWithNewData) {
   EXPECT_EQ(code_of([&] { g.begin_capture(default_stream()); }), ErrorCode::InvalidArgument);
 }
 
+// An op that throws inside a capture leaves it open; destroying the Graph ends it, so the stream
+// runs ops again (before, every later launch on it failed as an invalidated capture).
+TEST(GraphGpu, ThrowInsideCaptureLeavesTheStreamUsable) {
+  if (!cuda_available()) GTEST_SKIP() << "no CUDA device here";
+  const Device d = Device::cuda(0);
+  const int64_t n = 1000;
+  Stream s = Stream::create(d);
+  Buffer a(DType::f32, {n}, d), b(DType::f32, {n}, d), y(DType::f32, {n}, d), wrong(DType::f32, {n + 1}, d);
+  {
+    Graph g;
+    g.begin_capture(s);
+    add(a, b, y, s);
+    EXPECT_EQ(code_of([&] { add(a, wrong, y, s); }), ErrorCode::InvalidArgument);
+  }  // ~Graph: the capture ends here
+  auto ha = test::random_uniform(DType::f32, {n}, 5, -2, 2);
+  copy_bytes(a.data(), d, ha.bytes.data(), Device::cpu(), a.bytes(), s);
+  copy_bytes(b.data(), d, ha.bytes.data(), Device::cpu(), b.bytes(), s);
+  add(a, b, y, s);
+  s.synchronize();
+  auto hy = test::to_host(y.tensor());
+  for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hy.get(i), double(float(ha.get(i)) + float(ha.get(i)))) << i;
+}
+
 TEST(BufferPoolGpu, DeviceAllocationsAndCopies) {
   if (!cuda_available()) GTEST_SKIP() << "no CUDA device here";
   BufferPool pool(Device::cuda(0));
