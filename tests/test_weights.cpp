@@ -571,13 +571,18 @@ TEST(QuantizedWeights, LoadedWeightsRunQuantizedMatmul) {
     for (int64_t i = 0; i < M * w.k; ++i) x.tensor().data_as<float>()[i] = float(nd(rng));
     const int64_t top_k = 2, experts = w.lead.empty() ? 0 : int64_t(w.lead[0]);
     const std::vector<int32_t> ids = {2, 0, 1, 2, 0, 0};  // [M, top_k] for the routed op
-    Buffer y(DType::f32, experts ? std::vector<int64_t>{M, top_k, w.n} : std::vector<int64_t>{M, w.n}, Device::cpu());
+    const std::vector<int64_t> yshape = experts ? std::vector<int64_t>{M, top_k, w.n} : std::vector<int64_t>{M, w.n};
+    Buffer y(DType::f32, yshape, Device::cpu()), yp(DType::f32, yshape, Device::cpu());
+    // The loaded weight also packs (pack_affine) and runs packed: the same reference, yp.
+    const PackedAffine pw = pack_affine(q.packed, q.scales, *q.biases, q.bits, q.group_size);
     if (experts) {
       Buffer idb(DType::i32, {M, top_k}, Device::cpu());
       std::memcpy(idb.data(), ids.data(), ids.size() * 4);
       quantized_matmul_id(x, q.packed, q.scales, *q.biases, idb, y, q.bits, q.group_size);
+      quantized_matmul_id(x, pw, idb, yp);
     } else {
       quantized_matmul(x, q.packed, q.scales, *q.biases, y, q.bits, q.group_size);
+      quantized_matmul(x, pw, yp);
     }
     const int64_t row_bytes = w.k * w.bits / 8, groups = w.k / w.gs;
     double worst = 0;
@@ -594,8 +599,9 @@ TEST(QuantizedWeights, LoadedWeightsRunQuantizedMatmul) {
             b[size_t(g)] = bf16_bits_to_f32(w.b[size_t(row * groups + g)]);
           }
           const auto r = ref::affine_dot(xd.data(), w.packed.data() + row * row_bytes, s.data(), b.data(), w.k, w.bits, w.gs);
-          const float got = y.tensor().data_as<float>()[(m * (experts ? top_k : 1) + slot) * w.n + n];
-          worst = std::max(worst, std::fabs(double(got) - r.y) / r.norm);
+          const int64_t at = (m * (experts ? top_k : 1) + slot) * w.n + n;
+          for (const Buffer* out : {&y, &yp})
+            worst = std::max(worst, std::fabs(double(out->tensor().data_as<float>()[at]) - r.y) / r.norm);
         }
       }
     }
