@@ -83,15 +83,13 @@ void bench_matmul_id(Context& c, int bits, int64_t tokens, bool packed = false) 
 }  // namespace
 
 LMK_BENCHES(affine) {
-  for (int bits : {4, 6, 8}) {
+  // 6-bit: the packed op only (peers: q6_K, 6.56 bits per weight against 6.5)
+  cases.push_back({"quantized_matmul_packed", "6bit packed", false, false, [](Context& c) {
+    for (int64_t m : {1, 8, 512}) bench_matmul(c, 6, m, 4096, 14336, true, true);
+    for (int64_t t : {1, 8, 32, 512}) bench_matmul_id(c, 6, t, true);
+  }});
+  for (int bits : {4, 8}) {
     const bool q = bits == 4;
-    if (bits == 6) {  // 6-bit: the packed op only (peers: q6_K, 6.56 bits per weight against 6.5)
-      cases.push_back({"quantized_matmul_packed", "6bit packed", false, false, [](Context& c) {
-        for (int64_t m : {1, 8, 512}) bench_matmul(c, 6, m, 4096, 14336, true, true);
-        for (int64_t t : {1, 8, 32, 512}) bench_matmul_id(c, 6, t, true);
-      }});
-      continue;
-    }
     cases.push_back({"quantized_matmul", std::to_string(bits) + "bit mat-vec", q, q, [bits](Context& c) {
       if (c.device.is_cpu()) return bench_matmul(c, bits, 1, 1024, 2048, false);
       bench_matmul(c, bits, 1, 4096, 14336, true);

@@ -77,8 +77,8 @@ void quantized_matmul_id(const Tensor& x, const Tensor& w, const Tensor& scales,
 // bias) pairs beside them (copied bit for bit: nothing is requantized). It takes MLX's bytes,
 // k·bits/8 + 4·k/gs per row, plus zero padding to whole tiles and chunks, on w's device. Pack once
 // when the model loads; the quantized_matmul / quantized_matmul_id overloads below then run the
-// packed kernels of the GGML formats (H100/H200: 4-5x faster than the unpacked weights at decode
-// sizes, 6x at 512 rows; docs/perf.md). Limits: bf16 / f16 scales (f32 scales stay on the
+// packed kernels of the GGML formats (H100: 3-5x faster than the unpacked weights at decode
+// sizes, 5-6x at 512 rows; docs/perf.md). Limits: bf16 / f16 scales (f32 scales stay on the
 // unpacked ops: Unsupported).
 struct PackedAffine {
   int bits = 4, group_size = 64;

@@ -340,15 +340,15 @@ LMK_CHECKS(affine) {
     }
   }
   {
-    Spec s;  // routed rows on packed experts: single rows, warp walk sizes, 8-row lists, mat-mat
+    Spec s;  // routed rows on packed experts: single rows (CTA walk, warp walk), 8-row lists, mat-mat
     s.op = "quantized_matmul_packed";
     s.packed = true;
     s.bits = 4, s.gs = 64, s.N = 40, s.K = 512;
     s.E = 16, s.top_k = 4, s.M = 1;
     add(cases, s, true);
-    s.E = 128, s.top_k = 8, s.M = 8, s.N = 72, s.K = 256;  // 64 single rows
+    s.E = 128, s.top_k = 8, s.M = 8, s.N = 768, s.K = 256;  // 64 single rows x 48 tiles: the warp walk
     add(cases, s);
-    s.M = 33, s.routing = Routing::random, s.ids_i32 = true;  // 264 rows, ~2 per expert: mat-mat
+    s.M = 33, s.N = 72, s.routing = Routing::random, s.ids_i32 = true;  // 264 rows, ~2 per expert: mat-mat
     add(cases, s, true);
     s.E = 256, s.top_k = 1, s.M = 300, s.N = 24, s.ids_i32 = false;  // 300 rows, ~1.2 per expert: 8-row lists
     add(cases, s);

@@ -202,9 +202,7 @@ PackedAffine pack_affine(const Tensor& w, const Tensor& scales, const Tensor& bi
   v.k = p.K;
   v.row_bytes = p.row_bytes;
   v.n_experts = p.E;
-  const auto g = geometry_of(v);
-  const int64_t total = mul_checked(p.op, "packed bytes",
-                                    mul_checked(p.op, "packed bytes", mul_checked(p.op, "packed bytes", g.tiles, g.chunks), g.rec), p.E);
+  const int64_t total = packed_bytes(p.op, geometry_of(v), p.E);
   PackedAffine out;
   out.bits = bits;
   out.group_size = group_size;

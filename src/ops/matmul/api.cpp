@@ -245,14 +245,22 @@ void check_packed(const char* op, const PackedGgml& w) {
   if (w.n <= 0 || w.k <= 0 || w.n_experts <= 0 || w.k % dtype_info(w.type).block_elems != 0)
     LMK_THROW(InvalidArgument, op, ": argument 'w' has shape [", w.n_experts, ", ", w.n, ", ", w.k,
               "], not a valid packed ", name(w.type), " weight");
-  const auto g = packed::geometry(w.type, w.n, w.k, storage_bytes(w.type, w.k));
-  const bool fits = g.tiles <= INT64_MAX / g.chunks / g.rec && w.n_experts <= INT64_MAX / g.matrix_bytes();
-  if (!fits || w.bytes.bytes() != w.n_experts * g.matrix_bytes())
-    LMK_THROW(InvalidArgument, op, ": argument 'w' holds ", w.bytes.bytes(), " bytes, expected ",
-              fits ? w.n_experts * g.matrix_bytes() : -1, " for a packed ", name(w.type), " [", w.n_experts, ", ", w.n,
-              ", ", w.k, "]");
+  check_packed_bytes(op, packed::geometry(w.type, w.n, w.k, storage_bytes(w.type, w.k)), w.n_experts, w.bytes.bytes(),
+                     std::string(name(w.type)));
 }
 }  // namespace
+
+int64_t packed_bytes(const char* op, const packed::Geometry& g, int64_t n_experts) {
+  return mul_checked(op, "packed bytes", mul_checked(op, "packed bytes", mul_checked(op, "packed bytes", g.tiles, g.chunks), g.rec),
+                     n_experts);
+}
+
+void check_packed_bytes(const char* op, const packed::Geometry& g, int64_t n_experts, int64_t have, const std::string& what) {
+  const bool fits = g.tiles <= INT64_MAX / g.chunks / g.rec && n_experts <= INT64_MAX / g.matrix_bytes();
+  if (!fits || have != n_experts * g.matrix_bytes())
+    LMK_THROW(InvalidArgument, op, ": argument 'w' holds ", have, " bytes, expected ",
+              fits ? n_experts * g.matrix_bytes() : -1, " for a packed ", what, " [", n_experts, ", ", g.n, ", ", g.k, "]");
+}
 
 PackedGgml pack_ggml(const Tensor& w, Stream& s) {
   const char* op = "pack_ggml";
@@ -262,8 +270,7 @@ PackedGgml pack_ggml(const Tensor& w, Stream& s) {
   const int64_t e = w.rank() == 3 ? w.size(0) : 1, n = w.size(-2), k = w.size(-1);
   check_block_k(op, "w", w.dtype(), k);
   const auto g = packed::geometry(w.dtype(), n, k, storage_bytes(w.dtype(), k));
-  const int64_t total = mul_checked(op, "packed bytes",
-                                    mul_checked(op, "packed bytes", mul_checked(op, "packed bytes", g.tiles, g.chunks), g.rec), e);
+  const int64_t total = packed_bytes(op, g, e);
   PackedGgml p;
   p.type = w.dtype();
   p.n = n;
@@ -318,12 +325,7 @@ PackedView packed_view(const char* op, const PackedAffine& w) {
   v.k = w.k;
   v.row_bytes = w.k * w.bits / 8;
   v.n_experts = w.n_experts;
-  const auto g = geometry_of(v);
-  const bool fits = g.tiles <= INT64_MAX / g.chunks / g.rec && w.n_experts <= INT64_MAX / g.matrix_bytes();
-  if (!fits || w.bytes.bytes() != w.n_experts * g.matrix_bytes())
-    LMK_THROW(InvalidArgument, op, ": argument 'w' holds ", w.bytes.bytes(), " bytes, expected ",
-              fits ? w.n_experts * g.matrix_bytes() : -1, " for a packed ", w.bits, "-bit affine [", w.n_experts,
-              ", ", w.n, ", ", w.k, "]");
+  check_packed_bytes(op, geometry_of(v), w.n_experts, w.bytes.bytes(), std::to_string(w.bits) + "-bit affine");
   return v;
 }
 
@@ -397,7 +399,7 @@ void quantized_matmul_ggml(const Tensor& x, const PackedGgml& w, const Tensor& y
 void quantized_matmul(const Tensor& x, const PackedAffine& w, const Tensor& y, Stream& s) {
   const char* op = "quantized_matmul";
   const PackedView v = packed_view(op, w);
-  if (w.routed)
+  if (w.routed || w.n_experts != 1)
     LMK_THROW(InvalidArgument, op, ": argument 'w' packs an expert weight [", w.n_experts, ", ", w.n, ", ", w.k,
               "]; use quantized_matmul_id");
   packed_matmul(op, x, v, w.bytes.tensor(), y, s);

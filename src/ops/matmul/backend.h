@@ -1,6 +1,7 @@
 // Backend entry points of the matmul family; arguments are already validated (api.cpp).
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "lmk/device.h"
 #include "lmk/dtype.h"
@@ -67,6 +68,11 @@ struct PackedView {
   int affine_gs = 64;     // their group size (32, 64, 128)
   bool affine_f16 = false;  // their scales and biases are f16 (else bf16)
 };
+// Bytes of n_experts packed matrices of geometry g; InvalidArgument (naming op) on overflow.
+int64_t packed_bytes(const char* op, const packed::Geometry& g, int64_t n_experts);
+// InvalidArgument unless `have` bytes are exactly n_experts packed matrices of geometry g (`what`
+// names the format in the message).
+void check_packed_bytes(const char* op, const packed::Geometry& g, int64_t n_experts, int64_t have, const std::string& what);
 inline packed::Geometry geometry_of(const PackedView& v) {
   return v.affine_bits ? packed::affine_geometry(v.affine_bits, v.affine_gs, v.n, v.k) : packed::geometry(v.type, v.n, v.k, v.row_bytes);
 }

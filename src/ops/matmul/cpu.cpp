@@ -104,8 +104,6 @@ void pack_affine(const packed::AffineSource& src, const PackedView& p, void* out
 }
 
 namespace {
-float half_bits_to_f32(uint16_t v, bool f16) { return f16 ? float(f16_t::from_bits(v)) : float(bf16_t::from_bits(v)); }
-
 // Row n of expert e of packed affine weights, dequantized as the spec's reference does (f32
 // scale·q, then + bias), read straight from the packed records (packed_layout.h): per chunk and
 // 32-value sub-block s, lane quarter c holds values 4c..4c+3 and 16+4c..16+4c+3.
@@ -124,10 +122,10 @@ void affine_packed_row(const PackedView& p, const packed::Geometry& g, int64_t e
       return v;
     };
     for (int s = 0; s < 8 && (chunk * 8 + s) * 32 < p.k; ++s) {
-      uint32_t h;
-      std::memcpy(&h, rec + 256 * lw + ((2 * gq + rr) * hdr + (s >> gshift)) * 4, 4);
-      const float sc = half_bits_to_f32(uint16_t(h & 0xFFFF), p.affine_f16);
-      const float bi = half_bits_to_f32(uint16_t(h >> 16), p.affine_f16);
+      uint16_t h[2];  // scale, bias
+      std::memcpy(h, rec + 256 * lw + ((2 * gq + rr) * hdr + (s >> gshift)) * 4, 4);
+      const DType st = p.affine_f16 ? DType::f16 : DType::bf16;
+      const float sc = load_as_f32(h, st, 0), bi = load_as_f32(h, st, 1);
       float* out = row + (chunk * 8 + s) * 32;
       for (int c = 0; c < 4; ++c) {
         uint32_t lo, hi;  // bytes i: the codes of values 4c + i and 16 + 4c + i
@@ -153,8 +151,8 @@ void affine_packed_row(const PackedView& p, const packed::Geometry& g, int64_t e
   }
 }
 
-// Row n of expert e of any packed weight, dequantized (GGML: the tile unpacked into tile_rows once
-// per tile, when n is its first row or tile_rows holds another tile).
+// Row n of expert e of any packed weight, dequantized. Callers walk n upward from 0: a GGML tile is
+// unpacked into tile_rows at its first row.
 void packed_row(const PackedView& p, const packed::Geometry& g, int64_t e, int64_t n, std::vector<uint8_t>& tile_rows,
                 float* row) {
   if (p.affine_bits) return affine_packed_row(p, g, e, n, row);
