@@ -35,6 +35,19 @@ int sm_count() {
   return n;
 }
 
+double peak_dram_gbps() {
+  static std::mutex mu;
+  static std::map<int, double> cache;
+  int dev = 0;
+  LMK_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = cache.find(dev); it != cache.end()) return it->second;
+  int khz = 0, bits = 0;
+  LMK_CUDA_CHECK(cudaDeviceGetAttribute(&khz, cudaDevAttrMemoryClockRate, dev));
+  LMK_CUDA_CHECK(cudaDeviceGetAttribute(&bits, cudaDevAttrGlobalMemoryBusWidth, dev));
+  return cache[dev] = 2.0 * double(khz) * 1e3 * double(bits) / 8.0 / 1e9;
+}
+
 unsigned char* stream_scratch(const void* owner, cudaStream_t st, size_t bytes) {
   struct Block {
     unsigned char* p = nullptr;

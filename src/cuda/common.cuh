@@ -72,6 +72,10 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // Number of SMs of the current device (cached).
 int sm_count();
 
+// Peak DRAM bandwidth of the current device in GB/s: 2 x memory clock x bus width (cached per
+// device). H100 SXM 3352, H200 4100 by this count.
+double peak_dram_gbps();
+
 // Zero-initialised device scratch of at least `bytes`, one block per (owner, device, stream),
 // kept for kernels that leave it in a reusable state (counters that return to their start
 // value, epoch-tagged words). Grown on demand outside graph capture and never freed (a

@@ -707,8 +707,9 @@ const int kQmvpRing = int(tuning("LMK_QMVP_RING", -1));
 // The ring kernel's warp walk for single routed rows: -1 from 16 units per SM (two CTAs of 8
 // warps: every warp gets at least one unit's chunks), 0 never, 1 always.
 const int kQmvpWarpWalk = int(tuning("LMK_QMVP_WARP_WALK", -1));
-// Dense (dense_mm bf16 / f16): rows per weight slice up to which the TMA mat-vec replaces cuBLASLt.
-const int64_t kDenseTmaRows = tuning("LMK_DENSE_TMA_ROWS", 32);
+// Dense (dense_mm bf16 / f16): rows per weight slice up to which the TMA mat-vec replaces
+// cuBLASLt (LMK_DENSE_TMA_ROWS; -1: by device, dense_tma_rows).
+const int64_t kDenseTmaRows = tuning("LMK_DENSE_TMA_ROWS", -1);
 // Packed grouped mat-mat: rows per item (0: from the average rows per expert; sweeps only).
 const int64_t kPackedRoutedTile = tuning("LMK_MM_PACKED_ROUTED_TILE", 0);
 // Grouped: the tensor-core path once experts average more rows than this.
@@ -1000,16 +1001,29 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
   else run_packed(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));
 }
 
+// Rows per weight slice up to which dense_mm takes the TMA mat-vec rather than convert + cuBLASLt.
+// The crossover follows the memory: cold, Mx4096x14336, the same card for both paths,
+//   H100 (3.35 TB/s peak): convert + cuBLAS -> TMA, bf16 M = 16 58.1 -> 56.5 us, M = 32 59.5 -> 56.8,
+//     f16 M = 32 59.3 -> 56.4;
+//   H200 (4.1 TB/s by peak_dram_gbps's count): TMA -> convert + cuBLAS, bf16 M = 16 47.5 -> 43.9,
+//     M = 32 49.3 -> 44.9, f16 M = 32 47.4 -> 45.0 (cuBLAS gains with the bandwidth, the TMA
+//     kernel less).
+// So 32 rows below 3.8 TB/s, else 8 (the mat-vec, gemv, takes 8 and fewer everywhere).
+namespace {
+int64_t dense_tma_rows() {
+  if (kDenseTmaRows >= 0) return kDenseTmaRows;
+  return peak_dram_gbps() < 3800.0 ? 32 : 8;
+}
+}  // namespace
+
 void dense(const DenseArgs& a, Stream& s) {
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
   const GemvParams p = gemv_params(a);
   if (a.own_kernel || a.m <= 8) return gemv(p, st);
-  // Up to kDenseTmaRows rows per weight slice (bf16 / f16 weights, f32 activations rounded to
-  // them), the TMA mat-vec reads the weights once and needs no conversion pass: H100,
-  // Mx4096x14336 cold, convert + cuBLAS -> it: bf16 M = 16 58.1 -> 56.5 us, M = 32 59.5 -> 56.8;
-  // f16 M = 32 59.3 -> 56.4.
-  if (a.m <= kDenseTmaRows && gemv_tma(p, st)) return;
+  // Up to dense_tma_rows() rows per weight slice (bf16 / f16 weights, f32 activations rounded to
+  // them), the TMA mat-vec reads the weights once and needs no conversion pass.
+  if (a.m <= dense_tma_rows() && gemv_tma(p, st)) return;
   if (!dense_cublas(a, s)) gemv(p, st);
 }
 
