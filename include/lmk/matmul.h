@@ -134,7 +134,8 @@ void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& id
 // K % 8 == 0 and the views are 16-byte aligned); bf16 or f16 weights with 5..32 rows, K % 8 == 0
 // and aligned views take the same TMA kernel (9..32 rows only on GPUs below 3.8 TB/s of peak DRAM
 // bandwidth, e.g. H100: on H200 convert + cuBLASLt measured faster there); the rest run cuBLASLt
-// (activations converted into the workspace scratch). The results are the same either way up to f32 summation order.
+// (activations converted into the workspace scratch). The results are the same either way up to
+// f32 summation order.
 void dense_mm(const Tensor& src0, const Tensor& src1, const Tensor& dst, Stream& stream = default_stream());
 
 // ---- §5.1 dense_gemm (lm_head) / dense_matvec -------------------------------------------------------

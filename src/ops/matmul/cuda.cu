@@ -1005,8 +1005,8 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
 // The crossover follows the memory: cold, Mx4096x14336, the same card for both paths,
 //   H100 (3.35 TB/s peak): convert + cuBLAS -> TMA, bf16 M = 16 58.1 -> 56.5 us, M = 32 59.5 -> 56.8,
 //     f16 M = 32 59.3 -> 56.4;
-//   H200 (4.1 TB/s by peak_dram_gbps's count): TMA -> convert + cuBLAS, bf16 M = 16 47.5 -> 43.9,
-//     M = 32 49.3 -> 44.9, f16 M = 32 47.4 -> 45.0 (cuBLAS gains with the bandwidth, the TMA
+//   H200 (4.9 TB/s: 3201 MHz, 6144 bits): TMA -> convert + cuBLAS, bf16 M = 16 47.8 -> 43.7,
+//     M = 32 49.6 -> 44.7, f16 M = 32 47.9 -> 44.4 (cuBLAS gains with the bandwidth, the TMA
 //     kernel less).
 // So 32 rows below 3.8 TB/s, else 8 (the mat-vec, gemv, takes 8 and fewer everywhere).
 namespace {
