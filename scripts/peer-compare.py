@@ -22,6 +22,9 @@ for t in texts:
     for m in re.finditer(r"M=\s*(\d+)\s+bf16 x: cold\s+([\d.]+) us\s+b2b\s+([\d.]+) us(?:.*?cold\s+([\d.]+)\s+b2b\s+([\d.]+))?", t):
         cublas[int(m[1])] = (float(m[2]), float(m[4]) if m[4] else 0.0)
 
+# The ops whose contract matches llama.cpp's MUL_MAT / MUL_MAT_ID on these shapes (the raw-block
+# and MLX affine ops have no twin there).
+COMPARED = {"dense_gemv_bf16", "dense_mm", "quantized_matmul_ggml_packed", "quantized_matmul_id_ggml_packed"}
 print(f"{lmk['device']}, copy {lmk['copy_gbps']:.0f} GB/s")
 print(f"{'op':32} {'case':36} {'ours µs':>9} {'how':>5} {'llama.cpp':>9} {'ratio':>6}   {'cold':>7} {'cuBLAS':>7} {'ratio':>6} {'cvt+cuBLAS':>10} {'ratio':>6}")
 for r in lmk["results"]:
@@ -29,13 +32,11 @@ for r in lmk["results"]:
     mm = re.match(r"(\w+) (\d+)x4096x14336$", case)
     mi = re.match(r"(\w+) T(\d+) E128 k8 768x2048$", case)
     key = ("mm", mm[1], int(mm[2])) if mm else ("id", mi[1], int(mi[2])) if mi else None
-    if key is None or "affine" in op:
-        continue
-    if op == "quantized_matmul_packed":  # MLX affine: its GGML twin of the same bytes per weight
+    if key is None or op not in COMPARED:
         continue
     rows = key[2]
     line, has = f"{op:32} {case:36}", False
-    if key in llama and op != "quantized_matmul_id_ggml" and op != "quantized_matmul_ggml":
+    if key in llama:
         graph = key[0] == "mm" or rows == 1
         ours = r["graph_us"] if graph and r["graph_us"] else r["b2b_us"]
         line += f" {ours:9.2f} {'graph' if graph else 'b2b':>5} {llama[key]:9.2f} {llama[key] / ours:5.2f}x" if ours else " " * 32

@@ -27,7 +27,6 @@ def timed(fn, cold, reps):
         end[0].record()
         torch.cuda.synchronize()
         return start[0].elapsed_time(end[0]) * 1000 / reps
-    times = []
     for i in range(reps):
         flush.add_(1)
         start[i].record()
