@@ -365,11 +365,18 @@ __global__ void pack_kernel(const uint8_t* raw, PackedView p, int64_t chunks, in
   }
 }
 
-__global__ void pack_affine_kernel(const packed::AffineSource src, const packed::Geometry g, int64_t words,
-                                   int64_t experts, uint32_t* out) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < words * experts; i += stride)
-    out[i] = packed::affine_packed_word(src, g, i / words, i % words);
+// A block per record (grid-stride), its threads over the record's words: one index split per
+// record instead of three 64-bit divisions per word (the pack runs per call in quantized_matmul's
+// repack path, so its speed counts).
+__global__ void pack_affine_kernel(const packed::AffineSource src, const packed::Geometry g, int64_t experts,
+                                   uint32_t* out) {
+  const int64_t per_matrix = g.tiles * g.chunks, records = per_matrix * experts;
+  const int rec_words = int(g.rec / 4);
+  for (int64_t r = blockIdx.x; r < records; r += gridDim.x) {
+    const int64_t e = r / per_matrix, tile = r % per_matrix / g.chunks, chunk = r % g.chunks;
+    for (int w = int(threadIdx.x); w < rec_words; w += int(blockDim.x))
+      out[r * rec_words + w] = packed::affine_record_word(src, g, e, tile, chunk, 4 * w);
+  }
 }
 
 // The packed format of a PackedView: a GGML type or an MLX affine one (formats.cuh, FAffine).
@@ -973,10 +980,9 @@ void pack(const void* raw, const PackedView& p, void* packed, Stream& s) {
 void pack_affine(const packed::AffineSource& src, const PackedView& p, void* packed, Stream& s) {
   DeviceGuard guard(s.device());
   const auto g = geometry_of(p);
-  const int64_t words = g.matrix_bytes() / 4 * p.n_experts;  // every expert's
-  const int64_t blocks = std::min<int64_t>(ceil_div(words, 256), int64_t(sm_count()) * 16);
-  pack_affine_kernel<<<unsigned(blocks), 256, 0, stream_of(s)>>>(src, g, g.matrix_bytes() / 4, p.n_experts,
-                                                                 static_cast<uint32_t*>(packed));
+  const int64_t records = g.tiles * g.chunks * p.n_experts;  // every expert's
+  const int64_t blocks = std::min<int64_t>(records, int64_t(sm_count()) * 16);
+  pack_affine_kernel<<<unsigned(blocks), 256, 0, stream_of(s)>>>(src, g, p.n_experts, static_cast<uint32_t*>(packed));
   LMK_LAUNCH_CHECK(pack_affine_kernel);
 }
 

@@ -189,15 +189,13 @@ struct AffineSource {
   int bits = 4, gs = 64;
 };
 
-// Word `word` (< matrix_bytes / 4) of expert e's packed matrix.
+// The word at byte `in` (a multiple of 4) of the record of (tile, chunk) of expert e.
 #ifdef __CUDACC__
 __host__ __device__
 #endif
-inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int64_t e, int64_t word) {
+inline uint32_t affine_record_word(const AffineSource& s, const Geometry& g, int64_t e, int64_t tile, int64_t chunk,
+                                   int in) {
   const int lw = affine_lane_words(s.bits);
-  const int64_t rec_words = g.rec / 4, per_tile = g.chunks * rec_words;
-  const int64_t tile = word / per_tile, chunk = (word % per_tile) / rec_words;
-  const int in = int(word % rec_words) * 4;  // byte offset in the record
   int row_in_tile, sb_in_chunk, half = 0, lane_c = 0, w = 0;
   bool header = false;
   if (in < 256 * lw) {
@@ -222,6 +220,20 @@ inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int
     return uint32_t(s.scales[at]) | uint32_t(s.biases[at]) << 16;
   }
   const uint8_t* codes = s.codes + mrow * g.row_bytes;
+  // Sub-blocks are whole (K % gs == 0, gs >= 32): past K a lane word is zero. 4- and 8-bit lane
+  // words take their codes' bytes directly (what the code-by-code loop below gives).
+  if (s.bits != 6 && sb * 32 >= g.k) return 0;
+  if (s.bits == 4) {  // codes 4c .. 4c+3 and 16 + 4c .. 16 + 4c+3: two bytes each
+    const uint8_t* p = codes + sb * 16 + 2 * lane_c;
+    auto spread = [](uint32_t a) {  // nibble i -> low nibble of byte i
+      return (a & 0xFu) | (a >> 4 & 0xFu) << 8 | (a >> 8 & 0xFu) << 16 | (a >> 12 & 0xFu) << 24;
+    };
+    return spread(p[0] | uint32_t(p[1]) << 8) | spread(p[8] | uint32_t(p[9]) << 8) << 4;
+  }
+  if (s.bits == 8) {
+    const uint8_t* p = codes + sb * 32 + 16 * half + 4 * lane_c;
+    return p[0] | uint32_t(p[1]) << 8 | uint32_t(p[2]) << 16 | uint32_t(p[3]) << 24;
+  }
   // Code j of the row (a little-endian bit stream of `bits`-bit codes; 0 past K).
   auto code = [&](int64_t j) -> uint32_t {
     if (j >= g.k) return 0;
@@ -249,6 +261,16 @@ inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int
     v |= b << (8 * i);
   }
   return v;
+}
+
+
+// Word `word` (< matrix_bytes / 4) of expert e's packed matrix.
+#ifdef __CUDACC__
+__host__ __device__
+#endif
+inline uint32_t affine_packed_word(const AffineSource& s, const Geometry& g, int64_t e, int64_t word) {
+  const int64_t rec_words = g.rec / 4, per_tile = g.chunks * rec_words;
+  return affine_record_word(s, g, e, word / per_tile, word % per_tile / rec_words, int(word % rec_words) * 4);
 }
 
 }  // namespace lmk::packed
