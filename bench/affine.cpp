@@ -99,7 +99,9 @@ LMK_BENCHES(affine) {
       for (int64_t m : {2, 4, 8}) bench_matmul(c, bits, m, 4096, 14336, true);
       bench_matmul(c, bits, 8, 14336, 4096, false);
     }});
-    cases.push_back({"quantized_matmul", std::to_string(bits) + "bit M=512", q, false, [bits](Context& c) {
+    cases.push_back({"quantized_matmul", std::to_string(bits) + "bit M=16..512", q, false, [bits](Context& c) {
+      if (!c.quick)
+        for (int64_t m : {16, 32}) bench_matmul(c, bits, m, 4096, 14336, false);
       bench_matmul(c, bits, 512, 4096, 14336, true);
       bench_matmul(c, bits, 512, 14336, 4096, false);
     }});

@@ -24,15 +24,21 @@
 //    f32 CUDA-core kernel at every size instead: same bound, slower.)
 //  * CUDA, tiled path (more rows than above): activations rounded to bf16, each weight computed
 //    in f32 and rounded once to bf16, tensor-core products summed in f32: the spec's bf16 row,
-//    e <= 1.6e-2 (typically ~1e-3).
+//    e <= 1.6e-2 (typically ~1e-3). quantized_matmul with more than 8 rows of f32 x and y and
+//    bf16 / f16 scales packs the weight per call (pack_affine's layout, into scratch) and runs
+//    the packed mat-mat instead (about 3x faster at 512 rows): the same bf16 row. Set
+//    LMK_AFFINE_REPACK=0 to keep the tiled kernel. Pack once with pack_affine to skip the pack.
 //  * bf16/f16 outputs add one rounding (2^-8 / 2^-11 relative).
-// The path depends only on shapes and alignment (never on the data). On one path, a row of
-// quantized_matmul_id is bit-identical to quantized_matmul on the selected expert slice, and
-// results are deterministic run to run.
+// The path depends only on shapes and alignment (never on the data), and results are
+// deterministic run to run. A row of quantized_matmul_id is bit-identical to quantized_matmul on
+// the selected expert slice where both run the same kernel (the tiled path; routed rows against
+// dense items of 5..8 rows); a dense item of up to 4 rows runs its own mat-vec kernel, which
+// agrees with the routed rows within the bound above.
 //
-// CUDA scratch: quantized_matmul_id with more than 8 routed rows builds per-expert row lists
-// in stream-ordered scratch (cudaMallocFromPoolAsync from a library-owned pool, freed on the
-// same stream after the kernels; capturable in a CUDA graph). No other op allocates.
+// CUDA scratch: quantized_matmul_id with more than 8 routed rows builds per-expert row lists,
+// and quantized_matmul's repack (above) holds the packed weight, in stream-ordered scratch
+// (cudaMallocFromPoolAsync from a library-owned pool, freed on the same stream after the
+// kernels; capturable in a CUDA graph). No other op allocates.
 #pragma once
 #include "lmk/buffer.h"
 #include "lmk/device.h"

@@ -19,6 +19,7 @@
 
 #include "ops/affine/backend.h"
 #include "ops/affine/kernels.cuh"
+#include "ops/matmul/backend.h"
 
 namespace lmk::cuda {
 namespace {
@@ -159,6 +160,38 @@ void raise_invalid_ids(const AffineProblem& p, cudaStream_t s) {
 
 enum class Path { mv, mm, simt };
 
+// More than 8 rows of f32 x and y with 16-bit scales: pack the weight (pack_affine's layout) into
+// stream-ordered scratch and run the packed warpgroup-MMA mat-mat (the same bf16 operand
+// precision as the tiled kernel). The pack reads and writes the weight once (about 20 us for
+// 4096x14336 4-bit on an H100); the tiled kernel ran at 87 TFLOP/s against the packed kernel's
+// 550, so from 9 rows on the repack pays (docs/perf.md). LMK_AFFINE_REPACK=0 turns it off.
+bool repack_applies(const AffineProblem& p, bool routed, bool formats_ok, bool aligned) {
+  return !routed && formats_ok && aligned && p.M > mv::kMaxRows && p.x_dtype == DType::f32 &&
+         p.y_dtype == DType::f32 && (p.s_dtype == DType::bf16 || p.s_dtype == DType::f16) &&
+         tuning("LMK_AFFINE_REPACK", 1) != 0;
+}
+
+void repacked_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
+  PackedView v;
+  v.affine_bits = p.bits;
+  v.affine_gs = p.gs;
+  v.affine_f16 = p.s_dtype == DType::f16;
+  v.n = p.N;
+  v.k = p.K;
+  v.row_bytes = p.row_bytes;
+  v.n_experts = 1;
+  Scratch buf(size_t(packed_bytes(p.op, geometry_of(v), 1)), s);
+  packed::AffineSource src;
+  src.codes = static_cast<const uint8_t*>(p.w);
+  src.scales = static_cast<const uint16_t*>(p.scales);
+  src.biases = static_cast<const uint16_t*>(p.biases);
+  src.bits = p.bits;
+  src.gs = p.gs;
+  v.data = buf.ptr;
+  pack_affine(src, v, buf.ptr, stream);
+  quantized_matmul_packed(static_cast<const float*>(p.x), p.M, v, static_cast<float*>(p.y), stream);
+}  // the scratch is freed in stream order, after the mat-mat
+
 }  // namespace
 
 void affine_matmul(const AffineProblem& p, Stream& stream) {
@@ -167,6 +200,8 @@ void affine_matmul(const AffineProblem& p, Stream& stream) {
   const bool formats_ok = !p.unpacked && (p.gs == 32 || p.gs == 64 || p.gs == 128);
   const bool aligned = is_aligned(p.x, 16) && is_aligned(p.w, p.bits == 6 ? 8 : 16);
   const int64_t P = p.rows();
+
+  if (repack_applies(p, routed, formats_ok, aligned)) return repacked_matmul(p, s, stream);
 
   Path path = Path::simt;
   if (formats_ok && aligned) {
@@ -248,7 +283,11 @@ void affine_matmul(const AffineProblem& p, Stream& stream) {
   }
 
   switch (path) {
-    case Path::mv: launch_mv(o, mv_plan(o, cmax), items, n_items, s); break;
+    case Path::mv:
+      // Plain rows up to 4: the rows kernel (matvec_rows.cu; LMK_AFFINE_MV_ROWS=0 turns it off).
+      if (!routed && cmax <= 4 && tuning("LMK_AFFINE_MV_ROWS", 1) != 0) launch_mv_rows(o, mv_rows_plan(o, cmax), items, n_items, s);
+      else launch_mv(o, mv_plan(o, cmax), items, n_items, s);
+      break;
     case Path::mm: launch_mm(o, bm, items, n_items, s); break;
     case Path::simt: launch_simt(o, items, n_items, s); break;
   }

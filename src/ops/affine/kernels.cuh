@@ -1,5 +1,6 @@
 // Launch parameters and launchers of the three affine kernels (cuda.cu picks one per problem).
-//   mv:   tensor-core mat-vec for items of <= 8 rows, bits 4 and 8 (matvec.cu)
+//   mv:   tensor-core mat-vec for items of <= 8 rows, bits 4, 6 and 8 (matvec.cu; plain rows up to
+//         4: matvec_rows.cu)
 //   mm:   tiled bf16 tensor-core GEMM with the weights dequantized in the tile (gemm.cu)
 //   simt: f32 CUDA-core tiled kernel for any bits, group size and alignment (simt.cu)
 #pragma once
@@ -43,7 +44,9 @@ struct MvPlan {
   int units = 0;        // 16-byte units per weight row
   int slice_units = 0;  // units per cluster rank (multiple of 4)
   int win_units = 0;    // units per staged window (multiple of 4)
-  int span_units = 0;   // units sharing one scale (min(gs / unit codes, 4))
+  int span_units = 0;   // units sharing one scale (min(gs / unit codes, 4)); matvec.cu
+  int sb_stride = 1;    // staged (scale, bias) pairs per block row (odd); matvec_rows.cu
+  int gs_shift = 6;     // log2(gs); matvec_rows.cu
   int ks = 1;           // cluster size: ranks splitting K
   int cmax = 1;         // rows per item (<= 8): sizes shared memory
   int row_blocks = 0;
@@ -51,6 +54,9 @@ struct MvPlan {
 };
 MvPlan mv_plan(const Operands& o, int cmax);
 void launch_mv(const Operands& o, const MvPlan& plan, Items items, int n_items, cudaStream_t s);
+// Plain rows, items of <= 4 (matvec_rows.cu).
+MvPlan mv_rows_plan(const Operands& o, int cmax);
+void launch_mv_rows(const Operands& o, const MvPlan& plan, Items items, int n_items, cudaStream_t s);
 
 // ---- mm --------------------------------------------------------------------------------------------
 namespace mm {

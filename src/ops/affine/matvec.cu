@@ -16,23 +16,16 @@
 // Block: 4 warps x 32 weight rows = 128 rows, over a slice of K. The ks blocks of a thread-block
 // cluster split K and add their partial sums through distributed shared memory (fixed order,
 // deterministic). ks depends on (N, K) only, so every item of a launch computes the same sums.
-#include <cooperative_groups.h>
-
-#include "ops/affine/kernels.cuh"
+#include "ops/affine/mv.cuh"
 
 namespace lmk::cuda::affine {
-namespace cg = cooperative_groups;
 
 namespace {
 
 template <int Bits>
-struct MvTraits {
-  static constexpr int kUnitCodes = Bits == 6 ? 32 : 128 / Bits;  // codes per unit: 32, 32, 16
-  static constexpr int kUnitWords = kUnitCodes * Bits / 32;       // 4, 6, 4 (16, 24, 16 bytes)
-  static constexpr int kLaneCodes = kUnitCodes / 4;    // codes of one lane per unit
-  static constexpr int kPairs = kLaneCodes / 2;        // bf16x2 registers per lane, unit and term
-  static constexpr int kMmas = kUnitCodes / 16;        // m16n8k16 MMAs per unit
-  static constexpr int kDepth = Bits == 6 ? 2 : 3;     // rounds of weight loads in flight
+struct MvTraits : MvUnit<Bits> {
+  static constexpr int kLaneCodes = MvUnit<Bits>::kUnitCodes / 4;  // codes of one lane per unit
+  static constexpr int kMmas = MvUnit<Bits>::kUnitCodes / 16;      // m16n8k16 MMAs per unit
 };
 
 // Lane quad (lanes 4g .. 4g+3) transposes a 4x4 matrix of words: on entry lane t holds row t,
@@ -48,73 +41,6 @@ __device__ __forceinline__ void quad_transpose(uint32_t (&v)[4], int t) {
   r0 = __shfl_xor_sync(0xffffffffu, s0, 1);
   r1 = __shfl_xor_sync(0xffffffffu, s1, 1);
   if (b0) { v[0] = r0; v[2] = r1; } else { v[1] = r0; v[3] = r1; }
-}
-
-// The kPairs A registers of one lane's quarter unit: pair i = (code i, code i + kPairs) as exact
-// bf16. 128 + c (c < 128) is a bf16 whose mantissa is c, so OR-ing the code under 0x4300
-// (128.0) and subtracting 128 is exact; 8-bit codes are rebuilt from their nibbles as
-// 16 * hi + lo (<= 255, exact in bf16's 8-bit significand). w is the quarter's (first) word; for
-// 6-bit, w and h hold the 48-bit piece (bits 0..31, 32..47).
-template <int Bits>
-__device__ __forceinline__ void word_pairs(uint32_t w, uint32_t h, uint32_t (&out)[MvTraits<Bits>::kPairs]) {
-  const __nv_bfloat162 k128 = bits_bf162(0x43004300u);
-  if constexpr (Bits == 6) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t c0 = (w >> (6 * i)) & 63u;  // code i: bits 6i .. 6i+5
-      const int b = 24 + 6 * i;                   // code i + 4
-      const uint32_t c1 = (b + 6 <= 32 ? (w >> b) : b >= 32 ? (h >> (b - 32)) : __funnelshift_r(w, h, b)) & 63u;
-      out[i] = bf162_bits(__hsub2(bits_bf162(c0 | (c1 << 16) | 0x43004300u), k128));
-    }
-  } else if constexpr (Bits == 4) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t m = ((w >> (4 * i)) & 0x000F000Fu) | 0x43004300u;
-      out[i] = bf162_bits(__hsub2(bits_bf162(m), k128));
-    }
-  } else {
-    const __nv_bfloat162 k16 = bits_bf162(0x41804180u);  // 16.0
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const uint32_t lo = ((w >> (8 * i)) & 0x000F000Fu) | 0x43004300u;
-      const uint32_t hi = ((w >> (8 * i + 4)) & 0x000F000Fu) | 0x43004300u;
-      out[i] = bf162_bits(__hfma2(__hsub2(bits_bf162(hi), k128), k16, __hsub2(bits_bf162(lo), k128)));
-    }
-  }
-}
-
-// N consecutive activations from element i (16-byte aligned for f32 with N = 4 or 8, and
-// 8/16-byte aligned for 16-bit types), through the read-only path.
-template <int N>
-__device__ __forceinline__ void load_x_vec(const void* x, DType t, int64_t i, float (&v)[N]) {
-  if (t == DType::f32) {
-    const float4* p = reinterpret_cast<const float4*>(static_cast<const float*>(x) + i);
-#pragma unroll
-    for (int j = 0; j < N / 4; ++j) {
-      const float4 q = __ldg(p + j);
-      v[4 * j] = q.x;
-      v[4 * j + 1] = q.y;
-      v[4 * j + 2] = q.z;
-      v[4 * j + 3] = q.w;
-    }
-    return;
-  }
-  const uint16_t* p16 = static_cast<const uint16_t*>(x) + i;
-  uint32_t words[N / 2];
-  if constexpr (N == 8) {
-    const uint4 q = __ldg(reinterpret_cast<const uint4*>(p16));
-    words[0] = q.x; words[1] = q.y; words[2] = q.z; words[3] = q.w;
-  } else {
-    const uint2 q = __ldg(reinterpret_cast<const uint2*>(p16));
-    words[0] = q.x; words[1] = q.y;
-  }
-  const bool bf = t == DType::bf16;
-#pragma unroll
-  for (int j = 0; j < N / 2; ++j) {
-    const uint16_t lo = uint16_t(words[j] & 0xffffu), hi = uint16_t(words[j] >> 16);
-    v[2 * j] = bf ? __uint_as_float(uint32_t(lo) << 16) : __half2float(__ushort_as_half(lo));
-    v[2 * j + 1] = bf ? __uint_as_float(uint32_t(hi) << 16) : __half2float(__ushort_as_half(hi));
-  }
 }
 
 template <int Bits, typename ST>
@@ -344,8 +270,7 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_kernel(const Operands 
     }
   }
 
-  // Partial sums of this rank -> shared memory; rank q then adds rows [q*per, (q+1)*per) of all
-  // ranks (distributed shared memory, ranks in order) and stores them.
+  // Partial sums of this rank -> shared memory, then the cluster's sum (mv_cluster_store).
 #pragma unroll
   for (int rt = 0; rt < 2; ++rt) {
     const int rl = warp * 32 + rt * 16 + g;
@@ -354,18 +279,7 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_kernel(const Operands 
     red[(rl + 8) * 8 + 2 * t] = acc[rt][2];
     red[(rl + 8) * 8 + 2 * t + 1] = acc[rt][3];
   }
-  cg::cluster_group cluster = cg::this_cluster();
-  cluster.sync();
-  const int per = mv::kRowsPerBlock / plan.ks;
-  for (int i = tid; i < per * count; i += mv::kThreads) {
-    const int rl = rank * per + i % per, tok = i / per, row = row0 + rl;
-    if (row < o.N) {
-      float sum = 0.0f;
-      for (int q = 0; q < plan.ks; ++q) sum += cluster.map_shared_rank(red, q)[rl * 8 + tok];
-      store_f(o.y, int64_t(s_yrow[tok]) * o.N + row, sum, o.y_dtype);
-    }
-  }
-  cluster.sync();  // peers may still read this block's partials
+  mv_cluster_store(o, plan, red, s_yrow, count, row0);
 }
 
 template <int Bits, typename ST>
@@ -376,22 +290,7 @@ void launch_typed(const Operands& o, const MvPlan& plan, Items items, int n_item
     return true;
   }();
   (void)configured;
-  for (int base = 0; base < n_items; base += 65535) {
-    items.item_base = base;
-    cudaLaunchConfig_t cfg = {};
-    cfg.gridDim = dim3(unsigned(plan.ks), unsigned(plan.row_blocks), unsigned(min(65535, n_items - base)));
-    cfg.blockDim = dim3(mv::kThreads);
-    cfg.dynamicSmemBytes = plan.smem;
-    cfg.stream = s;
-    cudaLaunchAttribute attr[1];
-    attr[0].id = cudaLaunchAttributeClusterDimension;
-    attr[0].val.clusterDim.x = unsigned(plan.ks);
-    attr[0].val.clusterDim.y = 1;
-    attr[0].val.clusterDim.z = 1;
-    cfg.attrs = attr;
-    cfg.numAttrs = 1;
-    LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, o, plan, items));
-  }
+  launch_mv_clusters(kernel, o, plan, items, n_items, s);
 }
 
 template <int Bits>
