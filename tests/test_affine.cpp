@@ -260,7 +260,7 @@ void expect_id_equals_slices(Device d, int bits, int gs, int64_t m, int64_t top,
       ASSERT_EQ(0, std::memcmp(one.bytes.data(), got.bytes.data() + r * n * 4, size_t(n) * 4)) << "row " << r;
       continue;
     }
-    std::vector<double> xr(size_t(k)), sr(size_t(k / gs)), br(size_t(k / gs));
+    std::vector<double> xr(static_cast<size_t>(k)), sr(static_cast<size_t>(k / gs)), br(static_cast<size_t>(k / gs));
     for (int64_t i = 0; i < k; ++i) xr[size_t(i)] = o.x.get((r / top) * k + i);
     for (int64_t col = 0; col < n; ++col) {
       for (int64_t g = 0; g < k / gs; ++g) {
