@@ -57,34 +57,12 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_kernel(const Operands 
   const int item = it.item_base + int(blockIdx.z);
   const int row0 = int(blockIdx.y) * mv::kRowsPerBlock;
 
-  const ItemHeader hdr = item_header(it, item);
+  const ItemHeader hdr = mv_item_begin(o, it, item, row0, s_yrow, s_xrow);
   if (hdr.count == 0) return;  // uniform over the cluster
-  if (hdr.expert < 0) {
-    if (rank == 0) invalid_row(o, it, item_yrow(it, item, 0), row0, min(row0 + mv::kRowsPerBlock, o.N));
-    return;
-  }
   const int count = hdr.count, cmax = plan.cmax, es = plan.span_units;
-  if (tid < count) {
-    const int yr = item_yrow(it, item, tid);
-    s_yrow[tid] = yr;
-    s_xrow[tid] = item_xrow(it, yr);
-  }
-
-  const uint8_t* wexp = o.w + int64_t(hdr.expert) * o.expert_bytes;
-  const ST* sexp = static_cast<const ST*>(o.scales) + int64_t(hdr.expert) * o.expert_groups;
-  const ST* bexp = static_cast<const ST*>(o.biases) + int64_t(hdr.expert) * o.expert_groups;
-  int rowa[2];
-  bool oka[2], okb[2];
-  const uint8_t* pa[2];
-  const uint8_t* pb[2];
-#pragma unroll
-  for (int rt = 0; rt < 2; ++rt) {
-    rowa[rt] = row0 + warp * 32 + rt * 16 + g;
-    oka[rt] = rowa[rt] < o.N;
-    okb[rt] = rowa[rt] + 8 < o.N;
-    pa[rt] = wexp + int64_t(rowa[rt]) * o.row_bytes;
-    pb[rt] = pa[rt] + 8 * o.row_bytes;
-  }
+  const MvLane<ST> L(o, hdr.expert, row0, warp, g);
+  const ST* sexp = L.sexp;
+  const ST* bexp = L.bexp;
 
   uint32_t* xf = smem;  // [win_units][2 terms][cmax][4 lanes t][kP]
   float* sx = reinterpret_cast<float*>(smem + plan.win_units * 2 * cmax * 4 * kP);  // [win_units / es][cmax]
@@ -93,29 +71,7 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_kernel(const Operands 
   float acc[2][4] = {};
 
   // buf[rt][row a/b][word] <- unit ru + t of the four rows (zeros past the window or N).
-  auto load_round = [&](uint32_t (&buf)[2][2][kUW], int ru, int we) {
-    const int u = ru + t;
-    const bool uok = u < we;
-#pragma unroll
-    for (int rt = 0; rt < 2; ++rt) {
-#pragma unroll
-      for (int ab = 0; ab < 2; ++ab) {
-        const bool ok = uok && (ab ? okb[rt] : oka[rt]);
-        const uint8_t* p = (ab ? pb[rt] : pa[rt]) + int64_t(u) * (kUW * 4);
-        if constexpr (kUW == 4) {
-          const uint4 v = ok ? ldg_stream16(p) : make_uint4(0, 0, 0, 0);
-          buf[rt][ab][0] = v.x; buf[rt][ab][1] = v.y; buf[rt][ab][2] = v.z; buf[rt][ab][3] = v.w;
-        } else {
-#pragma unroll
-          for (int i = 0; i < kUW / 2; ++i) {
-            const uint2 v = ok ? ldg_stream8(p + 8 * i) : make_uint2(0, 0);
-            buf[rt][ab][2 * i] = v.x;
-            buf[rt][ab][2 * i + 1] = v.y;
-          }
-        }
-      }
-    }
-  };
+  auto load_round = [&](uint32_t (&buf)[2][2][kUW], int ru, int we) { L.template load_unit<kUW, false>(buf, ru + t, ru + t < we); };
 
   // Activations of units [wu, wu + nunits) as B fragments (hi and lo terms) and Σx per span.
   auto stage = [&](int wu, int nunits) {
@@ -191,11 +147,11 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_kernel(const Operands 
       const int64_t grp = int64_t(us) * kUC / o.gs;
 #pragma unroll
       for (int rt = 0; rt < 2; ++rt) {
-        const int64_t ia = int64_t(rowa[rt]) * o.groups + grp, ib = ia + 8 * o.groups;
-        sc[rt][0] = oka[rt] ? to_f32(__ldg(sexp + ia)) : 0.0f;
-        sc[rt][1] = oka[rt] ? to_f32(__ldg(bexp + ia)) : 0.0f;
-        sc[rt][2] = okb[rt] ? to_f32(__ldg(sexp + ib)) : 0.0f;
-        sc[rt][3] = okb[rt] ? to_f32(__ldg(bexp + ib)) : 0.0f;
+        const int64_t ia = int64_t(L.rowa[rt]) * o.groups + grp, ib = ia + 8 * o.groups;
+        sc[rt][0] = L.oka[rt] ? to_f32(__ldg(sexp + ia)) : 0.0f;
+        sc[rt][1] = L.oka[rt] ? to_f32(__ldg(bexp + ia)) : 0.0f;
+        sc[rt][2] = L.okb[rt] ? to_f32(__ldg(sexp + ib)) : 0.0f;
+        sc[rt][3] = L.okb[rt] ? to_f32(__ldg(bexp + ib)) : 0.0f;
       }
     };
     load_scales(ru);
@@ -250,25 +206,10 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_kernel(const Operands 
     }
   };
 
-  for (int wu = u_begin; wu < u_end; wu += plan.win_units) {
-    const int we = min(wu + plan.win_units, u_end);
-    uint32_t buf[kDepth][2][2][kUW];
-#pragma unroll
-    for (int dd = 0; dd < kDepth; ++dd) load_round(buf[dd], wu + 4 * dd, we);
-    __syncthreads();  // the previous window's fragments are no longer read (and s_xrow is visible)
-    stage(wu, we - wu);
-    __syncthreads();
-    for (int ru = wu; ru < we; ru += 4 * kDepth) {
-#pragma unroll
-      for (int dd = 0; dd < kDepth; ++dd) {
-        const int r = ru + 4 * dd;
-        if (r < we) {
-          process(buf[dd], r, wu, we);
-          load_round(buf[dd], r + 4 * kDepth, we);
-        }
-      }
-    }
-  }
+  using Round = uint32_t[2][2][kUW];
+  mv_pipeline<kDepth, Round>(plan, u_begin, u_end, load_round, [&](int wu, int we) {
+      stage(wu, we - wu);
+    }, process);
 
   // Partial sums of this rank -> shared memory, then the cluster's sum (mv_cluster_store).
 #pragma unroll
@@ -295,32 +236,17 @@ void launch_typed(const Operands& o, const MvPlan& plan, Items items, int n_item
 
 template <int Bits>
 void launch_bits(const Operands& o, const MvPlan& plan, const Items& items, int n_items, cudaStream_t s) {
-  switch (o.s_dtype) {
-    case DType::f32: return launch_typed<Bits, float>(o, plan, items, n_items, s);
-    case DType::f16: return launch_typed<Bits, __half>(o, plan, items, n_items, s);
-    default: return launch_typed<Bits, __nv_bfloat16>(o, plan, items, n_items, s);
-  }
+  visit_scale_type(o.s_dtype, [&](auto st) { launch_typed<Bits, decltype(st)>(o, plan, items, n_items, s); });
 }
 
 }  // namespace
 
 MvPlan mv_plan(const Operands& o, int cmax) {
-  MvPlan p;
+  // (Four or eight blocks per SM with clusters of 16 measured the same, H200 4-bit 1x4096x14336
+  // 54 us: this kernel is issue-bound on its decode, about 900 instructions per 2 KB of codes.)
+  MvPlan p = mv_plan_common(o, cmax);
   const int uc = o.bits == 6 ? 32 : 128 / o.bits, pairs = uc / 8;
-  p.units = o.K / uc;
-  p.row_blocks = int(ceil_div(o.N, mv::kRowsPerBlock));
   p.span_units = min(o.gs / uc, 4);
-  // Split K over a cluster until there are about two blocks per SM, keeping >= 8 units
-  // (2 rounds) per rank. Depends on (N, K, bits) only. (Four or eight blocks per SM with clusters
-  // of 16 measured the same, H200 4-bit 1x4096x14336 54 us: this kernel is issue-bound on its
-  // decode, about 900 instructions per 2 KB of codes; pack_affine's packed kernels take 10.6 us.)
-  const int sms = sm_count();
-  int ks = 1;
-  while (ks < 8 && p.row_blocks * ks < 2 * sms && p.units / (ks * 2) >= 8) ks *= 2;
-  p.ks = ks;
-  p.slice_units = int(ceil_div(ceil_div(p.units, ks), 4) * 4);
-  p.win_units = min(mv::kWinCodes / uc, p.slice_units);
-  p.cmax = cmax;
   p.smem = size_t(p.win_units) * 2 * cmax * 4 * pairs * 4 + size_t(p.win_units / p.span_units) * cmax * 4;
   return p;
 }

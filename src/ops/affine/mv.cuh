@@ -84,6 +84,105 @@ __device__ __forceinline__ void load_x_vec(const void* x, DType t, int64_t i, fl
   }
 }
 
+// Start of an item's block: the item's header (count 0: nothing to do, including an invalid routed
+// id, whose output row rank 0 of the cluster zeroes); threads < count fill s_yrow / s_xrow
+// (visible after the next barrier).
+__device__ __forceinline__ ItemHeader mv_item_begin(const Operands& o, const Items& it, int item, int row0,
+                                                    int* s_yrow, int* s_xrow) {
+  const ItemHeader hdr = item_header(it, item);
+  if (hdr.count == 0) return hdr;  // uniform over the cluster
+  if (hdr.expert < 0) {
+    if (blockIdx.x == 0) invalid_row(o, it, item_yrow(it, item, 0), row0, min(row0 + mv::kRowsPerBlock, o.N));
+    return {0, hdr.expert};
+  }
+  const int tid = int(threadIdx.x);
+  if (tid < hdr.count) {
+    const int yr = item_yrow(it, item, tid);
+    s_yrow[tid] = yr;
+    s_xrow[tid] = item_xrow(it, yr);
+  }
+  return hdr;
+}
+
+// A lane's weight rows in the block: a = row0 + 32 warp + 16 rt + g and b = a + 8 of its two
+// 16-row tiles rt, on the item's expert, with that expert's scales and biases.
+template <typename ST>
+struct MvLane {
+  int rowa[2];
+  bool oka[2], okb[2];
+  const uint8_t* pa[2];
+  const uint8_t* pb[2];
+  const ST* sexp;
+  const ST* bexp;
+
+  __device__ __forceinline__ MvLane(const Operands& o, int expert, int row0, int warp, int g) {
+    const uint8_t* wexp = o.w + int64_t(expert) * o.expert_bytes;
+    sexp = static_cast<const ST*>(o.scales) + int64_t(expert) * o.expert_groups;
+    bexp = static_cast<const ST*>(o.biases) + int64_t(expert) * o.expert_groups;
+#pragma unroll
+    for (int rt = 0; rt < 2; ++rt) {
+      rowa[rt] = row0 + warp * 32 + rt * 16 + g;
+      oka[rt] = rowa[rt] < o.N;
+      okb[rt] = rowa[rt] + 8 < o.N;
+      pa[rt] = wexp + int64_t(rowa[rt]) * o.row_bytes;
+      pb[rt] = pa[rt] + 8 * o.row_bytes;
+    }
+  }
+
+  // buf[rt][row a/b][word] <- unit u of the four rows (zeros unless uok, and past N). InOrder
+  // keeps 16-byte loads where they are written (prefetches the compiler must not sink).
+  template <int kUW, bool InOrder>
+  __device__ __forceinline__ void load_unit(uint32_t (&buf)[2][2][kUW], int u, bool uok) const {
+#pragma unroll
+    for (int rt = 0; rt < 2; ++rt) {
+#pragma unroll
+      for (int ab = 0; ab < 2; ++ab) {
+        const bool ok = uok && (ab ? okb[rt] : oka[rt]);
+        const uint8_t* p = (ab ? pb[rt] : pa[rt]) + int64_t(u) * (kUW * 4);
+        if constexpr (kUW == 4) {
+          const uint4 v = ok ? ldg_stream16<InOrder>(p) : make_uint4(0, 0, 0, 0);
+          buf[rt][ab][0] = v.x; buf[rt][ab][1] = v.y; buf[rt][ab][2] = v.z; buf[rt][ab][3] = v.w;
+        } else {
+#pragma unroll
+          for (int i = 0; i < kUW / 2; ++i) {
+            const uint2 v = ok ? ldg_stream8(p + 8 * i) : make_uint2(0, 0);
+            buf[rt][ab][2 * i] = v.x;
+            buf[rt][ab][2 * i + 1] = v.y;
+          }
+        }
+      }
+    }
+  }
+};
+
+// The software pipeline of both kernels over a block's K slice [u_begin, u_end) of units: per
+// window of plan.win_units, kDepth rounds of 4 units in flight. load(buf, ru, we) issues a
+// round's loads, stage(wu, we) stages the window's activations between two barriers (the first
+// also publishes s_xrow), process(buf, ru, wu, we) consumes a round.
+template <int kDepth, typename Buf, typename Load, typename Stage, typename Process>
+__device__ __forceinline__ void mv_pipeline(const MvPlan& plan, int u_begin, int u_end, Load&& load, Stage&& stage,
+                                            Process&& process) {
+  for (int wu = u_begin; wu < u_end; wu += plan.win_units) {
+    const int we = min(wu + plan.win_units, u_end);
+    Buf buf[kDepth];
+#pragma unroll
+    for (int dd = 0; dd < kDepth; ++dd) load(buf[dd], wu + 4 * dd, we);
+    __syncthreads();  // the previous window's fragments are no longer read (and s_xrow is visible)
+    stage(wu, we);
+    __syncthreads();
+    for (int ru = wu; ru < we; ru += 4 * kDepth) {
+#pragma unroll
+      for (int dd = 0; dd < kDepth; ++dd) {
+        const int r = ru + 4 * dd;
+        if (r < we) {
+          process(buf[dd], r, wu, we);
+          load(buf[dd], r + 4 * kDepth, we);
+        }
+      }
+    }
+  }
+}
+
 // The end of both kernels: red[row * 8 + tok] holds this block's partial sums of its 128 rows;
 // rank q of the cluster adds rows [q*per, (q+1)*per) of every rank's partials (distributed
 // shared memory, ranks in order: deterministic) and stores them to y rows s_yrow[tok].
@@ -122,6 +221,36 @@ void launch_mv_clusters(Kernel kernel, const Operands& o, const MvPlan& plan, It
     cfg.attrs = attr;
     cfg.numAttrs = 1;
     LMK_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, o, plan, items));
+  }
+}
+
+// ---- host side ------------------------------------------------------------------------------------
+// The plan both kernels share: units per row, 128-row blocks, and K split over a cluster (at
+// most 8 ranks) until there are about two blocks per SM, keeping >= 8 units (2 rounds) per rank;
+// it depends on (N, K, bits) only, so every item of a launch computes the same sums. Windows of
+// kWinCodes staged activations. Each kernel adds its own fields and shared-memory size.
+inline MvPlan mv_plan_common(const Operands& o, int cmax) {
+  MvPlan p;
+  const int uc = o.bits == 6 ? 32 : 128 / o.bits;
+  p.units = o.K / uc;
+  p.row_blocks = int(ceil_div(o.N, mv::kRowsPerBlock));
+  const int sms = sm_count();
+  int ks = 1;
+  while (ks < 8 && p.row_blocks * ks < 2 * sms && p.units / (ks * 2) >= 8) ks *= 2;
+  p.ks = ks;
+  p.slice_units = int(ceil_div(ceil_div(p.units, ks), 4) * 4);
+  p.win_units = min(mv::kWinCodes / uc, p.slice_units);
+  p.cmax = cmax;
+  return p;
+}
+
+// fn(ST{}) for the scales' element type.
+template <typename Fn>
+void visit_scale_type(DType t, Fn&& fn) {
+  switch (t) {
+    case DType::f32: return fn(float{});
+    case DType::f16: return fn(__half{});
+    default: return fn(__nv_bfloat16{});
   }
 }
 
