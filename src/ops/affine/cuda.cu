@@ -162,9 +162,9 @@ enum class Path { mv, mm, simt };
 
 // More than 8 rows of f32 x and y with 16-bit scales: pack the weight (pack_affine's layout) into
 // stream-ordered scratch and run the packed warpgroup-MMA mat-mat (the same bf16 operand
-// precision as the tiled kernel). The pack reads and writes the weight once (about 20 us for
-// 4096x14336 4-bit on an H100); the tiled kernel ran at 87 TFLOP/s against the packed kernel's
-// 550, so from 9 rows on the repack pays (docs/perf.md). LMK_AFFINE_REPACK=0 turns it off.
+// precision as the tiled kernel). The pack reads and writes the weight once; H200, 4-bit
+// 4096x14336, M = 16 / 32 / 512: 365 / 385 / 698 us on the tiled kernel, 91 / 92 / 167 with the
+// repack (8-bit 3.1-3.3x; docs/perf.md). LMK_AFFINE_REPACK=0 turns it off.
 bool repack_applies(const AffineProblem& p, bool routed, bool formats_ok, bool aligned) {
   return !routed && formats_ok && aligned && p.M > mv::kMaxRows && p.x_dtype == DType::f32 &&
          p.y_dtype == DType::f32 && (p.s_dtype == DType::bf16 || p.s_dtype == DType::f16) &&
@@ -285,8 +285,10 @@ void affine_matmul(const AffineProblem& p, Stream& stream) {
   switch (path) {
     case Path::mv:
       // Plain rows up to 4: the rows kernel (matvec_rows.cu; LMK_AFFINE_MV_ROWS=0 turns it off).
-      if (!routed && cmax <= 4 && tuning("LMK_AFFINE_MV_ROWS", 1) != 0) launch_mv_rows(o, mv_rows_plan(o, cmax), items, n_items, s);
-      else launch_mv(o, mv_plan(o, cmax), items, n_items, s);
+      if (!routed && cmax <= 4 && tuning("LMK_AFFINE_MV_ROWS", 1) != 0)
+        launch_mv_rows(o, mv_rows_plan(o, cmax), items, n_items, s);
+      else
+        launch_mv(o, mv_plan(o, cmax), items, n_items, s);
       break;
     case Path::mm: launch_mm(o, bm, items, n_items, s); break;
     case Path::simt: launch_simt(o, items, n_items, s); break;

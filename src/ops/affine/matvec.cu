@@ -71,7 +71,9 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_kernel(const Operands 
   float acc[2][4] = {};
 
   // buf[rt][row a/b][word] <- unit ru + t of the four rows (zeros past the window or N).
-  auto load_round = [&](uint32_t (&buf)[2][2][kUW], int ru, int we) { L.template load_unit<kUW, false>(buf, ru + t, ru + t < we); };
+  auto load_round = [&](uint32_t (&buf)[2][2][kUW], int ru, int we) {
+    L.template load_unit<kUW, false>(buf, ru + t, ru + t < we);
+  };
 
   // Activations of units [wu, wu + nunits) as B fragments (hi and lo terms) and Σx per span.
   auto stage = [&](int wu, int nunits) {

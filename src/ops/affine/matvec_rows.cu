@@ -16,11 +16,13 @@
 // unit u0 + j % 4 alone. Each unit is inside one group, so its scale applies after the MMAs of
 // the round. Lanes (g, t) with t == g % 4 carry the nonzero B fragments; a pair of activation
 // rows costs one MMA per term, so this layout pays for itself up to 4 rows (H200, 4-bit
-// 4096x14336: 1 / 2 / 4 rows 1.56x / 1.67x / 1.29x faster than matvec.cu, 8 rows 1.5x slower).
+// 4096x14336: 1 / 2 / 4 rows 1.65x / 1.73x / 1.23x faster than matvec.cu, 8 rows 1.5x slower;
+// routed rows, in short items, 1.1-1.5x slower).
 // The activations are staged in shared memory as those fragments, in the MMA's k order (pair i of
 // a piece = codes (i, i + pairs)), XOR-swizzled so that the eight lanes' 16-byte reads of one MMA
-// hit distinct banks. The window's scales and biases are staged beside them (loaded per round
-// instead, their DRAM latency was exposed once per round).
+// hit distinct banks. The window's scales and biases are staged beside them, a warp per row with
+// 8 independent loads per lane before any store (loaded per round instead, their DRAM latency
+// was exposed once per round; a load-then-store loop exposed it once per element).
 //
 // Block: 4 warps x 32 weight rows = 128 rows, over a slice of K; the ks blocks of a cluster split
 // K and add their partial sums in a fixed order (mv_cluster_store).
@@ -51,7 +53,9 @@ __device__ __forceinline__ SbPair<ST> make_sb(ST s, ST b) {
 template <typename ST>
 __device__ __forceinline__ float2 read_sb(SbPair<ST> v) {
   if constexpr (sizeof(ST) == 4) return v;
-  else return make_float2(to_f32(__builtin_bit_cast(ST, uint16_t(v & 0xffffu))), to_f32(__builtin_bit_cast(ST, uint16_t(v >> 16))));
+  else
+    return make_float2(to_f32(__builtin_bit_cast(ST, uint16_t(v & 0xffffu))),
+                       to_f32(__builtin_bit_cast(ST, uint16_t(v >> 16))));
 }
 
 // Swizzled index of the B fragment (16 bytes: hi and lo terms of MMA mi) of window unit ur and
@@ -66,7 +70,8 @@ __device__ __forceinline__ int frag_index(int ur, int tok, int cmax, int mi) {
 
 // kMaxPairs: pairs of activation rows an item may have (1: items of <= 2 rows; 2: <= 4).
 template <int Bits, typename ST, int kMaxPairs>
-__global__ void __launch_bounds__(mv::kThreads) affine_mv_rows_kernel(const Operands o, const MvPlan plan, const Items it) {
+__global__ void __launch_bounds__(mv::kThreads)
+    affine_mv_rows_kernel(const Operands o, const MvPlan plan, const Items it) {
   using Tr = RowsTraits<Bits>;
   constexpr int kUC = Tr::kUnitCodes, kUW = Tr::kUnitWords, kPC = Tr::kPieceCodes, kP = Tr::kPairs, kM = Tr::kMmas;
   constexpr int kDepth = Tr::kDepth;
@@ -100,7 +105,9 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_rows_kernel(const Oper
   const bool b_lane = t == (g & 3);
 
   // buf[rt][row a/b][word] <- unit ru + t of the four rows (zeros past the window or N).
-  auto load_round = [&](uint32_t (&buf)[2][2][kUW], int ru, int we) { L.template load_unit<kUW, true>(buf, ru + t, ru + t < we); };
+  auto load_round = [&](uint32_t (&buf)[2][2][kUW], int ru, int we) {
+    L.template load_unit<kUW, true>(buf, ru + t, ru + t < we);
+  };
 
   // Activations of units [wu, wu + nunits): B fragments (hi and lo terms) and Σx per unit.
   auto stage = [&](int wu, int nunits) {
@@ -193,7 +200,8 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_rows_kernel(const Oper
         for (int p = 0; p < kMaxPairs; ++p) {
           if (p < npairs) {
             const int tok = 2 * p + (g >> 2);
-            const uint4 f = b_lane && u_ok && tok < count ? xf[frag_index<Bits>(ur, tok, cmax, mi)] : make_uint4(0, 0, 0, 0);
+            const uint4 f =
+                b_lane && u_ok && tok < count ? xf[frag_index<Bits>(ur, tok, cmax, mi)] : make_uint4(0, 0, 0, 0);
 #pragma unroll
             for (int rt = 0; rt < 2; ++rt) {
               mma_bf16(d[p][rt], qa[rt][2 * hh], qb[rt][2 * hh], qa[rt][2 * hh + 1], qb[rt][2 * hh + 1], f.x, f.y);
@@ -216,7 +224,8 @@ __global__ void __launch_bounds__(mv::kThreads) affine_mv_rows_kernel(const Oper
       for (int rt = 0; rt < 2; ++rt) {
 #pragma unroll
         for (int ab = 0; ab < 2; ++ab) {
-          const float2 v = cok[c] ? read_sb<ST>(ssb[(warp * 32 + rt * 16 + g + 8 * ab) * plan.sb_stride + gg]) : make_float2(0.0f, 0.0f);
+          const int r = warp * 32 + rt * 16 + g + 8 * ab;  // rows past N were staged as zeros
+          const float2 v = cok[c] ? read_sb<ST>(ssb[r * plan.sb_stride + gg]) : make_float2(0.0f, 0.0f);
           sa[rt][ab][c] = v.x;
           sb[rt][ab][c] = v.y;
         }
