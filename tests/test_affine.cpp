@@ -386,6 +386,31 @@ TEST(AffineGpu, RoutedResultsAreDeterministicAndCapturable) {
   EXPECT_EQ(first.bytes, test::to_host(y2).bytes);
 }
 
+// pack_affine on the GPU writes the same bytes as on the CPU: every bit width and group size,
+// bf16 and f16 scales, N and K tails (rows past N and chunks past K are padding), two experts.
+TEST(AffineGpu, PackMatchesTheCpuPack) {
+  REQUIRE_GPU();
+  const Device d = Device::cuda(0);
+  for (int bits : {4, 6, 8}) {
+    for (int gs : {32, 64, 128}) {
+      for (DType st : {DType::bf16, DType::f16}) {
+        const int64_t e = 2, n = 40, k = gs == 128 ? 384 : 320;
+        Operands o(1, n, k, bits, gs, e, 17 + uint64_t(bits) + uint64_t(gs));
+        HostTensor s16 = o.s, b16 = o.b;
+        s16.dtype = b16.dtype = st;  // the same 16-bit patterns read as f16
+        const PackedAffine cpu = pack_affine(o.w.view(), s16.view(), b16.view(), bits, gs);
+        auto dw = test::to_device(o.w, d), ds = test::to_device(s16, d), db = test::to_device(b16, d);
+        const PackedAffine gpu = pack_affine(dw, ds, db, bits, gs);
+        ASSERT_EQ(cpu.bytes.bytes(), gpu.bytes.bytes());
+        std::vector<unsigned char> from_gpu(size_t(gpu.bytes.bytes()));
+        copy_bytes(from_gpu.data(), Device::cpu(), gpu.bytes.data(), d, gpu.bytes.bytes());
+        EXPECT_EQ(0, std::memcmp(from_gpu.data(), cpu.bytes.data(), from_gpu.size()))
+            << bits << "-bit gs " << gs << " " << name(st);
+      }
+    }
+  }
+}
+
 // Packed weights (pack_affine): every path of quantized_matmul / quantized_matmul_id gives the same
 // bits on every call and inside a replayed CUDA graph (after one call outside it has sized the
 // workspace). Routed rows: single rows (one token) and the per-expert mat-mat (64 tokens).
