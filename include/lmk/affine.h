@@ -38,7 +38,9 @@
 // CUDA scratch: quantized_matmul_id with more than 8 routed rows builds per-expert row lists,
 // and quantized_matmul's repack (above) holds the packed weight, in stream-ordered scratch
 // (cudaMallocFromPoolAsync from a library-owned pool, freed on the same stream after the
-// kernels; capturable in a CUDA graph). No other op allocates.
+// kernels; capturable in a CUDA graph). The repack's mat-mat also uses the stream's matmul
+// workspace (include/lmk/matmul.h), created and grown on a call: before capturing such a call,
+// make one outside the capture or call matmul_workspace_reserve(). No other op allocates.
 #pragma once
 #include "lmk/buffer.h"
 #include "lmk/device.h"
