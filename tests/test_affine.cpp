@@ -386,6 +386,33 @@ TEST(AffineGpu, RoutedResultsAreDeterministicAndCapturable) {
   EXPECT_EQ(first.bytes, test::to_host(y2).bytes);
 }
 
+// Dense rows past 8 (f32 x and y, 16-bit scales) repack per call into stream-ordered scratch and
+// run the packed mat-mat: the same bits on every call and in a replayed graph, once a call
+// outside the capture has sized the stream's matmul workspace.
+TEST(AffineGpu, DenseRepackIsDeterministicAndCapturable) {
+  REQUIRE_GPU();
+  const Device d = Device::cuda(0);
+  const int64_t m = 24, n = 200, k = 1024;
+  Operands o(m, n, k, 4, 64, 0, 13);
+  auto dx = test::to_device(o.x, d), dw = test::to_device(o.w, d), ds = test::to_device(o.s, d), db = test::to_device(o.b, d);
+  Stream s = Stream::create(d);
+  auto y1 = test::poisoned(DType::f32, {m, n}, d), y2 = test::poisoned(DType::f32, {m, n}, d);
+  quantized_matmul(dx, dw, ds, db, y1, 4, 64, s);
+  s.synchronize();
+  HostTensor first = test::to_host(y1);
+  quantized_matmul(dx, dw, ds, db, y1, 4, 64, s);
+  s.synchronize();
+  EXPECT_EQ(first.bytes, test::to_host(y1).bytes);
+  Graph g;
+  g.begin_capture(s);
+  quantized_matmul(dx, dw, ds, db, y2, 4, 64, s);
+  g.end_capture();
+  g.replay(s);
+  g.replay(s);
+  s.synchronize();
+  EXPECT_EQ(first.bytes, test::to_host(y2).bytes);
+}
+
 // pack_affine on the GPU writes the same bytes as on the CPU: every bit width and group size,
 // bf16 and f16 scales, N and K tails (rows past N and chunks past K are padding), two experts.
 TEST(AffineGpu, PackMatchesTheCpuPack) {
