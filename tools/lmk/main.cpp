@@ -29,7 +29,9 @@ int usage() {
       "                                 run the ops against the fp64 reference (quick cases unless --all,\n"
       "                                 --op or --case; --case: only cases whose name contains TEXT)\n"
       "  bench [--op NAME[,NAME]] [--case TEXT] [--quick] [--json FILE] [--tsv FILE] [--device cpu|cuda]\n"
-      "                                 time the ops; % of the copy bandwidth measured in the same run\n"
+      "                                 time the ops; % of the copy bandwidth measured in the same run;\n"
+      "                                 --case: only case groups whose name contains TEXT (a group times\n"
+      "                                 one or more rows; `bench --list` names them, without timing)\n"
       "  gguf FILE [--all]              metadata and tensor table of a GGUF file");
   return 2;
 }
@@ -167,10 +169,16 @@ void write_json(const std::string& path, const bench::Context& c) {
 }
 
 int cmd_bench(const Args& a) {
+  const auto only = split_ops(a.opt("--op"));
+  const std::string case_text = a.opt("--case");  // only case groups whose name contains it (for ncu)
+  if (a.flag("--list")) {  // the groups --op / --case select, without a device or timing
+    for (const auto& bc : bench::bench_cases())
+      if ((only.empty() || only.count(bc.op)) && bc.name.find(case_text) != std::string::npos)
+        std::printf("%-32s %-40s%s%s\n", bc.op.c_str(), bc.name.c_str(), bc.quick ? " quick" : "", bc.cpu ? " cpu" : "");
+    return 0;
+  }
   Device dev = pick_device(a);
   bool quick = a.flag("--quick");
-  const auto only = split_ops(a.opt("--op"));
-  const std::string case_text = a.opt("--case");  // only cases whose name contains it (for ncu)
   bench::Context ctx(dev, quick);
   std::printf("lmk bench on %s (%s): copy bandwidth %.0f GB/s (read + write, measured now)%s\n", dev.str().c_str(),
               ctx.device_name.c_str(), ctx.copy_gbps,
