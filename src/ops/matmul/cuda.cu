@@ -320,10 +320,14 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
 // ---- x -> pieces -----------------------------------------------------------------------------------
 // One warp per (x row, sub-block), lane = element (split_x_sub_block, qmv.cuh).
 __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t rows, int64_t nsb, int64_t k,
-                                                      uint8_t* xq, float* zero, int64_t zero_count) {
+                                                      uint8_t* xq, float* zero, int64_t zero_count, bool early) {
   // Launched with programmatic dependence (split_x): the kernel ahead may write x or still read
   // the previous call's pieces and outputs, so nothing is touched before it ends.
   asm volatile("griddepcontrol.wait;" ::: "memory");
+  // The mat-vec kernel (launched with programmatic dependence) may start its prologue and weight
+  // loads now: what wrote its routed ids has completed, and its griddepcontrol.wait still waits
+  // for this grid's writes. early = false releases it only after this CTA's work (split_x).
+  if (early) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   const int lane = threadIdx.x & 31;
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < zero_count; i += int64_t(gridDim.x) * blockDim.x)
     zero[i] = 0.0f;
@@ -331,9 +335,7 @@ __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t ro
   if (unit >= rows * nsb) return;
   const int64_t row = unit / nsb, sb = unit - row * nsb;
   split_x_sub_block(x[row * k + sb * 32 + lane], lane, xq + unit * kQmvXRecord);
-  // The mat-vec kernel (launched with programmatic dependence) may start its weight loads now;
-  // its griddepcontrol.wait still waits for this grid's writes.
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  if (!early) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
 void split_x(const QmvParams& p, cudaStream_t stream) {
@@ -344,10 +346,11 @@ void split_x(const QmvParams& p, cudaStream_t stream) {
   // routed ids before its own griddepcontrol.wait; that stays safe because split_x releases it
   // only after its wait, so whatever wrote the ids has completed.
   const unsigned grid = unsigned((units + 7) / 8);
+  const bool early = p.early;
   if (p.programmatic) {
-    launch_pdl(split_x_kernel, dim3(grid), 256, 0, stream, p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count);
+    launch_pdl(split_x_kernel, dim3(grid), 256, 0, stream, p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count, early);
   } else {
-    split_x_kernel<<<grid, 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count);
+    split_x_kernel<<<grid, 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count, early);
     LMK_LAUNCH_CHECK(split_x_kernel);
   }
 }
@@ -780,6 +783,14 @@ void run_packed(const float* x, int64_t x_rows, const PackedView& w, const RowSo
   // 22.3 -> 23.3 with it). LMK_SPLIT_X_PDL=0 turns it off.
   static const bool split_x_pdl = tuning("LMK_SPLIT_X_PDL", 1) != 0;
   sp.programmatic = split_x_pdl && rs.mode != ItemMode::plain;
+  // split_x releases the mat-vec (its prologue and first weight copies) before its own work where
+  // the mat-vec has at most 32 units per SM (LMK_SPLIT_X_EARLY: -1 that rule, 0 never, 1 always).
+  // H100, same call, early against late, q4_0: routed 768x2048 T1 graph 5.1 / 5.7 us, T8 back to
+  // back 17.6-19.1 / 20.1-20.5 (the deep ring), plain 1x4096x14336 cold 16.8 / 17.4; but T24 (70
+  // units per SM) cold 50.5 / 45.4, T16 (47) equal (likely: the early weight copies delay
+  // split_x's own loads and stores, which the whole mat-vec waits for).
+  static const int split_x_early = int(tuning("LMK_SPLIT_X_EARLY", -1));
+  sp.early = split_x_early < 0 ? units <= 32 * int64_t(sm_count()) : split_x_early != 0;
   split_x(sp, st);
   visit_packed(w, [&](auto f) { run_qmvp<decltype(f)>(p, st); });
 }

@@ -56,6 +56,7 @@ struct QmvParams {
   float* zero = nullptr;
   int64_t zero_count = 0;
   bool programmatic = false;  // split_x: launched with programmatic dependence (routed packed rows)
+  bool early = false;         // split_x: release the mat-vec behind it before its own work (split_x)
 };
 
 constexpr int kQmvXRecord = 144;  // bytes of one sub-block's x pieces + scale record

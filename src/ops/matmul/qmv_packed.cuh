@@ -41,6 +41,9 @@ struct QmvpParams {
   int slice_chunks = 8;         // chunks per slice (qmvp_slice_chunks)
   int ring = -1;                // decode cases: qmvp_ring_kernel (1), qmvp_kernel (0), measured choice (-1)
   bool warp_walk = false;       // single routed rows on the ring kernel: warps walk (unit, chunk) steps
+  // The warp walk: walk_steps (unit, chunk) steps in proportional runs over walk_warps warps
+  // (set by launch_qmvp_ring; grouped items recount them on the device).
+  int64_t walk_warps = 0, walk_steps = 0;
   bool weights_evict_first = false;  // qmvp_kernel weight loads' L2 policy (stream_policy; cuda.cu read_once)
 };
 
@@ -345,9 +348,15 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   const int64_t n_items = One ? 1 : item_count(p.rs);
   // This warp's steps (Warp) or chunks per unit (CTA walk).
   int64_t my_steps = 0, step0 = 0;
-  if constexpr (Warp) {
-    const int64_t units = n_items * p.tiles, steps = units * p.chunks;
-    const int64_t nw = std::min<int64_t>(int64_t(gridDim.x) * kQmvpWarps, units);  // runs >= 1 unit
+  if constexpr (Warp) {  // nw <= units: runs of at least one unit
+    int64_t nw = p.walk_warps, steps = p.walk_steps;
+    if (p.rs.mode == ItemMode::grouped) {  // the item count is known on the device only
+      steps = n_items * p.tiles * p.chunks;
+      nw = std::min<int64_t>(int64_t(gridDim.x) * kQmvpWarps, n_items * p.tiles);
+    }
+    // Proportional runs (not the longer ones first): when an item's steps span a whole number of
+    // runs, the items sharing an expert read its records at the same time, and L2 serves the
+    // second read (H100, 24 tokens of top-8, longer runs first: 1.21-1.36x slower for q8_0 / q6_K).
     const int64_t gw = int64_t(blockIdx.x) * kQmvpWarps + warp;
     if (gw < nw) step0 = gw * steps / nw, my_steps = (gw + 1) * steps / nw - step0;
   }
@@ -441,11 +450,14 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   // before this one, programmatic dependence), their x pieces after it. Groups: W0..W(S-2),
   // X0..X(S-2), then one (W + X) group per chunk: chunk j is complete when at most S - 1 later
   // groups are pending, for every j.
+  // The cursor's start is kept, not recomputed after the wait (an id load and divisions on the
+  // path from split_x's end to the first x copies).
+  const int cnt0 = cnt;
+  const uint8_t *wb0 = wb, *xr0 = xr;
   for (int j = 0; j < S - 1; ++j) issue(true, false, j), cp_async_commit(), advance();
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-  ik = 0, is = 0, ii = c_first, icur = walk.first();
-  load_unit();
+  ik = 0, is = 0, ii = c_first, icur = walk.first(), cnt = cnt0, wb = wb0, xr = xr0;
   for (int j = 0; j < S - 1; ++j) issue(false, true, j), cp_async_commit(), advance();
 
   int slot = 0;  // the slot of the next chunk to decode
@@ -583,7 +595,12 @@ void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
   const int64_t resident =
       int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * kQmvpWarps, smem)) * sm_count();
   const int64_t units = p.rs.n_items * p.tiles;  // grouped: an upper bound
-  launch_pdl(kernel, dim3(unsigned(std::min<int64_t>(units, resident))), 32 * kQmvpWarps, smem, stream, q);
+  const int64_t grid = std::min<int64_t>(units, resident);
+  if constexpr (Warp) {  // runs of (unit, chunk) steps, each at least one unit long
+    q.walk_warps = std::min<int64_t>(grid * kQmvpWarps, units);
+    q.walk_steps = units * p.chunks;
+  }
+  launch_pdl(kernel, dim3(unsigned(grid)), 32 * kQmvpWarps, smem, stream, q);
 }
 
 // Where the ring kernel measured faster than qmvp_kernel (H100, 4096x14336 cold, back to back in
@@ -636,12 +653,13 @@ void launch_qmvp(const QmvpParams& p, cudaStream_t stream) {
     static const int shallow = int(tuning("LMK_QMVP_SHALLOW_RING", -1));  // -1 rule, 0 off, 1 on
     const bool few = p.rs.n_items * p.tiles <= 3 * int64_t(sm_count());
     // The warp walk on the shallow ring too (three CTAs per SM) up to 32 units per SM (8 tokens
-    // of top-8 768x2048 experts: 23), for the formats where it measured faster and does not
-    // spill at the three-CTA register budget (H100, T8 cold (back to back): q4_0 34.4 -> 32.8
-    // us (25.3 -> 24.0), q4_K 34.0 -> 33.3 (30.7 -> 28.9); q8_0 unchanged, q6_K 3% slower
-    // (spills), T32 1-2% slower; 4-bit MLX affine 7% slower, 22.9 against 21.2 us back to back).
-    // LMK_QMVP_SHALLOW_WALK: -1 that rule, 0 never, 1 always.
-    if constexpr (F::kType == DType::q4_0 || F::kType == DType::q4_K) {
+    // of top-8 768x2048 experts: 23) for q4_K, where it measured faster (H100, T8 back to back:
+    // 23.3 against 23.9 us on the deep ring). q4_0 took it too until the prologue kept its cursor
+    // and split_x released the mat-vec early; since then the deep ring is faster there (same call,
+    // back to back: 17.6-19.1 against 20.5-21.8 us). Other formats: q8_0 unchanged, q6_K 3%
+    // slower (spills), 4-bit MLX affine 7% slower. LMK_QMVP_SHALLOW_WALK: -1 that rule, 0 never,
+    // 1 always (q4_K).
+    if constexpr (F::kType == DType::q4_K) {
       static const int shallow_walk = int(tuning("LMK_QMVP_SHALLOW_WALK", -1));
       if (p.warp_walk && (shallow_walk < 0 ? p.rs.n_items * p.tiles <= 32 * int64_t(sm_count()) : shallow_walk != 0))
         return launch_qmvp_ring<F, 1, false, true, 2>(p, stream);
