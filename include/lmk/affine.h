@@ -21,7 +21,11 @@
 //    carried as two bf16 terms (hi + lo, 16 significant bits), tensor-core products summed in
 //    f32, scale and bias applied per group in f32 (y += s * Σ q x + b * Σ x, Σ x in f64).
 //    e <= 1e-5. (Views whose x/w pointers are not 16-byte aligned — 8 for 6-bit w — take an
-//    f32 CUDA-core kernel at every size instead: same bound, slower.)
+//    f32 CUDA-core kernel at every size instead: same bound, slower.) quantized_matmul with up
+//    to 4 rows of f32 x and y, 4- or 8-bit weights, bf16 / f16 scales, K % 256 == 0 and 16-byte
+//    aligned w, scales and biases reads the rows as stored with the packed mat-vec instead
+//    (pack_affine's precision, below: x in int8 pieces, exact integer sums, e <= 1e-5);
+//    LMK_AFFINE_RAW_RING=0 keeps the kernel above.
 //  * CUDA, tiled path (more rows than above): activations rounded to bf16, each weight computed
 //    in f32 and rounded once to bf16, tensor-core products summed in f32: the spec's bf16 row,
 //    e <= 1.6e-2 (typically ~1e-3). quantized_matmul with more than 8 rows of f32 x and y and
@@ -36,7 +40,8 @@
 // agrees with the routed rows within the bound above.
 //
 // CUDA scratch: quantized_matmul_id with more than 8 routed rows builds per-expert row lists,
-// and quantized_matmul's repack (above) holds the packed weight, in stream-ordered scratch
+// quantized_matmul's repack (above) holds the packed weight and its packed mat-vec on the rows as
+// stored holds x's int8 pieces, in stream-ordered scratch
 // (cudaMallocFromPoolAsync from a library-owned pool, freed on the same stream after the
 // kernels; capturable in a CUDA graph). The repack's mat-mat also uses the stream's matmul
 // workspace (include/lmk/matmul.h), created and grown on a call: before capturing such a call,

@@ -75,6 +75,12 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, int src
 __device__ __forceinline__ void cp_async16_u32(uint32_t smem, const void* gmem, int src_bytes) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(gmem), "r"(src_bytes));
 }
+// Bytes = 4, 8 or 16 (through L1), both addresses aligned to it; zero-filled unless live.
+template <int Bytes>
+__device__ __forceinline__ void cp_async_small(uint32_t smem, const void* gmem, bool live) {
+  static_assert(Bytes == 4 || Bytes == 8 || Bytes == 16, "cp.async copies 4, 8 or 16 bytes");
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2, %3;\n" ::"r"(smem), "l"(gmem), "n"(Bytes), "r"(live ? Bytes : 0));
+}
 // (No cache-policy form: ptxas 13.0 mis-encodes cp.async with .L2::cache_hint where it folds the
 // shared address into register + uniform register: the policy lands in an odd uniform register
 // and the kernel stops with an illegal instruction. Passing the shared address through a

@@ -258,6 +258,16 @@ LMK_CHECKS(affine) {
     s.M = 64, s.N = 130, s.K = 512;  // 64-row tiles, N tail
     add(cases, s);
   }
+  for (int bits : {4, 8}) {  // MLX rows read as stored by the ring mat-vec (K % 256 == 0, <= 4 rows)
+    for (int gs : {32, 128}) {
+      Spec s;
+      s.bits = bits, s.gs = gs, s.N = 40, s.K = 256;  // one chunk, N tail
+      s.M = 1;
+      add(cases, s);
+      s.M = 4, s.N = 17, s.K = 768, s.st = DType::f16;
+      add(cases, s);
+    }
+  }
   {
     Spec s;  // 16-bit activations and outputs
     s.bits = 4, s.gs = 64, s.N = 136, s.K = 512;

@@ -320,7 +320,8 @@ __global__ void __launch_bounds__(1024) route_kernel(const RouteParams q) {
 // ---- x -> pieces -----------------------------------------------------------------------------------
 // One warp per (x row, sub-block), lane = element (split_x_sub_block, qmv.cuh).
 __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t rows, int64_t nsb, int64_t k,
-                                                      uint8_t* xq, float* zero, int64_t zero_count, bool early) {
+                                                      uint8_t* xq, float* zero, int64_t zero_count, bool early,
+                                                      bool perm4) {
   // Launched with programmatic dependence (split_x): the kernel ahead may write x or still read
   // the previous call's pieces and outputs, so nothing is touched before it ends.
   asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -334,7 +335,10 @@ __global__ void __launch_bounds__(256) split_x_kernel(const float* x, int64_t ro
   const int64_t unit = int64_t(blockIdx.x) * (blockDim.x >> 5) + (threadIdx.x >> 5);
   if (unit >= rows * nsb) return;
   const int64_t row = unit / nsb, sb = unit - row * nsb;
-  split_x_sub_block(x[row * k + sb * 32 + lane], lane, xq + unit * kQmvXRecord);
+  // perm4 (raw 4-bit affine rows, formats.cuh FAffineRaw): position i holds element 2(i % 16) + i / 16,
+  // the order in which a lane's raw code word splits into low and high nibbles.
+  const int elem = perm4 ? 2 * (lane & 15) + (lane >> 4) : lane;
+  split_x_sub_block(x[row * k + sb * 32 + elem], lane, xq + unit * kQmvXRecord);
   if (!early) asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
@@ -348,9 +352,10 @@ void split_x(const QmvParams& p, cudaStream_t stream) {
   const unsigned grid = unsigned((units + 7) / 8);
   const bool early = p.early;
   if (p.programmatic) {
-    launch_pdl(split_x_kernel, dim3(grid), 256, 0, stream, p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count, early);
+    launch_pdl(split_x_kernel, dim3(grid), 256, 0, stream, p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count, early,
+               p.perm4);
   } else {
-    split_x_kernel<<<grid, 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count, early);
+    split_x_kernel<<<grid, 256, 0, stream>>>(p.x, p.x_rows, p.nsb, p.k, p.xq, p.zero, p.zero_count, early, p.perm4);
     LMK_LAUNCH_CHECK(split_x_kernel);
   }
 }
@@ -1016,6 +1021,53 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
   Carve cv{static_cast<char*>(ws.scratch)};
   if (mat_mat) run_packed_mm(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));
   else run_packed(x, rows, w, rs, rs.per_item, y, rows, cv, stream_of(s));
+}
+
+int64_t quantized_matmul_affine_raw_scratch(int64_t rows, int64_t k) { return align_up(qmv_scratch_bytes(rows, k / 32), 256); }
+
+void quantized_matmul_affine_raw(const float* x, int64_t rows, const packed::AffineSource& src, int64_t n, int64_t k,
+                                 int64_t row_bytes, bool f16, float* y, void* scratch, Stream& s) {
+  DeviceGuard guard(s.device());
+  const cudaStream_t st = stream_of(s);
+  const int64_t tiles = ceil_div(n, int64_t(16)), chunks = k / 256;
+  if (tiles > int64_t(INT32_MAX))
+    LMK_THROW(Unsupported, "quantized_matmul: ", n, " weight rows exceed the mat-vec grid");
+  Carve cv{static_cast<char*>(scratch)};
+  QmvParams sp;  // split_x's view of x: 4-bit codes split into even (low nibble) and odd codes
+  sp.x = x;
+  sp.k = k;
+  sp.nsb = k / 32;
+  sp.perm4 = src.bits == 4;
+  sp.early = tiles <= 32 * int64_t(sm_count());  // as run_packed
+  qmv_scratch(sp, rows, cv);
+  QmvpParams p;
+  p.w = src.codes;
+  p.expert_bytes = n * row_bytes;
+  p.n = n;
+  p.nsb = k / 32;
+  p.tiles = tiles;
+  p.chunks = chunks;
+  p.xq = sp.xq;
+  p.rs.mode = ItemMode::plain;
+  p.rs.m_rows = rows;
+  p.rs.per_item = int(rows);
+  p.rs.n_items = 1;
+  p.y = y;
+  p.y_rows = rows;
+  p.slice_chunks = int(chunks);
+  p.raw_row_bytes = row_bytes;
+  p.raw_groups = k / src.gs;
+  p.raw_scales = reinterpret_cast<const uint8_t*>(src.scales);
+  p.raw_biases = reinterpret_cast<const uint8_t*>(src.biases);
+  split_x(sp, st);
+  auto run = [&](auto f) { run_qmvp_raw<decltype(f)>(p, st); };
+  auto by_gs = [&]<int Bits, bool F16>() {
+    if (src.gs == 32) run(FAffineRaw<Bits, F16, 0>{});
+    else if (src.gs == 64) run(FAffineRaw<Bits, F16, 1>{});
+    else run(FAffineRaw<Bits, F16, 2>{});
+  };
+  if (src.bits == 4) f16 ? by_gs.template operator()<4, true>() : by_gs.template operator()<4, false>();
+  else f16 ? by_gs.template operator()<8, true>() : by_gs.template operator()<8, false>();
 }
 
 // Rows per weight slice up to which dense_mm takes the TMA mat-vec rather than convert + cuBLASLt.

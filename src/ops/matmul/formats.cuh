@@ -462,6 +462,27 @@ struct FAffine {
   }
 };
 
+// MLX affine weights as stored (row-major codes, separate scale and bias rows), read by the ring
+// mat-vec (qmv_packed.cuh) without pack_affine: each chunk's 16 rows of codes and their scales
+// and biases are copied into the ring slot as they are, and each lane takes its words from there
+// (4-bit: word s·4 + t of the row, i.e. codes 8t.. of sub-block s, whose even codes land in the
+// low nibbles and odd ones in the high nibbles, so x is staged with the matching permutation,
+// split_x's perm4; 8-bit: words 8s + t and 8s + 4 + t, the packed order already). Decoded as
+// FAffine. Bits 4 and 8, K % 256 == 0 (each chunk's scales are then 4-byte aligned).
+template <int Bits, bool F16, int GShift>
+struct FAffineRaw : FAffine<Bits, F16, GShift> {
+  static_assert(Bits == 4 || Bits == 8, "raw affine rows: 4 or 8 bits");
+  static constexpr int kChunkBytes = 256 * Bits / 8;   // one row's codes per chunk
+  static constexpr int kRowStride = kChunkBytes + 16;  // padded: a quad's words of 8 rows hit distinct banks
+  static constexpr int kGroups = 8 >> GShift;          // groups per chunk
+  static constexpr int kHdrOffset = 16 * kRowStride;   // then scales [16][kGroups], biases [16][kGroups]
+};
+template <class F>
+constexpr bool raw_affine() {
+  if constexpr (requires { F::kRowStride; }) return true;
+  else return false;
+}
+
 // Unsigned codes that may reach 128 (8-bit affine): the mat-mat's bf16 byte trick needs codes < 128.
 template <class F>
 constexpr bool wide_codes() {
@@ -479,6 +500,13 @@ template <int Bits, bool F16, int GShift>
 struct PackedShape<FAffine<Bits, F16, GShift>> {
   static constexpr int LW = FAffine<Bits, F16, GShift>::kLaneWords, HW = FAffine<Bits, F16, GShift>::kHdrWords;
   static constexpr int64_t R = 256 * int64_t(LW) + 64 * int64_t(HW);
+};
+// Raw affine rows: R is the ring slot's weight part (padded code rows, then scales and biases).
+template <int Bits, bool F16, int GShift>
+struct PackedShape<FAffineRaw<Bits, F16, GShift>> {
+  using F = FAffineRaw<Bits, F16, GShift>;
+  static constexpr int LW = F::kLaneWords, HW = F::kHdrWords;
+  static constexpr int64_t R = F::kHdrOffset + 2 * 16 * 2 * F::kGroups;
 };
 
 // Runtime dtype -> format struct.

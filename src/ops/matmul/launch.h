@@ -48,6 +48,8 @@ void run_qmv(const QmvParams& p, cudaStream_t stream);
 template <class F>
 void run_qmvp(const QmvpParams& p, cudaStream_t stream);  // packed weights (qmv_packed.cuh)
 template <class F>
+void run_qmvp_raw(const QmvpParams& p, cudaStream_t stream);  // raw affine rows, <= 4 (qmv_packed.cuh)
+template <class F>
 void run_qmm(const QmmParams& p, int bm, cudaStream_t stream);
 template <class F>
 void run_qmmp(const QmmpParams& p, int bm, cudaStream_t stream);  // packed weights (qmm_packed.cuh)

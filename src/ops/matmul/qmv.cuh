@@ -57,6 +57,7 @@ struct QmvParams {
   int64_t zero_count = 0;
   bool programmatic = false;  // split_x: launched with programmatic dependence (routed packed rows)
   bool early = false;         // split_x: release the mat-vec behind it before its own work (split_x)
+  bool perm4 = false;         // split_x: element 2(i % 16) + i / 16 at position i (raw 4-bit affine rows)
 };
 
 constexpr int kQmvXRecord = 144;  // bytes of one sub-block's x pieces + scale record

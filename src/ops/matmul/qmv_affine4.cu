@@ -5,4 +5,5 @@
 
 namespace lmk::cuda::mm {
 LMK_AFFINE_INSTANTIATE(4)
+LMK_AFFINE_RAW_INSTANTIATE(4)
 }  // namespace lmk::cuda::mm

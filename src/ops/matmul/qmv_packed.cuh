@@ -45,6 +45,11 @@ struct QmvpParams {
   // (set by launch_qmvp_ring; grouped items recount them on the device).
   int64_t walk_warps = 0, walk_steps = 0;
   bool weights_evict_first = false;  // qmvp_kernel weight loads' L2 policy (stream_policy; cuda.cu read_once)
+  // Raw affine rows (FAffineRaw): w holds the codes [experts][n][row_bytes], these the 16-bit
+  // scales and biases [experts][n][groups].
+  int64_t raw_row_bytes = 0, raw_groups = 0;
+  const uint8_t* raw_scales = nullptr;
+  const uint8_t* raw_biases = nullptr;
 };
 
 constexpr int kQmvpWarps = 8;                  // warps per CTA; warp w takes chunks w, w + 8, ...
@@ -388,13 +393,22 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   int ii = c_first, cnt = 0;
   const uint8_t* wb = nullptr;
   const uint8_t* xr = nullptr;
+  int64_t sb_row = 0;  // raw affine rows: the tile's first row of scales and biases (element index)
+  int rows_left = 16;  // raw affine rows: weight rows of the tile below n
   auto load_unit = [&] {
     if (ik >= my_units) return;
     const ItemHead h = head(icur.item);
     int64_t yrow0, xrow0;
     item_row_of<One>(p.rs, h, 0, yrow0, xrow0);
     cnt = h.count < MT ? h.count : MT;
-    wb = p.w + h.expert * p.expert_bytes + int64_t(icur.tile) * p.chunks * R;
+    if constexpr (raw_affine<F>()) {
+      const int64_t row0 = int64_t(icur.tile) * 16;
+      wb = p.w + h.expert * p.expert_bytes + row0 * p.raw_row_bytes;
+      sb_row = (h.expert * p.n + row0) * p.raw_groups;
+      rows_left = int(p.n - row0 < 16 ? p.n - row0 : 16);
+    } else {
+      wb = p.w + h.expert * p.expert_bytes + int64_t(icur.tile) * p.chunks * R;
+    }
     xr = p.xq + xrow0 * p.nsb * kQmvXRecord;  // plain rows are consecutive x rows
   };
   load_unit();
@@ -411,10 +425,31 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
     // 1x4096x14336 cold 22.4 -> 20.8 us, back to back 14.1 -> 17.3: the repeated matrix no longer
     // partly hits L2); one bulk copy per record was slower both ways (cold 22.5 -> 37.8 us).
     if (weights) {
-      const uint8_t* src = wb + c * R + 16 * lane;
+      if constexpr (raw_affine<F>()) {
+        // 16 rows of kChunkBytes codes (16-byte granules, rows past n zero-filled), then each row's
+        // kGroups scales (lanes 0..15) and biases (lanes 16..31).
+        constexpr int GR = F::kChunkBytes / 16, RP = 32 / GR;  // granules per row, rows per pass
+        const int r0 = lane / GR, col = lane % GR;
+        const uint32_t slot0 = dst - 16 * lane;  // dst is this lane's granule of the slot
 #pragma unroll
-      for (int j = 0; j < (int(R / 16) + 31) / 32; ++j)
-        if (int(R / 16) % 32 == 0 || 32 * j + lane < int(R / 16)) cp_async16_u32(dst + 512 * j, src + 512 * j, 16);
+        for (int i = 0; i < 16 / RP; ++i) {
+          const int r = r0 + RP * i;
+          const bool live = r < rows_left;
+          cp_async16_u32(slot0 + r * F::kRowStride + 16 * col,
+                         wb + (live ? r : 0) * p.raw_row_bytes + c * F::kChunkBytes + 16 * col, live ? 16 : 0);
+        }
+        const int r = lane & 15;
+        const bool live = r < rows_left;
+        const uint8_t* sb = (lane < 16 ? p.raw_scales : p.raw_biases) +
+                            2 * (sb_row + (live ? r : 0) * p.raw_groups + c * F::kGroups);
+        cp_async_small<2 * F::kGroups>(slot0 + F::kHdrOffset + (lane >> 4) * 32 * F::kGroups + r * 2 * F::kGroups, sb,
+                                       live);
+      } else {
+        const uint8_t* src = wb + c * R + 16 * lane;
+#pragma unroll
+        for (int j = 0; j < (int(R / 16) + 31) / 32; ++j)
+          if (int(R / 16) % 32 == 0 || 32 * j + lane < int(R / 16)) cp_async16_u32(dst + 512 * j, src + 512 * j, 16);
+      }
     }
     if (x) {  // sub-blocks past K zero-filled: the padded records' codes meet zeros
       constexpr int G = 8 * kQmvXRecord / 16;  // granules of a chunk's x records per row
@@ -452,12 +487,14 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   // groups are pending, for every j.
   // The cursor's start is kept, not recomputed after the wait (an id load and divisions on the
   // path from split_x's end to the first x copies).
-  const int cnt0 = cnt;
+  const int cnt0 = cnt, rows_left0 = rows_left;
   const uint8_t *wb0 = wb, *xr0 = xr;
+  const int64_t sb_row0 = sb_row;
   for (int j = 0; j < S - 1; ++j) issue(true, false, j), cp_async_commit(), advance();
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
   ik = 0, is = 0, ii = c_first, icur = walk.first(), cnt = cnt0, wb = wb0, xr = xr0;
+  sb_row = sb_row0, rows_left = rows_left0;
   for (int j = 0; j < S - 1; ++j) issue(false, true, j), cp_async_commit(), advance();
 
   int slot = 0;  // the slot of the next chunk to decode
@@ -482,14 +519,36 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
       __syncwarp();  // the other lanes' copies of this chunk are visible
       const uint8_t* rec = slots + slot * SLOT;
       uint32_t L0[LW], L1[LW], H[2 * HW];
+      if constexpr (raw_affine<F>()) {
+        // Lane word w of rows g, g + 8: 4-bit word 4w + t of the row (sub-block w); 8-bit words
+        // 8(w/2) + t and + 4 (sub-block w / 2). Header word j: scale j | bias j << 16.
+        const uint32_t* r0 = reinterpret_cast<const uint32_t*>(rec + g * F::kRowStride);
+        const uint32_t* r1 = reinterpret_cast<const uint32_t*>(rec + (g + 8) * F::kRowStride);
 #pragma unroll
-      for (int w = 0; w < LW / 2; ++w) {
-        const uint4 v = *reinterpret_cast<const uint4*>(rec + (w * 32 + lane) * 16);
-        L0[2 * w] = v.x, L1[2 * w] = v.y, L0[2 * w + 1] = v.z, L1[2 * w + 1] = v.w;
+        for (int w = 0; w < LW; ++w) {
+          const int word = LW == 8 ? 4 * w + t : 8 * (w >> 1) + 4 * (w & 1) + t;
+          L0[w] = r0[word], L1[w] = r1[word];
+        }
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          const uint32_t* sc = reinterpret_cast<const uint32_t*>(rec + F::kHdrOffset + (g + 8 * half) * 2 * F::kGroups);
+          const uint32_t* bi = sc + 8 * F::kGroups;  // the biases follow the 16 rows of scales
+#pragma unroll
+          for (int j = 0; j < HW / 2; ++j) {
+            H[half * HW + 2 * j] = __byte_perm(sc[j], bi[j], 0x5410);
+            H[half * HW + 2 * j + 1] = __byte_perm(sc[j], bi[j], 0x7632);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int w = 0; w < LW / 2; ++w) {
+          const uint4 v = *reinterpret_cast<const uint4*>(rec + (w * 32 + lane) * 16);
+          L0[2 * w] = v.x, L1[2 * w] = v.y, L0[2 * w + 1] = v.z, L1[2 * w + 1] = v.w;
+        }
+        const uint32_t* hw = reinterpret_cast<const uint32_t*>(rec + 256 * LW + g * 8 * HW);
+#pragma unroll
+        for (int w = 0; w < 2 * HW; ++w) H[w] = hw[w];
       }
-      const uint32_t* hw = reinterpret_cast<const uint32_t*>(rec + 256 * LW + g * 8 * HW);
-#pragma unroll
-      for (int w = 0; w < 2 * HW; ++w) H[w] = hw[w];
       // B: column g = piece g % 4 of row g / 4 (row 0's pieces where that row does not exist: those
       // columns only feed lanes whose sums are never stored).
       const uint8_t* xb[NB];
@@ -682,6 +741,14 @@ void run_qmv(const QmvParams& p, cudaStream_t stream) {
 template <class F>
 void run_qmvp(const QmvpParams& p, cudaStream_t stream) {
   launch_qmvp<F>(p, stream);
+}
+// Raw affine rows (FAffineRaw): one plain item of up to 4 rows, on the ring kernel.
+template <class F>
+void run_qmvp_raw(const QmvpParams& p, cudaStream_t stream) {
+  const int64_t rows = p.rs.m_rows;
+  if (rows <= 1) launch_qmvp_ring<F, 1, true>(p, stream);
+  else if (rows <= 2) launch_qmvp_ring<F, 2, true>(p, stream);
+  else launch_qmvp_ring<F, 4, true>(p, stream);
 }
 #define LMK_QMV_INSTANTIATE(F)                                    \
   template void run_qmv<F>(const QmvParams&, cudaStream_t);      \
