@@ -2,7 +2,7 @@
 // lists for quantized_matmul_id), checks invalid ids in debug mode.
 //
 // Paths (shapes only, never data):
-//   raw  up to 4 dense rows of f32 x and y, 4/8-bit, 16-bit scales, K % 256 == 0: matmul's
+//   raw  up to 8 (4-bit) / 4 (8-bit) dense rows of f32 x and y, 16-bit scales, K % 256 == 0: matmul's
 //        packed ring mat-vec reading the rows as stored (quantized_matmul_affine_raw).
 //   mv   gs 32/64/128, aligned operands, at most 8 rows (dense) or at most 4 routed rows per
 //        expert on average (routed): tensor-core mat-vec, f32-accurate.
@@ -194,13 +194,13 @@ void repacked_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
   quantized_matmul_packed(static_cast<const float*>(p.x), p.M, v, static_cast<float*>(p.y), stream);
 }  // the scratch is freed in stream order, after the mat-mat
 
-// Up to 4 rows of f32 x and y on 4- or 8-bit weights with 16-bit scales, K % 256 == 0: the packed
+// Up to 8 (4-bit) or 4 (8-bit) rows of f32 x and y with 16-bit scales, K % 256 == 0: the packed
 // ring mat-vec reading MLX's rows as they are (matmul's quantized_matmul_affine_raw; formats.cuh
 // FAffineRaw), 4-bit codes against x staged in their nibble order. LMK_AFFINE_RAW_RING=0 keeps the
 // rows kernel (matvec_rows.cu).
 bool raw_ring_applies(const AffineProblem& p, bool routed, bool formats_ok) {
   static const bool on = tuning("LMK_AFFINE_RAW_RING", 1) != 0;
-  return !routed && formats_ok && (p.bits == 4 || p.bits == 8) && p.M <= 4 && p.K % 256 == 0 &&
+  return !routed && formats_ok && (p.bits == 4 || p.bits == 8) && p.M <= (p.bits == 4 ? 8 : 4) && p.K % 256 == 0 &&
          p.x_dtype == DType::f32 && p.y_dtype == DType::f32 && (p.s_dtype == DType::bf16 || p.s_dtype == DType::f16) &&
          is_aligned(p.w, 16) && is_aligned(p.scales, 16) && is_aligned(p.biases, 16) && p.row_bytes % 16 == 0 && on;
 }

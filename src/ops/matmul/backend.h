@@ -107,7 +107,7 @@ void pack_affine(const packed::AffineSource& src, const PackedView& p, void* pac
 void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, float* y, Stream& s);
 // Expert-routed rows (a.w describes the shape; the weights are w, packed).
 void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_t* error_flag, bool debug, Stream& s);
-// y[m, :] = x[m, :] · Wᵀ for m < rows <= 4, W MLX affine weights as stored (src: codes, 16-bit
+// y[m, :] = x[m, :] · Wᵀ for m < rows (<= 8 for 4-bit, <= 4 for 8-bit), W MLX affine weights as stored (src: codes, 16-bit
 // scales and biases; bits 4 or 8, k % 256 == 0, 16-byte aligned arrays), through the packed
 // ring mat-vec reading the rows as they are (formats.cuh FAffineRaw). f16: the scales are f16.
 // scratch: quantized_matmul_affine_raw_scratch(rows, k) bytes, 256-byte aligned, for x's pieces

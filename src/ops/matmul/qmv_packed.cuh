@@ -742,12 +742,15 @@ template <class F>
 void run_qmvp(const QmvpParams& p, cudaStream_t stream) {
   launch_qmvp<F>(p, stream);
 }
-// Raw affine rows (FAffineRaw): one plain item of up to 4 rows, on the ring kernel.
+// Raw affine rows (FAffineRaw): one plain item of up to 4 rows (8 for 4-bit codes: 8-bit ones
+// with 8 rows of x pieces would not fit two ring slots per warp), on the ring kernel.
 template <class F>
 void run_qmvp_raw(const QmvpParams& p, cudaStream_t stream) {
   const int64_t rows = p.rs.m_rows;
   if (rows <= 1) launch_qmvp_ring<F, 1, true>(p, stream);
   else if (rows <= 2) launch_qmvp_ring<F, 2, true>(p, stream);
+  else if constexpr (F::kChunkBytes == 128) rows <= 4 ? launch_qmvp_ring<F, 4, true>(p, stream)
+                                                       : launch_qmvp_ring<F, 8, true>(p, stream);
   else launch_qmvp_ring<F, 4, true>(p, stream);
 }
 #define LMK_QMV_INSTANTIATE(F)                                    \
