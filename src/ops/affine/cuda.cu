@@ -162,6 +162,17 @@ void raise_invalid_ids(const AffineProblem& p, cudaStream_t s) {
 
 enum class Path { mv, mm, simt };
 
+// The weight's codes, 16-bit scales and biases as pack_affine and the raw ring mat-vec read them.
+packed::AffineSource affine_source(const AffineProblem& p) {
+  packed::AffineSource src;
+  src.codes = static_cast<const uint8_t*>(p.w);
+  src.scales = static_cast<const uint16_t*>(p.scales);
+  src.biases = static_cast<const uint16_t*>(p.biases);
+  src.bits = p.bits;
+  src.gs = p.gs;
+  return src;
+}
+
 // More than 8 rows of f32 x and y with 16-bit scales: pack the weight (pack_affine's layout) into
 // stream-ordered scratch and run the packed warpgroup-MMA mat-mat (the same bf16 operand
 // precision as the tiled kernel). The pack reads and writes the weight once; H200, 4-bit
@@ -183,14 +194,8 @@ void repacked_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
   v.row_bytes = p.row_bytes;
   v.n_experts = 1;
   Scratch buf(size_t(packed_bytes(p.op, geometry_of(v), 1)), s);
-  packed::AffineSource src;
-  src.codes = static_cast<const uint8_t*>(p.w);
-  src.scales = static_cast<const uint16_t*>(p.scales);
-  src.biases = static_cast<const uint16_t*>(p.biases);
-  src.bits = p.bits;
-  src.gs = p.gs;
   v.data = buf.ptr;
-  pack_affine(src, v, buf.ptr, stream);
+  pack_affine(affine_source(p), v, buf.ptr, stream);
   quantized_matmul_packed(static_cast<const float*>(p.x), p.M, v, static_cast<float*>(p.y), stream);
 }  // the scratch is freed in stream order, after the mat-mat
 
@@ -207,13 +212,7 @@ bool raw_ring_applies(const AffineProblem& p, bool routed, bool formats_ok) {
 
 void raw_ring_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
   Scratch xq(size_t(quantized_matmul_affine_raw_scratch(p.M, p.K)), s);  // x's pieces
-  packed::AffineSource src;
-  src.codes = static_cast<const uint8_t*>(p.w);
-  src.scales = static_cast<const uint16_t*>(p.scales);
-  src.biases = static_cast<const uint16_t*>(p.biases);
-  src.bits = p.bits;
-  src.gs = p.gs;
-  quantized_matmul_affine_raw(static_cast<const float*>(p.x), p.M, src, p.N, p.K, p.row_bytes,
+  quantized_matmul_affine_raw(static_cast<const float*>(p.x), p.M, affine_source(p), p.N, p.K, p.row_bytes,
                               p.s_dtype == DType::f16, static_cast<float*>(p.y), xq.ptr, stream);
 }  // the scratch is freed in stream order, after the mat-vec
 
