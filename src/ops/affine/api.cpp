@@ -15,7 +15,8 @@ namespace lmk {
 
 LMK_REGISTER_OP({"quantized_matmul", "affine", "x f32/f16/bf16, scales+biases f32/f16/bf16, y f32 or x's dtype; bits 4/6/8, gs 32/64/128",
                  true, true, "matmul-moe-sampling.md §2.1",
-                 "affine_mv_rows (M<=4) / affine_mv (M<=8), tensor-core mat-vec; M>8 with f32 x and y and 16-bit scales: "
+                 "f32 x and y, 16-bit scales, K%256==0, 4-bit M<=8 / 8-bit M<=4: qmvp_ring on the rows as stored "
+                 "(int8 mma); else affine_mv_rows (M<=4) / affine_mv (M<=8), tensor-core mat-vec; M>8 with f32 x and y and 16-bit scales: "
                  "pack_affine into scratch, then qmmp (wgmma); otherwise affine_mm (tiled bf16 mma); affine_simt (unaligned)"});
 LMK_REGISTER_OP({"quantized_matmul_id", "affine", "as quantized_matmul; ids u32/i32", true, true,
                  "matmul-moe-sampling.md §2.2", "affine_route + affine_mv / affine_mm / affine_simt"});
