@@ -327,6 +327,13 @@ LMK_CHECKS(affine) {
     s.M = 2, s.top_k = 3;  // 6 rows, direct, bf16 io
     add(cases, s);
   }
+  for (int bits : {4, 8}) {  // 64 routed rows of 49 weight tiles: the raw ring's warp walk, N tail
+    Spec s;
+    s.op = "quantized_matmul_id";
+    s.bits = bits, s.gs = bits == 4 ? 64 : 128, s.st = bits == 4 ? DType::bf16 : DType::f16;
+    s.E = 16, s.top_k = 8, s.M = 8, s.N = 776, s.K = 256, s.routing = Routing::random;
+    add(cases, s);
+  }
 
   // ---- packed weights (pack_affine): mat-vec widths, K-slices, N / K tails, mat-mat, routed ----
   for (int bits : {4, 6, 8}) {

@@ -2,7 +2,8 @@
 // lists for quantized_matmul_id), checks invalid ids in debug mode.
 //
 // Paths (shapes only, never data):
-//   raw  up to 8 (4-bit) / 4 (8-bit) dense rows of f32 x and y, 16-bit scales, K % 256 == 0: matmul's
+//   raw  up to 8 (4-bit) / 4 (8-bit) dense rows or 64 routed rows of f32 x and y, 16-bit scales,
+//        K % 256 == 0: matmul's
 //        packed ring mat-vec reading the rows as stored (quantized_matmul_affine_raw).
 //   mv   gs 32/64/128, aligned operands, at most 8 rows (dense) or at most 4 routed rows per
 //        expert on average (routed): tensor-core mat-vec, f32-accurate.
@@ -203,17 +204,27 @@ void repacked_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
 // ring mat-vec reading MLX's rows as they are (matmul's quantized_matmul_affine_raw; formats.cuh
 // FAffineRaw), 4-bit codes against x staged in their nibble order. LMK_AFFINE_RAW_RING=0 keeps the
 // rows kernel (matvec_rows.cu).
+// Routed: up to 64 rows (8 tokens of top-8), one item per row, as quantized_matmul_id_packed's
+// direct items.
 bool raw_ring_applies(const AffineProblem& p, bool routed, bool formats_ok) {
   static const bool on = tuning("LMK_AFFINE_RAW_RING", 1) != 0;
-  return !routed && formats_ok && (p.bits == 4 || p.bits == 8) && p.M <= (p.bits == 4 ? 8 : 4) && p.K % 256 == 0 &&
+  const bool rows_ok = routed ? p.rows() <= 64 : p.M <= (p.bits == 4 ? 8 : 4);
+  return formats_ok && rows_ok && (p.bits == 4 || p.bits == 8) && p.K % 256 == 0 &&
          p.x_dtype == DType::f32 && p.y_dtype == DType::f32 && (p.s_dtype == DType::bf16 || p.s_dtype == DType::f16) &&
          is_aligned(p.w, 16) && is_aligned(p.scales, 16) && is_aligned(p.biases, 16) && p.row_bytes % 16 == 0 && on;
 }
 
-void raw_ring_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
+void raw_ring_matmul(const AffineProblem& p, bool routed, cudaStream_t s, Stream& stream) {
   Scratch xq(size_t(quantized_matmul_affine_raw_scratch(p.M, p.K)), s);  // x's pieces
+  AffineRawRoute route;
+  route.ids = p.ids;
+  route.ids_i32 = p.ids_dtype == DType::i32;
+  route.top_k = p.top_k;
+  route.n_experts = p.E;
+  route.error_flag = p.error_flag;
   quantized_matmul_affine_raw(static_cast<const float*>(p.x), p.M, affine_source(p), p.N, p.K, p.row_bytes,
-                              p.s_dtype == DType::f16, static_cast<float*>(p.y), xq.ptr, stream);
+                              p.s_dtype == DType::f16, static_cast<float*>(p.y), xq.ptr, stream, routed ? &route : nullptr);
+  if (routed && p.debug) raise_invalid_ids(p, s);
 }  // the scratch is freed in stream order, after the mat-vec
 
 }  // namespace
@@ -226,7 +237,7 @@ void affine_matmul(const AffineProblem& p, Stream& stream) {
   const int64_t P = p.rows();
 
   if (repack_applies(p, routed, formats_ok, aligned)) return repacked_matmul(p, s, stream);
-  if (raw_ring_applies(p, routed, formats_ok)) return raw_ring_matmul(p, s, stream);
+  if (raw_ring_applies(p, routed, formats_ok)) return raw_ring_matmul(p, routed, s, stream);
 
   Path path = Path::simt;
   if (formats_ok && aligned) {

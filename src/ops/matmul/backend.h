@@ -112,9 +112,19 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
 // ring mat-vec reading the rows as they are (formats.cuh FAffineRaw). f16: the scales are f16.
 // scratch: quantized_matmul_affine_raw_scratch(rows, k) bytes, 256-byte aligned, for x's pieces
 // (the caller's, so that a first call can be captured in a CUDA graph).
+// route (optional): each of the rows · top_k outputs y[r, :] uses x row r / top_k and expert
+// ids[r] (src holds n_experts matrices back to back); an out-of-range id zeroes its row and sets
+// *error_flag (if not null) to 1.
+struct AffineRawRoute {
+  const void* ids = nullptr;
+  bool ids_i32 = false;
+  int64_t top_k = 1, n_experts = 1;
+  uint32_t* error_flag = nullptr;
+};
 int64_t quantized_matmul_affine_raw_scratch(int64_t rows, int64_t k);
 void quantized_matmul_affine_raw(const float* x, int64_t rows, const packed::AffineSource& src, int64_t n, int64_t k,
-                                 int64_t row_bytes, bool f16, float* y, void* scratch, Stream& s);
+                                 int64_t row_bytes, bool f16, float* y, void* scratch, Stream& s,
+                                 const AffineRawRoute* route = nullptr);
 }  // namespace cuda
 
 }  // namespace lmk

@@ -1026,19 +1026,22 @@ void quantized_matmul_packed(const float* x, int64_t rows, const PackedView& w, 
 int64_t quantized_matmul_affine_raw_scratch(int64_t rows, int64_t k) { return align_up(qmv_scratch_bytes(rows, k / 32), 256); }
 
 void quantized_matmul_affine_raw(const float* x, int64_t rows, const packed::AffineSource& src, int64_t n, int64_t k,
-                                 int64_t row_bytes, bool f16, float* y, void* scratch, Stream& s) {
+                                 int64_t row_bytes, bool f16, float* y, void* scratch, Stream& s,
+                                 const AffineRawRoute* route) {
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
   const int64_t tiles = ceil_div(n, int64_t(16)), chunks = k / 256;
-  if (tiles > int64_t(INT32_MAX))
-    LMK_THROW(Unsupported, "quantized_matmul: ", n, " weight rows exceed the mat-vec grid");
+  const int64_t y_rows = route ? rows * route->top_k : rows, units = (route ? y_rows : 1) * tiles;
+  if (units > int64_t(INT32_MAX))
+    LMK_THROW(Unsupported, "quantized_matmul: ", units, " (row, 16 weight rows) units exceed the mat-vec grid");
   Carve cv{static_cast<char*>(scratch)};
   QmvParams sp;  // split_x's view of x: 4-bit codes split into even (low nibble) and odd codes
   sp.x = x;
   sp.k = k;
   sp.nsb = k / 32;
   sp.perm4 = src.bits == 4;
-  sp.early = tiles <= 32 * int64_t(sm_count());  // as run_packed
+  sp.early = units <= 32 * int64_t(sm_count());  // as run_packed
+  sp.programmatic = route != nullptr;            // as run_packed for routed rows
   qmv_scratch(sp, rows, cv);
   QmvpParams p;
   p.w = src.codes;
@@ -1048,19 +1051,34 @@ void quantized_matmul_affine_raw(const float* x, int64_t rows, const packed::Aff
   p.tiles = tiles;
   p.chunks = chunks;
   p.xq = sp.xq;
-  p.rs.mode = ItemMode::plain;
-  p.rs.m_rows = rows;
-  p.rs.per_item = int(rows);
-  p.rs.n_items = 1;
+  if (route) {  // single routed rows, as quantized_matmul_id_packed's direct items
+    p.rs.mode = ItemMode::direct;
+    p.rs.n_items = y_rows;
+    p.rs.ids = route->ids;
+    p.rs.ids_i32 = route->ids_i32;
+    p.rs.n_experts = route->n_experts;
+    p.rs.top_k = route->top_k;
+    p.rs.user_flag = route->error_flag;
+    p.warp_walk = kQmvpWarpWalk < 0 ? units >= 16 * int64_t(sm_count()) : kQmvpWarpWalk != 0;
+    if (p.warp_walk) sp.zero = y, sp.zero_count = y_rows * n;
+  } else {
+    p.rs.mode = ItemMode::plain;
+    p.rs.m_rows = rows;
+    p.rs.per_item = int(rows);
+    p.rs.n_items = 1;
+  }
   p.y = y;
-  p.y_rows = rows;
+  p.y_rows = y_rows;
   p.slice_chunks = int(chunks);
   p.raw_row_bytes = row_bytes;
   p.raw_groups = k / src.gs;
   p.raw_scales = reinterpret_cast<const uint8_t*>(src.scales);
   p.raw_biases = reinterpret_cast<const uint8_t*>(src.biases);
   split_x(sp, st);
-  auto run = [&](auto f) { run_qmvp_raw<decltype(f)>(p, st); };
+  auto run = [&](auto f) {
+    if (route) run_qmvp_raw_routed<decltype(f)>(p, st);
+    else run_qmvp_raw<decltype(f)>(p, st);
+  };
   auto by_gs = [&]<int Bits, bool F16>() {
     if (src.gs == 32) run(FAffineRaw<Bits, F16, 0>{});
     else if (src.gs == 64) run(FAffineRaw<Bits, F16, 1>{});

@@ -404,13 +404,13 @@ void run_qmmp(const QmmpParams& p, int bm, cudaStream_t stream) {
 #define LMK_AFFINE_INSTANTIATE_ONE(BITS, F16, GSHIFT)                                          \
   template void run_qmvp<FAffine<BITS, F16, GSHIFT>>(const QmvpParams&, cudaStream_t);      \
   template void run_qmmp<FAffine<BITS, F16, GSHIFT>>(const QmmpParams&, int, cudaStream_t);
-#define LMK_AFFINE_RAW_INSTANTIATE(BITS)                                                           \
-  template void run_qmvp_raw<FAffineRaw<BITS, false, 0>>(const QmvpParams&, cudaStream_t);        \
-  template void run_qmvp_raw<FAffineRaw<BITS, false, 1>>(const QmvpParams&, cudaStream_t);        \
-  template void run_qmvp_raw<FAffineRaw<BITS, false, 2>>(const QmvpParams&, cudaStream_t);        \
-  template void run_qmvp_raw<FAffineRaw<BITS, true, 0>>(const QmvpParams&, cudaStream_t);         \
-  template void run_qmvp_raw<FAffineRaw<BITS, true, 1>>(const QmvpParams&, cudaStream_t);         \
-  template void run_qmvp_raw<FAffineRaw<BITS, true, 2>>(const QmvpParams&, cudaStream_t);
+#define LMK_AFFINE_RAW_INSTANTIATE_ONE(BITS, F16, GSHIFT)                                       \
+  template void run_qmvp_raw<FAffineRaw<BITS, F16, GSHIFT>>(const QmvpParams&, cudaStream_t);     \
+  template void run_qmvp_raw_routed<FAffineRaw<BITS, F16, GSHIFT>>(const QmvpParams&, cudaStream_t);
+#define LMK_AFFINE_RAW_INSTANTIATE(BITS)                                                                  \
+  LMK_AFFINE_RAW_INSTANTIATE_ONE(BITS, false, 0) LMK_AFFINE_RAW_INSTANTIATE_ONE(BITS, false, 1)           \
+  LMK_AFFINE_RAW_INSTANTIATE_ONE(BITS, false, 2) LMK_AFFINE_RAW_INSTANTIATE_ONE(BITS, true, 0)            \
+  LMK_AFFINE_RAW_INSTANTIATE_ONE(BITS, true, 1) LMK_AFFINE_RAW_INSTANTIATE_ONE(BITS, true, 2)
 #define LMK_AFFINE_INSTANTIATE(BITS)                                                              \
   LMK_AFFINE_INSTANTIATE_ONE(BITS, false, 0) LMK_AFFINE_INSTANTIATE_ONE(BITS, false, 1)           \
   LMK_AFFINE_INSTANTIATE_ONE(BITS, false, 2) LMK_AFFINE_INSTANTIATE_ONE(BITS, true, 0)            \

@@ -753,6 +753,13 @@ void run_qmvp_raw(const QmvpParams& p, cudaStream_t stream) {
                                                        : launch_qmvp_ring<F, 8, true>(p, stream);
   else launch_qmvp_ring<F, 4, true>(p, stream);
 }
+// Raw affine rows, single routed rows (direct items): the warp walk on the deep ring where every
+// warp gets a unit's chunks (p.warp_walk, as run_packed sets it), else the shallow ring's CTA walk.
+template <class F>
+void run_qmvp_raw_routed(const QmvpParams& p, cudaStream_t stream) {
+  if (p.warp_walk) launch_qmvp_ring<F, 1, false, true>(p, stream);
+  else launch_qmvp_ring<F, 1, false, false, 2>(p, stream);
+}
 #define LMK_QMV_INSTANTIATE(F)                                    \
   template void run_qmv<F>(const QmvParams&, cudaStream_t);      \
   template void run_qmvp<F>(const QmvpParams&, cudaStream_t);
