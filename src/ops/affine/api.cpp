@@ -19,7 +19,9 @@ LMK_REGISTER_OP({"quantized_matmul", "affine", "x f32/f16/bf16, scales+biases f3
                  "(int8 mma); else affine_mv_rows (M<=4) / affine_mv (M<=8), tensor-core mat-vec; M>8 with f32 x and y and 16-bit scales: "
                  "pack_affine into scratch, then qmmp (wgmma); otherwise affine_mm (tiled bf16 mma); affine_simt (unaligned)"});
 LMK_REGISTER_OP({"quantized_matmul_id", "affine", "as quantized_matmul; ids u32/i32", true, true,
-                 "matmul-moe-sampling.md §2.2", "affine_route + affine_mv / affine_mm / affine_simt"});
+                 "matmul-moe-sampling.md §2.2",
+                 "<= 64 rows with f32 x and y, 16-bit scales, K%256==0, 4/8-bit: qmvp_ring on the rows as stored; "
+                 "else affine_route + affine_mv / affine_mm / affine_simt"});
 LMK_REGISTER_OP({"quantized_matmul_packed", "affine",
                  "x f32, y f32; 4/6/8-bit weights, gs 32/64/128, bf16/f16 scales, packed once by pack_affine", true, true,
                  "matmul-moe-sampling.md §2.1, §2.2 (load-time repack)",
