@@ -3,8 +3,8 @@
 //
 // Paths (shapes only, never data):
 //   raw  up to 8 (4-bit) / 4 (8-bit) dense rows or 64 routed rows of f32 x and y, 16-bit scales,
-//        K % 256 == 0: matmul's
-//        packed ring mat-vec reading the rows as stored (quantized_matmul_affine_raw).
+//        K % 256 == 0: matmul's packed ring mat-vec reading the rows as stored
+//        (quantized_matmul_affine_raw).
 //   mv   gs 32/64/128, aligned operands, at most 8 rows (dense) or at most 4 routed rows per
 //        expert on average (routed): tensor-core mat-vec, f32-accurate.
 //   mm   the same formats with more rows: bf16 tiled GEMM.
@@ -200,12 +200,11 @@ void repacked_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
   quantized_matmul_packed(static_cast<const float*>(p.x), p.M, v, static_cast<float*>(p.y), stream);
 }  // the scratch is freed in stream order, after the mat-mat
 
-// Up to 8 (4-bit) or 4 (8-bit) rows of f32 x and y with 16-bit scales, K % 256 == 0: the packed
-// ring mat-vec reading MLX's rows as they are (matmul's quantized_matmul_affine_raw; formats.cuh
-// FAffineRaw), 4-bit codes against x staged in their nibble order. LMK_AFFINE_RAW_RING=0 keeps the
-// rows kernel (matvec_rows.cu).
-// Routed: up to 64 rows (8 tokens of top-8), one item per row, as quantized_matmul_id_packed's
-// direct items.
+// Up to 8 (4-bit) or 4 (8-bit) dense rows, or up to 64 routed rows (8 tokens of top-8, one item per
+// row as quantized_matmul_id_packed's direct items), of f32 x and y with 16-bit scales and
+// K % 256 == 0: the packed ring mat-vec reading MLX's rows as they are (matmul's
+// quantized_matmul_affine_raw; formats.cuh FAffineRaw), 4-bit codes against x staged in their
+// nibble order. LMK_AFFINE_RAW_RING=0 keeps the kernels below.
 bool raw_ring_applies(const AffineProblem& p, bool routed, bool formats_ok) {
   static const bool on = tuning("LMK_AFFINE_RAW_RING", 1) != 0;
   const bool rows_ok = routed ? p.rows() <= 64 : p.M <= (p.bits == 4 ? 8 : 4);
