@@ -70,4 +70,32 @@ unsigned char* stream_scratch(const void* owner, cudaStream_t st, size_t bytes) 
   b = {static_cast<unsigned char*>(p), n};
   return b.p;
 }
+namespace {
+cudaMemPool_t scratch_pool() {
+  static std::mutex mu;
+  static std::map<int, cudaMemPool_t> pools;
+  int dev = 0;
+  LMK_CUDA_CHECK(cudaGetDevice(&dev));
+  std::lock_guard<std::mutex> lock(mu);
+  if (auto it = pools.find(dev); it != pools.end()) return it->second;
+  cudaMemPoolProps props = {};
+  props.allocType = cudaMemAllocationTypePinned;
+  props.handleTypes = cudaMemHandleTypeNone;
+  props.location.type = cudaMemLocationTypeDevice;
+  props.location.id = dev;
+  cudaMemPool_t pool = nullptr;
+  LMK_CUDA_CHECK(cudaMemPoolCreate(&pool, &props));
+  uint64_t keep = UINT64_MAX;
+  LMK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
+  pools.emplace(dev, pool);
+  return pool;
+}
+}  // namespace
+
+PoolScratch::PoolScratch(size_t bytes, cudaStream_t s) : stream(s) {
+  LMK_CUDA_CHECK(cudaMallocFromPoolAsync(&ptr, bytes, scratch_pool(), s));
+}
+PoolScratch::~PoolScratch() {
+  if (ptr) (void)cudaFreeAsync(ptr, stream);
+}
 }  // namespace lmk::cuda

@@ -83,6 +83,19 @@ double peak_dram_gbps();
 // needed while the stream is capturing. `owner` is any address that names the user.
 unsigned char* stream_scratch(const void* owner, cudaStream_t st, size_t bytes);
 
+// Stream-ordered device scratch from a library-owned memory pool per device (kept, never
+// trimmed): allocated and freed in stream order, so it is valid for the kernels launched on the
+// stream in between and works inside graph capture. Throws lmk::Error (Cuda) when the pool
+// cannot grow.
+struct PoolScratch {
+  void* ptr = nullptr;
+  cudaStream_t stream = nullptr;
+  PoolScratch(size_t bytes, cudaStream_t s);
+  ~PoolScratch();
+  PoolScratch(const PoolScratch&) = delete;
+  PoolScratch& operator=(const PoolScratch&) = delete;
+};
+
 // Resident blocks per SM of `kernel` at this block size and dynamic shared memory, at least 1
 // (cached per device, kernel and configuration): the grid of persistent or cooperative launches.
 int max_active_blocks(const void* kernel, int threads, int smem_bytes = 0);

@@ -16,8 +16,6 @@
 
 #include <algorithm>
 #include <memory>
-#include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "ops/affine/backend.h"
@@ -110,41 +108,6 @@ __global__ void __launch_bounds__(kRouteThreads) affine_route_kernel(const Route
   }
 }
 
-// Stream-ordered scratch from a library-owned pool per device (kept, never trimmed).
-cudaMemPool_t scratch_pool() {
-  static std::mutex mu;
-  static std::unordered_map<int, cudaMemPool_t> pools;
-  int dev = 0;
-  LMK_CUDA_CHECK(cudaGetDevice(&dev));
-  std::lock_guard<std::mutex> lock(mu);
-  auto it = pools.find(dev);
-  if (it != pools.end()) return it->second;
-  cudaMemPoolProps props = {};
-  props.allocType = cudaMemAllocationTypePinned;
-  props.handleTypes = cudaMemHandleTypeNone;
-  props.location.type = cudaMemLocationTypeDevice;
-  props.location.id = dev;
-  cudaMemPool_t pool = nullptr;
-  LMK_CUDA_CHECK(cudaMemPoolCreate(&pool, &props));
-  uint64_t keep = UINT64_MAX;
-  LMK_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep));
-  pools.emplace(dev, pool);
-  return pool;
-}
-
-struct Scratch {
-  void* ptr = nullptr;
-  cudaStream_t stream = nullptr;
-  Scratch(size_t bytes, cudaStream_t s) : stream(s) {
-    LMK_CUDA_CHECK(cudaMallocFromPoolAsync(&ptr, bytes, scratch_pool(), s));
-  }
-  ~Scratch() {
-    if (ptr) (void)cudaFreeAsync(ptr, stream);
-  }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-};
-
 // Debug mode: wait for the launch and raise the CPU backend's error for the first invalid id.
 void raise_invalid_ids(const AffineProblem& p, cudaStream_t s) {
   cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
@@ -194,7 +157,7 @@ void repacked_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
   v.k = p.K;
   v.row_bytes = p.row_bytes;
   v.n_experts = 1;
-  Scratch buf(size_t(packed_bytes(p.op, geometry_of(v), 1)), s);
+  PoolScratch buf(size_t(packed_bytes(p.op, geometry_of(v), 1)), s);
   v.data = buf.ptr;
   pack_affine(affine_source(p), v, buf.ptr, stream);
   quantized_matmul_packed(static_cast<const float*>(p.x), p.M, v, static_cast<float*>(p.y), stream);
@@ -207,14 +170,14 @@ void repacked_matmul(const AffineProblem& p, cudaStream_t s, Stream& stream) {
 // nibble order. LMK_AFFINE_RAW_RING=0 keeps the kernels below.
 bool raw_ring_applies(const AffineProblem& p, bool routed, bool formats_ok) {
   static const bool on = tuning("LMK_AFFINE_RAW_RING", 1) != 0;
-  const bool rows_ok = routed ? p.rows() <= 64 : p.M <= (p.bits == 4 ? 8 : 4);
+  const bool rows_ok = routed ? p.rows() <= 256 : p.M <= 8;
   return formats_ok && rows_ok && (p.bits == 4 || p.bits == 8) && p.K % 256 == 0 &&
          p.x_dtype == DType::f32 && p.y_dtype == DType::f32 && (p.s_dtype == DType::bf16 || p.s_dtype == DType::f16) &&
          is_aligned(p.w, 16) && is_aligned(p.scales, 16) && is_aligned(p.biases, 16) && p.row_bytes % 16 == 0 && on;
 }
 
 void raw_ring_matmul(const AffineProblem& p, bool routed, cudaStream_t s, Stream& stream) {
-  Scratch xq(size_t(quantized_matmul_affine_raw_scratch(p.M, p.K)), s);  // x's pieces
+  PoolScratch xq(size_t(quantized_matmul_affine_raw_scratch(p.M, p.K)), s);  // x's pieces
   AffineRawRoute route;
   route.ids = p.ids;
   route.ids_i32 = p.ids_dtype == DType::i32;
@@ -270,7 +233,7 @@ void affine_matmul(const AffineProblem& p, Stream& stream) {
   items.top_k = int(p.top_k);
   items.error_flag = p.error_flag;
   int n_items = 0;
-  std::unique_ptr<Scratch> scratch;
+  std::unique_ptr<PoolScratch> scratch;
   int cmax = tile;
   if (!routed) {
     items.mode = kDense;
@@ -290,7 +253,7 @@ void affine_matmul(const AffineProblem& p, Stream& stream) {
     const int E = int(p.E);  // < 2^31 (validated)
     const int64_t max_items = std::min<int64_t>(P, ceil_div(P, tile) + p.E);
     const int64_t ints = int64_t(E) + 2 * (int64_t(E) + 1) + P + 3 * max_items + 1;
-    scratch = std::make_unique<Scratch>(size_t(ints) * 4, s);
+    scratch = std::make_unique<PoolScratch>(size_t(ints) * 4, s);
     int* base = static_cast<int*>(scratch->ptr);
     RouteArgs a;
     a.ids = p.ids;

@@ -13,6 +13,7 @@
 
 #include "lmk/buffer.h"
 #include "ops/matmul/formats.cuh"
+#include "ops/matmul/instances.h"
 #include "ops/matmul/launch.h"
 #include "ops/matmul/qmm.cuh"
 #include "ops/matmul/qmm_packed.cuh"
@@ -373,6 +374,53 @@ __global__ void pack_kernel(const uint8_t* raw, PackedView p, int64_t chunks, in
   }
 }
 
+// pack_ggml's gather for format T: a block per record (grid-stride), its threads over the record's
+// 32-bit words, one index split per record. A lane-plane word is four consecutive raw bytes of one
+// block (packed_layout.h lane_src: loaded as one word, two halves or four bytes by alignment), a
+// header word four bytes placed by hdr_src; rows past n and blocks past the row are zeros. It runs
+// per call on the raw-block paths (repack_raw), so its speed counts; the byte-wise source_of
+// kernel above serves unpacking.
+template <DType T>
+__global__ void pack_records_kernel(const uint8_t* raw, int64_t n, int64_t row_bytes, int64_t expert_stride,
+                                    int64_t tiles, int64_t chunks, int64_t experts, uint32_t* out) {
+  constexpr int LW = packed::lane_words(T), HW = packed::hdr_words(T), CB = int(packed::chunk_bytes(T));
+  constexpr int kWords = (256 * LW + 64 * HW) / 4;
+  const int64_t per_matrix = tiles * chunks, records = per_matrix * experts;
+  for (int64_t rec = blockIdx.x; rec < records; rec += gridDim.x) {
+    const int64_t e = rec / per_matrix, tile = rec % per_matrix / chunks, col0 = rec % chunks * CB;
+    const uint8_t* rows = raw + e * expert_stride + col0;  // + row · row_bytes + source offset
+    uint32_t* dst = out + rec * kWords;
+    for (int w = int(threadIdx.x); w < kWords; w += int(blockDim.x)) {
+      const int in = 4 * w;
+      uint32_t v = 0;
+      if (in < 256 * LW) {
+        const int lane = (in >> 4) & 31, u = 4 * (in >> 9) + ((in & 15) >> 2);  // u = 2·word + r
+        const int64_t row = tile * 16 + (lane >> 2) + 8 * (u & 1);
+        const int src = packed::lane_src(T, u >> 1, lane & 3);
+        if (row < n && col0 + src < row_bytes) {
+          const uint8_t* q = rows + row * row_bytes + src;
+          const uintptr_t a = reinterpret_cast<uintptr_t>(q);
+          if ((a & 3) == 0) v = *reinterpret_cast<const uint32_t*>(q);
+          else if ((a & 1) == 0)
+            v = uint32_t(reinterpret_cast<const uint16_t*>(q)[0]) | uint32_t(reinterpret_cast<const uint16_t*>(q)[1]) << 16;
+          else v = q[0] | uint32_t(q[1]) << 8 | uint32_t(q[2]) << 16 | uint32_t(q[3]) << 24;
+        }
+      } else {
+        const int word = (in - 256 * LW) >> 2, gr = word / HW;  // gr = 2g + r
+        const int64_t row = tile * 16 + (gr >> 1) + 8 * (gr & 1);
+        if (row < n) {
+#pragma unroll
+          for (int b = 0; b < 4; ++b) {
+            const int src = packed::hdr_src(T, (word % HW) * 4 + b);
+            if (src >= 0 && col0 + src < row_bytes) v |= uint32_t(rows[row * row_bytes + src]) << (8 * b);
+          }
+        }
+      }
+      dst[w] = v;
+    }
+  }
+}
+
 // A block per record (grid-stride), its threads over the record's words: one index split per
 // record instead of three 64-bit divisions per word (the pack runs per call in quantized_matmul's
 // repack path, so its speed counts).
@@ -405,6 +453,20 @@ void visit_packed(const PackedView& w, Fn&& fn) {
   else if (w.affine_bits == 6) visit_affine<6>(w, fn);
   else if (w.affine_bits == 8) visit_affine<8>(w, fn);
   else visit_format(w.type, fn);
+}
+
+// Packs raw GGML blocks (experts expert_stride bytes apart) into p's layout at out.
+void launch_pack_records(const void* raw, const PackedView& p, int64_t expert_stride, void* out, cudaStream_t st) {
+  const auto g = packed::geometry(p.type, p.n, p.k, p.row_bytes);
+  const int64_t records = g.tiles * g.chunks * p.n_experts;
+  if (records <= 0) return;
+  const unsigned blocks = unsigned(std::min<int64_t>(records, int64_t(sm_count()) * 16));
+  visit_format(p.type, [&](auto f) {
+    constexpr DType T = decltype(f)::kType;
+    pack_records_kernel<T><<<blocks, 256, 0, st>>>(static_cast<const uint8_t*>(raw), p.n, p.row_bytes, expert_stride,
+                                                   g.tiles, g.chunks, p.n_experts, static_cast<uint32_t*>(out));
+    LMK_LAUNCH_CHECK(pack_records_kernel);
+  });
 }
 
 void launch_pack(const void* raw, const PackedView& p, void* out, bool unpack, Stream& s) {
@@ -867,6 +929,87 @@ void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const Ro
   p.part = p.splits > 1 ? cv.take<float>(p.splits * y_rows * w.n) : nullptr;
   visit_packed(w, [&](auto f) { run_qmmp<decltype(f)>(p, bm, st); });
 }
+
+// ---- raw GGML blocks through the packed kernels ------------------------------------------------------
+// The ring mat-vec reads raw rows in place (formats.cuh FGgmlRaw) when K % 256 == 0 and every row
+// and expert starts 16-byte aligned at a multiple of 16 bytes (q6_K: K % 2048 == 0, q2_K: K % 1024
+// == 0, iq4_xs: K % 512 == 0): up to 8 plain rows, and up to kRawRingRoutedRows routed rows one
+// by one (32 tokens of top-8; its warp walk reads an expert shared by several rows once per row,
+// still less than packing every expert first). LMK_MM_RAW_RING=0 turns it off.
+const bool kRawRing = tuning("LMK_MM_RAW_RING", 1) != 0;
+constexpr int64_t kRawRingRoutedRows = 256;
+bool raw_ring_ok(const QWeight& w) {
+  return kRawRing && w.k % 256 == 0 && is_aligned(w.data, 16) && w.row_bytes % 16 == 0 &&
+         (w.n_experts == 1 || w.expert_stride % 16 == 0);
+}
+
+// x's pieces (split_x), then the ring kernel on raw rows: one plain item of x_rows <= 8 rows, or
+// rs's direct routed rows (as quantized_matmul_id_packed's direct items, the warp walk from 16
+// units per SM).
+void raw_ring_matmul(const QWeight& w, const float* x, int64_t x_rows, const RowSource& rs, float* y, int64_t y_rows,
+                     Workspace& ws, cudaStream_t st) {
+  const bool routed = rs.mode == ItemMode::direct;
+  const int64_t tiles = ceil_div(w.n, int64_t(16)), units = (routed ? rs.n_items : 1) * tiles;
+  if (units > int64_t(INT32_MAX))
+    LMK_THROW(Unsupported, "quantized matmul: ", units, " (row, 16 weight rows) units exceed the mat-vec grid");
+  Carve cv{static_cast<char*>(ws.scratch)};
+  QmvParams sp;  // split_x's view of x
+  sp.x = x;
+  sp.k = w.k;
+  sp.nsb = w.k / 32;
+  sp.early = units <= 32 * int64_t(sm_count());  // as run_packed
+  sp.programmatic = routed;
+  qmv_scratch(sp, x_rows, cv);
+  QmvpParams p;
+  p.w = static_cast<const uint8_t*>(w.data);
+  p.expert_bytes = w.expert_stride;
+  p.n = w.n;
+  p.nsb = sp.nsb;
+  p.tiles = tiles;
+  p.chunks = w.k / 256;
+  p.xq = sp.xq;
+  p.rs = rs;
+  p.y = y;
+  p.y_rows = y_rows;
+  p.slice_chunks = int(p.chunks);
+  p.raw_row_bytes = w.row_bytes;
+  if (routed) {
+    p.warp_walk = kQmvpWarpWalk < 0 ? units >= 16 * int64_t(sm_count()) : kQmvpWarpWalk != 0;
+    if (p.warp_walk) sp.zero = y, sp.zero_count = y_rows * w.n;
+  }
+  split_x(sp, st);
+  visit_format(w.type, [&](auto f) {
+    using F = FGgmlRaw<decltype(f)>;
+    if (routed) run_qmvp_raw_routed<F>(p, st);
+    else run_qmvp_raw<F>(p, st);
+  });
+}
+
+// Past the ring (more than 8 plain rows, more than kRawRingRoutedRows routed ones) the raw blocks
+// are packed per call into stream-ordered scratch (pack_ggml's layout, its gather kernel) and run
+// through the packed kernels: the tensor-core mat-mat is many times faster on the packed layout
+// than the raw-block kernels (qmm.cuh), and the pack reads and writes the weights once. Up to
+// LMK_MM_RAW_REPACK_MB (default 4096) of packed weights; 0 turns it off.
+const int64_t kRawRepackBytes = tuning("LMK_MM_RAW_REPACK_MB", 4096) << 20;
+bool repack_ok(const QWeight& w) {
+  const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
+  return g.tiles * g.chunks <= kRawRepackBytes / g.rec / w.n_experts;
+}
+// The packed copy of w (its experts contiguous) in `buf`'s scratch.
+PackedView repack_raw(const QWeight& w, const PoolScratch& buf, cudaStream_t st) {
+  PackedView v;
+  v.data = buf.ptr;
+  v.type = w.type;
+  v.n = w.n;
+  v.k = w.k;
+  v.row_bytes = w.row_bytes;
+  v.n_experts = w.n_experts;
+  launch_pack_records(w.data, v, w.n_experts > 1 ? w.expert_stride : w.n * w.row_bytes, buf.ptr, st);
+  return v;
+}
+int64_t repacked_bytes(const QWeight& w) {
+  return packed::geometry(w.type, w.n, w.k, w.row_bytes).matrix_bytes() * w.n_experts;
+}
 }  // namespace
 
 // ---- entry points -----------------------------------------------------------------------------------
@@ -875,6 +1018,20 @@ void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s) {
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
   const bool mat_mat = path == MatmulPath::matmat || (path == MatmulPath::automatic && a.rows > kMatvecMaxM);
+  if (path == MatmulPath::automatic && mat_mat && repack_ok(a.w)) {
+    PoolScratch buf(size_t(repacked_bytes(a.w)), st);
+    quantized_matmul_packed(a.x, a.rows, repack_raw(a.w, buf, st), a.y, s);
+    return;
+  }  // the scratch is freed in stream order, after the mat-mat
+  if (!mat_mat && a.rows <= 8 && raw_ring_ok(a.w)) {
+    RowSource rs;
+    rs.mode = ItemMode::plain;
+    rs.m_rows = a.rows;
+    rs.per_item = int(a.rows);
+    rs.n_items = 1;
+    raw_ring_matmul(a.w, a.x, a.rows, rs, a.y, a.rows, workspace(s, qmv_scratch_bytes(a.rows, a.w.k / 32)), st);
+    return;
+  }
   if (!mat_mat) {
     QmvParams p = qmv_params(a.w, a.x, a.y);
     p.rs.mode = ItemMode::plain;
@@ -904,6 +1061,21 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
   const cudaStream_t st = stream_of(s);
   const int64_t E = a.w.n_experts, R = a.rows;
   RowSource rs = routed_source(a, E, error_flag);
+  if (R > 0 && path != MatmulPath::matmat && R <= kRawRingRoutedRows && raw_ring_ok(a.w)) {
+    Workspace& ws = workspace(s, qmv_scratch_bytes(a.x_rows, a.w.k / 32));
+    uint32_t* dbg = debug_flags_begin(debug, ws, st);
+    rs.debug_flags = dbg;
+    rs.mode = ItemMode::direct;
+    rs.n_items = R;
+    raw_ring_matmul(a.w, a.x, a.x_rows, rs, a.y, R, ws, st);
+    debug_flags_end(a, dbg, st);
+    return;
+  }
+  if (R > kRawRingRoutedRows && path == MatmulPath::automatic && repack_ok(a.w)) {
+    PoolScratch buf(size_t(repacked_bytes(a.w)), st);
+    quantized_matmul_id_packed(a, repack_raw(a.w, buf, st), error_flag, debug, s);
+    return;
+  }  // the scratch is freed in stream order, after the kernels
 
   const bool direct = path != MatmulPath::matmat && R <= kDirectRows;
   const double avg = double(R) / double(std::min(E, R));
@@ -990,7 +1162,7 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
 
 void pack(const void* raw, const PackedView& p, void* packed, Stream& s) {
   DeviceGuard guard(s.device());
-  launch_pack(raw, p, packed, false, s);
+  launch_pack_records(raw, p, p.n * p.row_bytes, packed, stream_of(s));
 }
 
 void pack_affine(const packed::AffineSource& src, const PackedView& p, void* packed, Stream& s) {

@@ -479,7 +479,28 @@ struct FAffineRaw : FAffine<Bits, F16, GShift> {
 };
 template <class F>
 constexpr bool raw_affine() {
-  if constexpr (requires { F::kRowStride; }) return true;
+  if constexpr (requires { F::kHdrOffset; }) return true;
+  else return false;
+}
+
+// GGML blocks as stored (no pack_ggml), read by the ring mat-vec (qmv_packed.cuh): each chunk's 16
+// rows of raw blocks (packed::chunk_bytes: 8 blocks, or one super-block) are copied into the ring
+// slot as the 16-byte granules around them, and the lanes read their fields there with the
+// format's own load (SharedBytes, 2-byte aligned fields). Needs rows of a multiple of 16 bytes
+// and K % 256 == 0; a chunk then starts kAlign-aligned in its row (16 for 144-, 176-, 192- and
+// 272-byte chunks; q6_K 2, q2_K 4, iq4_xs 8), so its granules span at most kGranules. Rows sit
+// kRowStride apart, an odd number of granules, so a lane quad's words of 8 rows fall in
+// distinct banks.
+template <class F>
+struct FGgmlRaw : F {
+  static constexpr int kChunkBytes = int(packed::chunk_bytes(F::kType));
+  static constexpr int kAlign = kChunkBytes % 16 == 0 ? 16 : (kChunkBytes & -kChunkBytes);
+  static constexpr int kGranules = ((16 - kAlign) % 16 + kChunkBytes + 15) / 16;
+  static constexpr int kRowStride = 16 * (kGranules | 1);
+};
+template <class F>
+constexpr bool raw_ggml() {
+  if constexpr (requires { F::kGranules; }) return true;
   else return false;
 }
 
@@ -507,6 +528,14 @@ struct PackedShape<FAffineRaw<Bits, F16, GShift>> {
   using F = FAffineRaw<Bits, F16, GShift>;
   static constexpr int LW = F::kLaneWords, HW = F::kHdrWords;
   static constexpr int64_t R = F::kHdrOffset + 2 * 16 * 2 * F::kGroups;
+};
+
+// Raw GGML rows: R is the ring slot's weight part (16 padded rows, + 16 bytes for the word past the
+// last field that SharedBytes may read).
+template <class F>
+struct PackedShape<FGgmlRaw<F>> {
+  static constexpr int LW = PackedShape<F>::LW, HW = PackedShape<F>::HW;
+  static constexpr int64_t R = 16 * FGgmlRaw<F>::kRowStride + 16;
 };
 
 // Runtime dtype -> format struct.

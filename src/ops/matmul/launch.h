@@ -48,9 +48,9 @@ void run_qmv(const QmvParams& p, cudaStream_t stream);
 template <class F>
 void run_qmvp(const QmvpParams& p, cudaStream_t stream);  // packed weights (qmv_packed.cuh)
 template <class F>
-void run_qmvp_raw(const QmvpParams& p, cudaStream_t stream);  // raw affine rows, <= 8 (qmv_packed.cuh)
+void run_qmvp_raw(const QmvpParams& p, cudaStream_t stream);  // raw affine or GGML rows, <= 8 (qmv_packed.cuh)
 template <class F>
-void run_qmvp_raw_routed(const QmvpParams& p, cudaStream_t stream);  // raw affine, single routed rows
+void run_qmvp_raw_routed(const QmvpParams& p, cudaStream_t stream);  // raw rows, single routed rows
 template <class F>
 void run_qmm(const QmmParams& p, int bm, cudaStream_t stream);
 template <class F>

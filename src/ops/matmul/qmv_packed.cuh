@@ -394,17 +394,17 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   const uint8_t* wb = nullptr;
   const uint8_t* xr = nullptr;
   int64_t sb_row = 0;  // raw affine rows: the tile's first row of scales and biases (element index)
-  int rows_left = 16;  // raw affine rows: weight rows of the tile below n
+  int rows_left = 16;  // raw rows: weight rows of the tile below n
   auto load_unit = [&] {
     if (ik >= my_units) return;
     const ItemHead h = head(icur.item);
     int64_t yrow0, xrow0;
     item_row_of<One>(p.rs, h, 0, yrow0, xrow0);
     cnt = h.count < MT ? h.count : MT;
-    if constexpr (raw_affine<F>()) {
+    if constexpr (raw_affine<F>() || raw_ggml<F>()) {
       const int64_t row0 = int64_t(icur.tile) * 16;
       wb = p.w + h.expert * p.expert_bytes + row0 * p.raw_row_bytes;
-      sb_row = (h.expert * p.n + row0) * p.raw_groups;
+      if constexpr (raw_affine<F>()) sb_row = (h.expert * p.n + row0) * p.raw_groups;
       rows_left = int(p.n - row0 < 16 ? p.n - row0 : 16);
     } else {
       wb = p.w + h.expert * p.expert_bytes + int64_t(icur.tile) * p.chunks * R;
@@ -444,6 +444,20 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
                             2 * (sb_row + (live ? r : 0) * p.raw_groups + c * F::kGroups);
         cp_async_small<2 * F::kGroups>(slot0 + F::kHdrOffset + (lane >> 4) * 32 * F::kGroups + r * 2 * F::kGroups, sb,
                                        live);
+      } else if constexpr (raw_ggml<F>()) {
+        // The granules around the chunk's bytes in each of the 16 rows (rows past n, and granules
+        // past the row's end in its last chunk, zero-filled: zero scales, so they add nothing).
+        constexpr int G = F::kGranules;
+        const int64_t first = (c * F::kChunkBytes) & ~int64_t(15);
+        const uint32_t slot0 = dst - 16 * lane;
+#pragma unroll
+        for (int j = 0; j < (16 * G + 31) / 32; ++j) {
+          const int e = lane + 32 * j, r = e / G, gi = e - r * G;
+          const int64_t col = first + 16 * gi;
+          const bool live = r < rows_left && col < p.raw_row_bytes;
+          if ((16 * G) % 32 == 0 || e < 16 * G)
+            cp_async16_u32(slot0 + r * F::kRowStride + 16 * gi, wb + (live ? r * p.raw_row_bytes + col : 0), live ? 16 : 0);
+        }
       } else {
         const uint8_t* src = wb + c * R + 16 * lane;
 #pragma unroll
@@ -519,7 +533,8 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
       __syncwarp();  // the other lanes' copies of this chunk are visible
       const uint8_t* rec = slots + slot * SLOT;
       uint32_t L0[LW], L1[LW], H[2 * HW];
-      if constexpr (raw_affine<F>()) {
+      if constexpr (raw_ggml<F>()) {
+      } else if constexpr (raw_affine<F>()) {
         // Lane word w of rows g, g + 8: 4-bit word 4w + t of the row (sub-block w); 8-bit words
         // 8(w/2) + t and + 4 (sub-block w / 2). Header word j: scale j | bias j << 16.
         const uint32_t* r0 = reinterpret_cast<const uint32_t*>(rec + g * F::kRowStride);
@@ -559,19 +574,39 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
         xb[nb] = rec + R + (bm < count ? bm : 0) * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
         xsc[nb] = rec + R + (xm < count ? xm : 0) * 8 * kQmvXRecord + 128;
       }
+      // The chunk's 8 sub-blocks; raw_of(r, s) gives row g + 8r's fields of sub-block s.
+      auto decode = [&](auto raw_of) {
 #pragma unroll
-      for (int s = 0; s < 8; ++s) {
-        uint2 b[NB];
-        float4 xs[NB];
+        for (int s = 0; s < 8; ++s) {
+          uint2 b[NB];
+          float4 xs[NB];
 #pragma unroll
-        for (int nb = 0; nb < NB; ++nb) {
-          b[nb] = *reinterpret_cast<const uint2*>(xb[nb] + s * kQmvXRecord);
-          xs[nb] = *reinterpret_cast<const float4*>(xsc[nb] + s * kQmvXRecord);
+          for (int nb = 0; nb < NB; ++nb) {
+            b[nb] = *reinterpret_cast<const uint2*>(xb[nb] + s * kQmvXRecord);
+            xs[nb] = *reinterpret_cast<const float4*>(xsc[nb] + s * kQmvXRecord);
+          }
+          Dec8 d0, d1;
+          F::codes8(raw_of(0, s), s, d0);
+          F::codes8(raw_of(1, s), s, d1);
+          qmv_accumulate<F, NB, One>(acc, d0, d1, b, xs, t, count);
         }
-        Dec8 d0, d1;
-        F::codes8(F::packed(L0, H, s, t), s, d0);
-        F::codes8(F::packed(L1, H + HW, s, t), s, d1);
-        qmv_accumulate<F, NB, One>(acc, d0, d1, b, xs, t, count);
+      };
+      if constexpr (raw_ggml<F>()) {
+        // Raw blocks: the chunk starts `off` bytes into its first granule; the fields' alignment
+        // mod 4 is then a compile-time constant (one instance per value of off mod 4).
+        const int64_t dc = Warp ? int64_t(c0 + i) : warp + int64_t(kQmvpWarps) * i;  // the chunk decoded
+        const int off = F::kAlign == 16 ? 0 : int((dc * F::kChunkBytes) & 15);
+        const uint8_t* w0 = rec + g * F::kRowStride + off;
+        const uint8_t* w1 = w0 + 8 * F::kRowStride;
+        auto fields = [&](auto mis) {
+          const SharedBytes m0{w0, int(mis)}, m1{w1, int(mis)};
+          decode([&](int r, int s) { return r ? F::load(m1, w1, s, t) : F::load(m0, w0, s, t); });
+        };
+        if constexpr (F::kAlign % 4 == 0) fields(std::integral_constant<int, 0>{});
+        else if ((off & 3) == 0) fields(std::integral_constant<int, 0>{});
+        else fields(std::integral_constant<int, 2>{});
+      } else {
+        decode([&](int r, int s) { return F::packed(r ? L1 : L0, r ? H + HW : H, s, t); });
       }
       slot = slot == S - 1 ? 0 : slot + 1;
     }
@@ -742,19 +777,19 @@ template <class F>
 void run_qmvp(const QmvpParams& p, cudaStream_t stream) {
   launch_qmvp<F>(p, stream);
 }
-// Raw affine rows (FAffineRaw): one plain item of up to 4 rows (8 for 4-bit codes: 8-bit ones
-// with 8 rows of x pieces would not fit two ring slots per warp), on the ring kernel.
+// Raw rows (FAffineRaw, FGgmlRaw): one plain item of up to 8 rows on the ring kernel. (The 8-row
+// instances of the largest slots, 8-bit codes, take two slots per warp and one CTA per SM.)
 template <class F>
 void run_qmvp_raw(const QmvpParams& p, cudaStream_t stream) {
+  static_assert(kQmvpWarps * 2 * qmvp_ring_slot<F, 8>() + kQmvpWarps * 16 * 8 * 4 <= kSmemPerSm, "8-row ring");
   const int64_t rows = p.rs.m_rows;
   if (rows <= 1) launch_qmvp_ring<F, 1, true>(p, stream);
   else if (rows <= 2) launch_qmvp_ring<F, 2, true>(p, stream);
-  else if constexpr (F::kChunkBytes == 128) rows <= 4 ? launch_qmvp_ring<F, 4, true>(p, stream)
-                                                       : launch_qmvp_ring<F, 8, true>(p, stream);
-  else launch_qmvp_ring<F, 4, true>(p, stream);
+  else if (rows <= 4) launch_qmvp_ring<F, 4, true>(p, stream);
+  else launch_qmvp_ring<F, 8, true>(p, stream);
 }
-// Raw affine rows, single routed rows (direct items): the warp walk on the deep ring where every
-// warp gets a unit's chunks (p.warp_walk, as run_packed sets it), else the shallow ring's CTA walk.
+// Raw rows, single routed rows (direct items): the warp walk on the deep ring where every warp
+// gets a unit's chunks (p.warp_walk, as run_packed sets it), else the shallow ring's CTA walk.
 template <class F>
 void run_qmvp_raw_routed(const QmvpParams& p, cudaStream_t stream) {
   if (p.warp_walk) launch_qmvp_ring<F, 1, false, true>(p, stream);
@@ -763,5 +798,9 @@ void run_qmvp_raw_routed(const QmvpParams& p, cudaStream_t stream) {
 #define LMK_QMV_INSTANTIATE(F)                                    \
   template void run_qmv<F>(const QmvParams&, cudaStream_t);      \
   template void run_qmvp<F>(const QmvpParams&, cudaStream_t);
+// The raw GGML rows of format F on the ring kernel (qmv_raw_legacy.cu / qmv_raw_kquant.cu).
+#define LMK_QMV_RAW_INSTANTIATE(F)                                                  \
+  template void run_qmvp_raw<FGgmlRaw<F>>(const QmvpParams&, cudaStream_t);        \
+  template void run_qmvp_raw_routed<FGgmlRaw<F>>(const QmvpParams&, cudaStream_t);
 
 }  // namespace lmk::cuda::mm
