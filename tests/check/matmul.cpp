@@ -460,11 +460,13 @@ LMK_CHECKS(matmul) {
       {DType::iq4_xs, 8, 4, 50, 120, 2048, Routing::repeated, true},
       {DType::q2_K, 8, 2, 30, 70, 2048, Routing::distinct},
       {DType::q4_0, 8, 2, 12, 40, 512, Routing::uniform, false, false, 8},
-      // More than 256 rows: the raw blocks packed per call, then the packed kernels (grouped
-      // mat-mat or mat-vec pieces by the rows per expert); a strided view.
-      {DType::q6_K, 32, 8, 40, 33, 512, Routing::uniform},
-      {DType::q8_0, 16, 8, 40, 24, 512, Routing::uniform, false, false, 16},
+      // More than 256 rows of the sub-block-scale K-quants: the raw blocks packed per call, then
+      // the packed kernels (grouped mat-mat or mat-vec pieces by the rows per expert); a strided
+      // view. (q6_K: the raw grouped kernels.)
+      {DType::q5_K, 32, 8, 40, 33, 512, Routing::uniform},
+      {DType::iq4_xs, 16, 8, 40, 24, 512, Routing::uniform, false, false, 16},
       {DType::q4_K, 128, 8, 40, 40, 256, Routing::distinct},
+      {DType::q6_K, 32, 8, 40, 33, 512, Routing::uniform},
   };
   for (const auto& c : id_cases)
     cases.push_back({"quantized_matmul_id_ggml", id_name(c), c.tokens == 5 || c.tokens == 33,

@@ -374,46 +374,60 @@ __global__ void pack_kernel(const uint8_t* raw, PackedView p, int64_t chunks, in
   }
 }
 
-// pack_ggml's gather for format T: a block per record (grid-stride), its threads over the record's
-// 32-bit words, one index split per record. A lane-plane word is four consecutive raw bytes of one
-// block (packed_layout.h lane_src: loaded as one word, two halves or four bytes by alignment), a
-// header word four bytes placed by hdr_src; rows past n and blocks past the row are zeros. It runs
-// per call on the raw-block paths (repack_raw), so its speed counts; the byte-wise source_of
-// kernel above serves unpacking.
+// pack_ggml's gather for format T: a block per record (grid-stride). The record's 16 raw row pieces
+// (chunk_bytes each) are staged in shared memory with coalesced 2-byte loads (every GGML block and
+// field is 2-byte aligned), all of a thread's loads in flight before its stores; then each thread
+// builds its packed words there (lane_src / hdr_src) and stores them coalesced. Rows past n and
+// blocks past the row are zeros. It runs per call on the raw-block paths (repack_raw), so its
+// speed counts; the byte-wise source_of kernel above serves unpacking.
+constexpr int kPackThreads = 128;
 template <DType T>
-__global__ void pack_records_kernel(const uint8_t* raw, int64_t n, int64_t row_bytes, int64_t expert_stride,
-                                    int64_t tiles, int64_t chunks, int64_t experts, uint32_t* out) {
+__global__ void __launch_bounds__(kPackThreads) pack_records_kernel(const uint8_t* __restrict__ raw, int64_t n,
+                                                                    int64_t row_bytes, int64_t expert_stride,
+                                                                    int64_t tiles, int64_t chunks, int64_t experts,
+                                                                    uint32_t* __restrict__ out) {
   constexpr int LW = packed::lane_words(T), HW = packed::hdr_words(T), CB = int(packed::chunk_bytes(T));
-  constexpr int kWords = (256 * LW + 64 * HW) / 4;
+  constexpr int kHalves = 16 * CB / 2, JL = (kHalves + kPackThreads - 1) / kPackThreads;
+  constexpr int kWords = (256 * LW + 64 * HW) / 4, JW = (kWords + kPackThreads - 1) / kPackThreads;
+  __shared__ uint16_t stage[kHalves + 2];  // [row][CB / 2]
+  const uint8_t* sb = reinterpret_cast<const uint8_t*>(stage);
   const int64_t per_matrix = tiles * chunks, records = per_matrix * experts;
   for (int64_t rec = blockIdx.x; rec < records; rec += gridDim.x) {
     const int64_t e = rec / per_matrix, tile = rec % per_matrix / chunks, col0 = rec % chunks * CB;
-    const uint8_t* rows = raw + e * expert_stride + col0;  // + row · row_bytes + source offset
+    const uint8_t* rows = raw + e * expert_stride + tile * 16 * row_bytes + col0;
+    const int live_rows = int(n - tile * 16 < 16 ? n - tile * 16 : 16);
+    const int live_halves = int(row_bytes - col0 < CB ? row_bytes - col0 : CB) / 2;
+    uint16_t h[JL];
+#pragma unroll
+    for (int j = 0; j < JL; ++j) {
+      const int i = int(threadIdx.x) + kPackThreads * j, r = i / (CB / 2), c = i - r * (CB / 2);
+      h[j] = (kHalves % kPackThreads == 0 || i < kHalves) && r < live_rows && c < live_halves
+                 ? reinterpret_cast<const uint16_t*>(rows + r * row_bytes)[c]
+                 : uint16_t(0);
+    }
+    __syncthreads();  // the previous record's words are built
+#pragma unroll
+    for (int j = 0; j < JL; ++j) {
+      const int i = int(threadIdx.x) + kPackThreads * j;
+      if (kHalves % kPackThreads == 0 || i < kHalves) stage[i] = h[j];
+    }
+    __syncthreads();
     uint32_t* dst = out + rec * kWords;
-    for (int w = int(threadIdx.x); w < kWords; w += int(blockDim.x)) {
-      const int in = 4 * w;
+#pragma unroll
+    for (int j = 0; j < JW; ++j) {
+      const int w = int(threadIdx.x) + kPackThreads * j, in = 4 * w;
+      if (kWords % kPackThreads != 0 && w >= kWords) break;
       uint32_t v = 0;
       if (in < 256 * LW) {
         const int lane = (in >> 4) & 31, u = 4 * (in >> 9) + ((in & 15) >> 2);  // u = 2·word + r
-        const int64_t row = tile * 16 + (lane >> 2) + 8 * (u & 1);
-        const int src = packed::lane_src(T, u >> 1, lane & 3);
-        if (row < n && col0 + src < row_bytes) {
-          const uint8_t* q = rows + row * row_bytes + src;
-          const uintptr_t a = reinterpret_cast<uintptr_t>(q);
-          if ((a & 3) == 0) v = *reinterpret_cast<const uint32_t*>(q);
-          else if ((a & 1) == 0)
-            v = uint32_t(reinterpret_cast<const uint16_t*>(q)[0]) | uint32_t(reinterpret_cast<const uint16_t*>(q)[1]) << 16;
-          else v = q[0] | uint32_t(q[1]) << 8 | uint32_t(q[2]) << 16 | uint32_t(q[3]) << 24;
-        }
+        const int r = (lane >> 2) + 8 * (u & 1), src = r * CB + packed::lane_src(T, u >> 1, lane & 3);
+        v = uint32_t(stage[src / 2]) | uint32_t(stage[src / 2 + 1]) << 16;  // src is even
       } else {
-        const int word = (in - 256 * LW) >> 2, gr = word / HW;  // gr = 2g + r
-        const int64_t row = tile * 16 + (gr >> 1) + 8 * (gr & 1);
-        if (row < n) {
+        const int word = (in - 256 * LW) >> 2, gr = word / HW, r = (gr >> 1) + 8 * (gr & 1);  // gr = 2g + r
 #pragma unroll
-          for (int b = 0; b < 4; ++b) {
-            const int src = packed::hdr_src(T, (word % HW) * 4 + b);
-            if (src >= 0 && col0 + src < row_bytes) v |= uint32_t(rows[row * row_bytes + src]) << (8 * b);
-          }
+        for (int b = 0; b < 4; ++b) {
+          const int src = packed::hdr_src(T, (word % HW) * 4 + b);
+          if (src >= 0) v |= uint32_t(sb[r * CB + src]) << (8 * b);
         }
       }
       dst[w] = v;
@@ -463,7 +477,7 @@ void launch_pack_records(const void* raw, const PackedView& p, int64_t expert_st
   const unsigned blocks = unsigned(std::min<int64_t>(records, int64_t(sm_count()) * 16));
   visit_format(p.type, [&](auto f) {
     constexpr DType T = decltype(f)::kType;
-    pack_records_kernel<T><<<blocks, 256, 0, st>>>(static_cast<const uint8_t*>(raw), p.n, p.row_bytes, expert_stride,
+    pack_records_kernel<T><<<blocks, kPackThreads, 0, st>>>(static_cast<const uint8_t*>(raw), p.n, p.row_bytes, expert_stride,
                                                    g.tiles, g.chunks, p.n_experts, static_cast<uint32_t*>(out));
     LMK_LAUNCH_CHECK(pack_records_kernel);
   });
@@ -936,11 +950,23 @@ void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const Ro
 // == 0, iq4_xs: K % 512 == 0): up to 8 plain rows, and up to kRawRingRoutedRows routed rows one
 // by one (32 tokens of top-8; its warp walk reads an expert shared by several rows once per row,
 // still less than packing every expert first). LMK_MM_RAW_RING=0 turns it off.
-const bool kRawRing = tuning("LMK_MM_RAW_RING", 1) != 0;
+// Where the raw-block mat-vec (qmv.cuh) measured faster, it stays: the formats whose blocks it
+// reads with aligned word loads, at one or two rows (H200, same call, cold, ring against qmv.cuh:
+// 1x4096x14336 q4_0 22.2 / 20.5 us, q8_0 27.0 / 26.0, iq4_nl 24.8 / 24.6, q4_K 23.9 / 24.1;
+// 151936x4096 q4_0 193 / 146, q4_K 196 / 183; M = 2 q4_0 24.3 / 23.4, q8_0 30.7 / 29.6; routed
+// q4_0 T1 12.4 / 11.2, T8 34.2 / 33.2; every other format, and 4 rows and more, faster on the
+// ring: q6_K 1x4096x14336 26.6 / 80.8, q5_1 22.9 / 25.7, q4_0 M = 8 45.2 / 88.5).
+const int kRawRing = int(tuning("LMK_MM_RAW_RING", -1));  // -1 that rule, 0 never, 1 always
 constexpr int64_t kRawRingRoutedRows = 256;
-bool raw_ring_ok(const QWeight& w) {
-  return kRawRing && w.k % 256 == 0 && is_aligned(w.data, 16) && w.row_bytes % 16 == 0 &&
-         (w.n_experts == 1 || w.expert_stride % 16 == 0);
+bool raw_ring_ok(const QWeight& w, int64_t rows, bool routed) {
+  if (kRawRing == 0 || w.k % 256 != 0 || !is_aligned(w.data, 16) || w.row_bytes % 16 != 0 ||
+      (w.n_experts > 1 && w.expert_stride % 16 != 0))
+    return false;
+  if (kRawRing == 1) return true;
+  const DType t = w.type;
+  if (routed) return t != DType::q4_0 || rows > 64;
+  return rows > 2 || (rows == 2 ? t != DType::q4_0 && t != DType::q8_0
+                                : t != DType::q4_0 && t != DType::q8_0 && t != DType::iq4_nl && t != DType::q4_K);
 }
 
 // x's pieces (split_x), then the ring kernel on raw rows: one plain item of x_rows <= 8 rows, or
@@ -993,8 +1019,14 @@ void raw_ring_matmul(const QWeight& w, const float* x, int64_t x_rows, const Row
 const int64_t kRawRepackBytes = tuning("LMK_MM_RAW_REPACK_MB", 4096) << 20;
 bool repack_ok(const QWeight& w) {
   const auto g = packed::geometry(w.type, w.n, w.k, w.row_bytes);
-  return g.tiles * g.chunks <= kRawRepackBytes / g.rec / w.n_experts;
+  return is_aligned(w.data, 2) && g.tiles * g.chunks <= kRawRepackBytes / g.rec / w.n_experts;
 }
+// Routed rows past the ring: the repack where the raw grouped kernels decode slowly, the K-quants
+// with 4-bit codes and sub-block scales (H200, 512 tokens of top-8 over 128 768x2048 experts, raw
+// kernels against repack: q4_K 353.8 / 208.9 us); the other formats' raw grouped kernels keep up
+// with reading every expert once more (q4_0 225.5 / 234.7, q8_0 281.5 / 350.0, q6_K 327.7 / 333.5).
+bool repack_routed(DType t) { return t == DType::q4_K || t == DType::q5_K || t == DType::q2_K || t == DType::iq4_xs; }
+
 // The packed copy of w (its experts contiguous) in `buf`'s scratch.
 PackedView repack_raw(const QWeight& w, const PoolScratch& buf, cudaStream_t st) {
   PackedView v;
@@ -1023,7 +1055,7 @@ void quantized_matmul(const QmmArgs& a, MatmulPath path, Stream& s) {
     quantized_matmul_packed(a.x, a.rows, repack_raw(a.w, buf, st), a.y, s);
     return;
   }  // the scratch is freed in stream order, after the mat-mat
-  if (!mat_mat && a.rows <= 8 && raw_ring_ok(a.w)) {
+  if (!mat_mat && a.rows <= 8 && raw_ring_ok(a.w, a.rows, false)) {
     RowSource rs;
     rs.mode = ItemMode::plain;
     rs.m_rows = a.rows;
@@ -1061,7 +1093,7 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
   const cudaStream_t st = stream_of(s);
   const int64_t E = a.w.n_experts, R = a.rows;
   RowSource rs = routed_source(a, E, error_flag);
-  if (R > 0 && path != MatmulPath::matmat && R <= kRawRingRoutedRows && raw_ring_ok(a.w)) {
+  if (R > 0 && path != MatmulPath::matmat && R <= kRawRingRoutedRows && raw_ring_ok(a.w, R, true)) {
     Workspace& ws = workspace(s, qmv_scratch_bytes(a.x_rows, a.w.k / 32));
     uint32_t* dbg = debug_flags_begin(debug, ws, st);
     rs.debug_flags = dbg;
@@ -1071,7 +1103,7 @@ void quantized_matmul_id(const QmmIdArgs& a, MatmulPath path, uint32_t* error_fl
     debug_flags_end(a, dbg, st);
     return;
   }
-  if (R > kRawRingRoutedRows && path == MatmulPath::automatic && repack_ok(a.w)) {
+  if (R > kRawRingRoutedRows && path == MatmulPath::automatic && repack_routed(a.w.type) && repack_ok(a.w)) {
     PoolScratch buf(size_t(repacked_bytes(a.w)), st);
     quantized_matmul_id_packed(a, repack_raw(a.w, buf, st), error_flag, debug, s);
     return;
@@ -1162,7 +1194,8 @@ void quantized_matmul_id_packed(const QmmIdArgs& a, const PackedView& w, uint32_
 
 void pack(const void* raw, const PackedView& p, void* packed, Stream& s) {
   DeviceGuard guard(s.device());
-  launch_pack_records(raw, p, p.n * p.row_bytes, packed, stream_of(s));
+  if (is_aligned(raw, 2)) launch_pack_records(raw, p, p.n * p.row_bytes, packed, stream_of(s));
+  else launch_pack(raw, p, packed, false, s);  // fields at odd addresses: the byte-wise gather
 }
 
 void pack_affine(const packed::AffineSource& src, const PackedView& p, void* packed, Stream& s) {

@@ -344,6 +344,7 @@ template <class F, int MT, bool One, bool Warp, int Cap = 6>
 __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_kernel(const QmvpParams p) {
   static_assert(MT == 1 || ((MT == 2 || MT == 4 || MT == 8) && One), "plain items of up to 8 rows, or single routed rows");
   static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
+  using Walk = UnitWalk<One>;
   constexpr int NB = (MT + 1) / 2, S = qmvp_ring_slots<F, MT, Cap>(), SLOT = qmvp_ring_slot<F, MT>();
   constexpr int64_t R = PackedShape<F>::R;
   constexpr int LW = PackedShape<F>::LW, HW = PackedShape<F>::HW;
@@ -367,12 +368,11 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   }
   const int nch = Warp ? 0 : warp < p.chunks ? int((p.chunks - warp + kQmvpWarps - 1) / kQmvpWarps) : 0;
   const int c_first = Warp ? int(step0 % p.chunks) : 0;  // the first unit's first chunk
-  const UnitWalk<One> walk = [&] {
+  const Walk walk = [&] {
     if constexpr (Warp)
-      return UnitWalk<One>(step0 / p.chunks, my_steps > 0 ? (step0 + my_steps - 1) / p.chunks - step0 / p.chunks + 1 : 0,
-                           p.tiles);
+      return Walk(step0 / p.chunks, my_steps > 0 ? (step0 + my_steps - 1) / p.chunks - step0 / p.chunks + 1 : 0, p.tiles);
     else
-      return UnitWalk<One>(n_items, p.tiles);  // units (item, tile)
+      return Walk(n_items, p.tiles);  // units (item, tile)
   }();
   const int64_t my_units = walk.count;
   auto head = [&](int64_t item) {
