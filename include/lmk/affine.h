@@ -22,10 +22,10 @@
 //    f32, scale and bias applied per group in f32 (y += s * Σ q x + b * Σ x, Σ x in f64).
 //    e <= 1e-5. (Views whose x/w pointers are not 16-byte aligned — 8 for 6-bit w — take an
 //    f32 CUDA-core kernel at every size instead: same bound, slower.) quantized_matmul with up
-//    to 8 (4-bit) or 4 (8-bit) rows of f32 x and y, bf16 / f16 scales, K % 256 == 0 and 16-byte
+//    to 8 rows (4- or 8-bit codes) of f32 x and y, bf16 / f16 scales, K % 256 == 0 and 16-byte
 //    aligned w, scales and biases reads the rows as stored with the packed mat-vec instead
 //    (pack_affine's precision, below: x in int8 pieces, exact integer sums, e <= 1e-5), and so
-//    does quantized_matmul_id with up to 64 routed rows under the same conditions;
+//    does quantized_matmul_id with up to 256 routed rows under the same conditions;
 //    LMK_AFFINE_RAW_RING=0 keeps the kernels above.
 //  * CUDA, tiled path (more rows than above): activations rounded to bf16, each weight computed
 //    in f32 and rounded once to bf16, tensor-core products summed in f32: the spec's bf16 row,

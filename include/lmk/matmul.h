@@ -48,8 +48,13 @@ enum class MatmulPath : uint8_t { automatic, matvec, matmat };
 // x: f32 [M, K]; w: [N, K] of q4_0, q5_0, q5_1, q8_0, iq4_nl, q2_K, q4_K, q5_K, q6_K or iq4_xs
 // (raw GGUF block bytes, row-major, K % block_elems == 0: 32 for the legacy formats, 256 for
 // K-quants and iq4_xs); y: f32 [M, N]. Every format runs on both paths and both backends.
-// The CUDA kernels read the raw blocks in place: 16-byte aligned weights whose rows are a
-// multiple of 16 bytes take the vectorised path, any other (2-byte aligned) layout a slower one.
+// CUDA, automatic path: up to 8 rows read the raw blocks in place (16-byte aligned weights whose
+// rows are a multiple of 16 bytes, with K % 256 == 0, stream them through the packed layout's ring
+// mat-vec; any other 2-byte aligned layout a slower kernel). More than 8 rows pack the weight per
+// call into stream-ordered scratch (pack_ggml's layout, as many bytes as the packed weight; up to
+// the LMK_MM_RAW_REPACK_MB environment value, default 4096 MiB, past which the raw-block mat-mat
+// runs) and run the packed mat-mat, so they keep its bf16 operand precision. The forced paths
+// (matvec, matmat) run the raw-block kernels. pack_ggml once at load time is faster still.
 void quantized_matmul_ggml(const Tensor& x, const Tensor& w, const Tensor& y, Stream& stream = default_stream(),
                            MatmulPath path = MatmulPath::automatic);
 
@@ -117,9 +122,12 @@ void mul_mv_ext(const Tensor& w, const Tensor& x, const Tensor& y, Stream& strea
 // device-resident ids without a sync: it never reads out of bounds, writes such rows as 0.0 and,
 // when error_flag (u32 [1] on the device, zeroed by the caller) is given, sets it to 1; with the
 // environment variable LMK_DEBUG_CHECKS=1 it synchronizes and throws the CPU's error.
-// Grouping (CUDA, no host sync): few rows are computed per row; otherwise a device-side pass counts
-// the rows of each expert, builds per-expert row lists and runs the mat-vec kernel (<= 8 rows per
-// expert piece) or the tensor-core mat-mat kernel on each expert's rows.
+// Grouping (CUDA, no host sync): up to 256 routed rows (32 tokens of top-8) are computed one by one
+// (with K % 256 == 0 and 16-byte aligned rows and experts on the ring mat-vec of the raw blocks);
+// otherwise a device-side pass counts the rows of each expert, builds per-expert row lists and runs
+// the mat-vec kernel (<= 8 rows per expert piece) or the tensor-core mat-mat kernel on each
+// expert's rows. Past 256 rows, q4_K, q5_K, q2_K and iq4_xs experts are packed per call into
+// stream-ordered scratch (as quantized_matmul_ggml) and take the packed kernels.
 void quantized_matmul_id_ggml(const Tensor& x, const Tensor& w, const Tensor& ids, const Tensor& y, int64_t top_k,
                               bool input_per_slot = false, Stream& stream = default_stream(),
                               const Tensor& error_flag = Tensor(), MatmulPath path = MatmulPath::automatic);

@@ -16,7 +16,9 @@ namespace lmk {
 #define LMK_QFORMATS "q4_0, q5_0, q5_1, q8_0, iq4_nl, q2_K, q4_K, q5_K, q6_K, iq4_xs"
 LMK_REGISTER_OP({"quantized_matmul_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w, f32 y", true, true,
                  "matmul-moe-sampling.md §3.1",
-                 "qmv_<fmt> (M <= 8: int8 mma on x split into 4 int8 pieces = f32), qmm_<fmt>_bf16 (M > 8)"});
+                 "M <= 8: qmvp_ring on the raw rows (16-byte rows, K % 256 == 0; 1-2 rows of q4_0 / q8_0 and one of "
+                 "iq4_nl / q4_K keep qmv_<fmt>) or qmv_<fmt> (int8 mma on x split into 4 int8 pieces = f32); "
+                 "M > 8: per-call pack into scratch + qmmp_<fmt> (wgmma), forced mat-mat qmm_<fmt>_bf16"});
 LMK_REGISTER_OP({"quantized_matmul_ggml_packed", "matmul",
                  "f32 x, pack_ggml weight (" LMK_QFORMATS "), f32 y", true, true,
                  "matmul-moe-sampling.md §3.1 (load-time repack, issue 5)",
@@ -34,7 +36,9 @@ LMK_REGISTER_OP({"mul_mv_ext", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") 
                  "matmul-moe-sampling.md §3.2", "qmv_<fmt> (weight decoded once for up to 8 rows)"});
 LMK_REGISTER_OP({"quantized_matmul_id_ggml", "matmul", "f32 x, GGML blocks (" LMK_QFORMATS ") w [E,N,K], u32/i32 ids",
                  true, true, "matmul-moe-sampling.md §3.3",
-                 "moe_route (count/scan/row lists), qmv_<fmt> per expert, qmm_<fmt>_bf16 grouped"});
+                 "<= 256 rows: qmvp_ring per routed row on the raw rows (q4_0 up to 64: qmv_<fmt>); else "
+                 "moe_route (count/scan/row lists), qmv_<fmt> per expert, qmm_<fmt>_bf16 grouped; past 256 rows "
+                 "of q4_K / q5_K / q2_K / iq4_xs: per-call pack + the packed op's kernels"});
 LMK_REGISTER_OP({"dense_mm", "matmul", "bf16, f16, f32 src0; f32 src1, dst", true, true, "matmul-moe-sampling.md §5.3",
                  "gemv_<t>_m{1,2,4,8} (M <= 8; bf16 / f16 M 5..32: gemv_tma (TMA + wgmma) if K % 8 == 0, else bf16 gemv_mma up to 8), cublasLt {bf16,f16,f32 (COMPUTE_32F, no TF32)}"});
 LMK_REGISTER_OP({"dense_gemm", "matmul", "f16 (or bf16) a, b, c", true, true, "matmul-moe-sampling.md §5.1",

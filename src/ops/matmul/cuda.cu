@@ -124,6 +124,8 @@ int64_t align_up(int64_t v, int64_t a) { return (v + a - 1) / a * a; }
 // LMK_MM_MATMAT_PER_EXPERT (average rows per expert above which routed pieces use the mat-mat
 // kernel, default 16), LMK_QMVP_RING (the decode ring kernel: -1 where measured faster, 0, 1),
 // LMK_QMVP_WARP_WALK (its warp walk for single routed rows: -1 from 16 units per SM, 0, 1);
+// LMK_MM_RAW_RING (raw GGML rows on the ring mat-vec: -1 where measured faster, 0, 1),
+// LMK_MM_RAW_REPACK_MB (largest per-call repack of raw weights, default 4096; 0: none);
 // LMK_WEIGHT_L2 (1: the packed kernels' weight loads take the L2 evict-first policy where each
 // weight is read once (read_once); 0: the normal policy everywhere);
 // gemv.cu reads LMK_GEMV_MMA (dense bf16 mat-vec on tensor cores: -1 from 5 rows, 0, 1),
