@@ -443,7 +443,9 @@ void expect_graph_replays(Device g, const std::vector<const test::HostTensor*>& 
 
 // The mat-vec path (x split kernel, then the mat-vec launched with programmatic dependence) is
 // correct against the fp64 reference, deterministic, and can be captured into a CUDA graph:
-// plain M = 1 and M = 4, and routed rows.
+// plain M = 1 and M = 4, and routed rows (K = 4096: the ring mat-vec on the raw rows where it
+// applies). M = 20 packs the raw weight per call into stream-ordered scratch (graph memory nodes
+// when captured) and runs the packed mat-mat: deterministic and capturable too.
 TEST(MatmulGpu, MatvecIsDeterministicAndCapturable) {
   if (!have_gpu()) GTEST_SKIP() << "no CUDA device here";
   const Device g = Device::cuda(0);
@@ -455,25 +457,30 @@ TEST(MatmulGpu, MatvecIsDeterministicAndCapturable) {
     test::HostTensor ids(DType::u32, {t, top});
     for (int64_t i = 0; i < t * top; ++i) ids.as<uint32_t>()[i] = uint32_t((i * 3 + 1) % e);
     auto x = test::random_normal(DType::f32, {4, k}, 42);
+    auto x20 = test::random_normal(DType::f32, {20, k}, 43);
     auto dw = test::to_device(w, g), dx = test::to_device(x, g), di = test::to_device(ids, g);
+    auto dx20 = test::to_device(x20, g);
     const Tensor w0(dw.tensor.data(), ty, {n, k}, g);  // expert 0
     const Tensor x1(dx.tensor.data(), DType::f32, {1, k}, g), x3(dx.tensor.data(), DType::f32, {t, k}, g);
-    auto run = [&](const Tensor& y1, const Tensor& y4, const Tensor& yr, Stream& s) {
+    auto run = [&](const Tensor& y1, const Tensor& y4, const Tensor& yr, const Tensor& y20, Stream& s) {
       quantized_matmul_ggml(x1, w0, y1, s);
       quantized_matmul_ggml(dx.tensor, w0, y4, s);
       quantized_matmul_id_ggml(x3, dw.tensor, di.tensor, yr, top, false, s);
+      quantized_matmul_ggml(dx20.tensor, w0, y20, s);
     };
     auto a1 = test::poisoned(DType::f32, {1, n}, g), a4 = test::poisoned(DType::f32, {4, n}, g);
-    auto ar = test::poisoned(DType::f32, {t, top, n}, g);
-    run(a1.tensor, a4.tensor, ar.tensor, default_stream());
-    const auto h1 = test::to_host(a1), h4 = test::to_host(a4), hr = test::to_host(ar);
-    run(a1.tensor, a4.tensor, ar.tensor, default_stream());
+    auto ar = test::poisoned(DType::f32, {t, top, n}, g), a20 = test::poisoned(DType::f32, {20, n}, g);
+    run(a1.tensor, a4.tensor, ar.tensor, a20.tensor, default_stream());
+    const auto h1 = test::to_host(a1), h4 = test::to_host(a4), hr = test::to_host(ar), h20 = test::to_host(a20);
+    run(a1.tensor, a4.tensor, ar.tensor, a20.tensor, default_stream());
     EXPECT_EQ(h1.bytes, test::to_host(a1).bytes) << name(ty);
     EXPECT_EQ(h4.bytes, test::to_host(a4).bytes) << name(ty);
     EXPECT_EQ(hr.bytes, test::to_host(ar).bytes) << name(ty);
+    EXPECT_EQ(h20.bytes, test::to_host(a20).bytes) << name(ty);
     expect_matvec_rows(x, w, ty, n, k, h4, h1);  // the plain rows use expert 0
     expect_graph_replays(
-        g, {&h1, &h4, &hr}, [&](const std::vector<Tensor>& y, Stream& s) { run(y[0], y[1], y[2], s); }, name(ty));
+        g, {&h1, &h4, &hr, &h20}, [&](const std::vector<Tensor>& y, Stream& s) { run(y[0], y[1], y[2], y[3], s); },
+        name(ty));
   }
 }
 // The CUDA packer and unpacker agree with the CPU's byte for byte; the packed mat-vec (M = 1, 3)
