@@ -971,45 +971,58 @@ bool raw_ring_ok(const QWeight& w, int64_t rows, bool routed) {
                                 : t != DType::q4_0 && t != DType::q8_0 && t != DType::iq4_nl && t != DType::q4_K);
 }
 
-// x's pieces (split_x), then the ring kernel on raw rows: one plain item of x_rows <= 8 rows, or
-// rs's direct routed rows (as quantized_matmul_id_packed's direct items, the warp walk from 16
-// units per SM).
-void raw_ring_matmul(const QWeight& w, const float* x, int64_t x_rows, const RowSource& rs, float* y, int64_t y_rows,
-                     Workspace& ws, cudaStream_t st) {
+// The ring kernel on raw rows (GGML blocks, or MLX codes with their scales and biases set by the
+// caller): x's pieces in `scratch` (split_x; perm4: the nibble order of raw 4-bit MLX words), one
+// plain item of up to 8 rows or rs's direct routed rows (as quantized_matmul_id_packed's direct
+// items: the warp walk from 16 units per SM, into outputs split_x zeroes).
+struct RawRing {
+  QmvParams sp;  // split_x's view of x
+  QmvpParams p;
+};
+RawRing raw_ring_params(const void* w, int64_t expert_bytes, int64_t n, int64_t k, int64_t row_bytes, const float* x,
+                        int64_t x_rows, const RowSource& rs, float* y, int64_t y_rows, void* scratch, bool perm4) {
   const bool routed = rs.mode == ItemMode::direct;
-  const int64_t tiles = ceil_div(w.n, int64_t(16)), units = (routed ? rs.n_items : 1) * tiles;
+  const int64_t tiles = ceil_div(n, int64_t(16)), units = (routed ? rs.n_items : 1) * tiles;
   if (units > int64_t(INT32_MAX))
     LMK_THROW(Unsupported, "quantized matmul: ", units, " (row, 16 weight rows) units exceed the mat-vec grid");
-  Carve cv{static_cast<char*>(ws.scratch)};
-  QmvParams sp;  // split_x's view of x
-  sp.x = x;
-  sp.k = w.k;
-  sp.nsb = w.k / 32;
-  sp.early = units <= 32 * int64_t(sm_count());  // as run_packed
-  sp.programmatic = routed;
-  qmv_scratch(sp, x_rows, cv);
-  QmvpParams p;
-  p.w = static_cast<const uint8_t*>(w.data);
-  p.expert_bytes = w.expert_stride;
-  p.n = w.n;
-  p.nsb = sp.nsb;
+  RawRing r;
+  Carve cv{static_cast<char*>(scratch)};
+  r.sp.x = x;
+  r.sp.k = k;
+  r.sp.nsb = k / 32;
+  r.sp.perm4 = perm4;
+  r.sp.early = units <= 32 * int64_t(sm_count());  // as run_packed
+  r.sp.programmatic = routed;                       // as run_packed for routed rows
+  qmv_scratch(r.sp, x_rows, cv);
+  QmvpParams& p = r.p;
+  p.w = static_cast<const uint8_t*>(w);
+  p.expert_bytes = expert_bytes;
+  p.n = n;
+  p.nsb = k / 32;
   p.tiles = tiles;
-  p.chunks = w.k / 256;
-  p.xq = sp.xq;
+  p.chunks = k / 256;
+  p.xq = r.sp.xq;
   p.rs = rs;
   p.y = y;
   p.y_rows = y_rows;
   p.slice_chunks = int(p.chunks);
-  p.raw_row_bytes = w.row_bytes;
+  p.raw_row_bytes = row_bytes;
   if (routed) {
     p.warp_walk = kQmvpWarpWalk < 0 ? units >= 16 * int64_t(sm_count()) : kQmvpWarpWalk != 0;
-    if (p.warp_walk) sp.zero = y, sp.zero_count = y_rows * w.n;
+    if (p.warp_walk) r.sp.zero = y, r.sp.zero_count = y_rows * n;
   }
-  split_x(sp, st);
+  return r;
+}
+
+void raw_ring_matmul(const QWeight& w, const float* x, int64_t x_rows, const RowSource& rs, float* y, int64_t y_rows,
+                     Workspace& ws, cudaStream_t st) {
+  const RawRing r = raw_ring_params(w.data, w.expert_stride, w.n, w.k, w.row_bytes, x, x_rows, rs, y, y_rows,
+                                    ws.scratch, false);
+  split_x(r.sp, st);
   visit_format(w.type, [&](auto f) {
     using F = FGgmlRaw<decltype(f)>;
-    if (routed) run_qmvp_raw_routed<F>(p, st);
-    else run_qmvp_raw<F>(p, st);
+    if (rs.mode == ItemMode::direct) run_qmvp_raw_routed<F>(r.p, st);
+    else run_qmvp_raw<F>(r.p, st);
   });
 }
 
@@ -1237,51 +1250,28 @@ void quantized_matmul_affine_raw(const float* x, int64_t rows, const packed::Aff
                                  const AffineRawRoute* route) {
   DeviceGuard guard(s.device());
   const cudaStream_t st = stream_of(s);
-  const int64_t tiles = ceil_div(n, int64_t(16)), chunks = k / 256;
-  const int64_t y_rows = route ? rows * route->top_k : rows, units = (route ? y_rows : 1) * tiles;
-  if (units > int64_t(INT32_MAX))
-    LMK_THROW(Unsupported, "quantized_matmul: ", units, " (row, 16 weight rows) units exceed the mat-vec grid");
-  Carve cv{static_cast<char*>(scratch)};
-  QmvParams sp;  // split_x's view of x: 4-bit codes split into even (low nibble) and odd codes
-  sp.x = x;
-  sp.k = k;
-  sp.nsb = k / 32;
-  sp.perm4 = src.bits == 4;
-  sp.early = units <= 32 * int64_t(sm_count());  // as run_packed
-  sp.programmatic = route != nullptr;            // as run_packed for routed rows
-  qmv_scratch(sp, rows, cv);
-  QmvpParams p;
-  p.w = src.codes;
-  p.expert_bytes = n * row_bytes;
-  p.n = n;
-  p.nsb = k / 32;
-  p.tiles = tiles;
-  p.chunks = chunks;
-  p.xq = sp.xq;
-  if (route) {  // single routed rows, as quantized_matmul_id_packed's direct items
-    p.rs.mode = ItemMode::direct;
-    p.rs.n_items = y_rows;
-    p.rs.ids = route->ids;
-    p.rs.ids_i32 = route->ids_i32;
-    p.rs.n_experts = route->n_experts;
-    p.rs.top_k = route->top_k;
-    p.rs.user_flag = route->error_flag;
-    p.warp_walk = kQmvpWarpWalk < 0 ? units >= 16 * int64_t(sm_count()) : kQmvpWarpWalk != 0;
-    if (p.warp_walk) sp.zero = y, sp.zero_count = y_rows * n;
+  RowSource rs;
+  if (route) {  // single routed rows
+    rs.mode = ItemMode::direct;
+    rs.n_items = rows * route->top_k;
+    rs.ids = route->ids;
+    rs.ids_i32 = route->ids_i32;
+    rs.n_experts = route->n_experts;
+    rs.top_k = route->top_k;
+    rs.user_flag = route->error_flag;
   } else {
-    p.rs.mode = ItemMode::plain;
-    p.rs.m_rows = rows;
-    p.rs.per_item = int(rows);
-    p.rs.n_items = 1;
+    rs.mode = ItemMode::plain;
+    rs.m_rows = rows;
+    rs.per_item = int(rows);
+    rs.n_items = 1;
   }
-  p.y = y;
-  p.y_rows = y_rows;
-  p.slice_chunks = int(chunks);
-  p.raw_row_bytes = row_bytes;
+  RawRing r = raw_ring_params(src.codes, n * row_bytes, n, k, row_bytes, x, rows, rs, y, route ? rs.n_items : rows,
+                              scratch, src.bits == 4);
+  QmvpParams& p = r.p;
   p.raw_groups = k / src.gs;
   p.raw_scales = reinterpret_cast<const uint8_t*>(src.scales);
   p.raw_biases = reinterpret_cast<const uint8_t*>(src.biases);
-  split_x(sp, st);
+  split_x(r.sp, st);
   auto run = [&](auto f) {
     if (route) run_qmvp_raw_routed<decltype(f)>(p, st);
     else run_qmvp_raw<decltype(f)>(p, st);

@@ -344,7 +344,6 @@ template <class F, int MT, bool One, bool Warp, int Cap = 6>
 __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_kernel(const QmvpParams p) {
   static_assert(MT == 1 || ((MT == 2 || MT == 4 || MT == 8) && One), "plain items of up to 8 rows, or single routed rows");
   static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
-  using Walk = UnitWalk<One>;
   constexpr int NB = (MT + 1) / 2, S = qmvp_ring_slots<F, MT, Cap>(), SLOT = qmvp_ring_slot<F, MT>();
   constexpr int64_t R = PackedShape<F>::R;
   constexpr int LW = PackedShape<F>::LW, HW = PackedShape<F>::HW;
@@ -368,11 +367,12 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   }
   const int nch = Warp ? 0 : warp < p.chunks ? int((p.chunks - warp + kQmvpWarps - 1) / kQmvpWarps) : 0;
   const int c_first = Warp ? int(step0 % p.chunks) : 0;  // the first unit's first chunk
-  const Walk walk = [&] {
+  const UnitWalk<One> walk = [&] {
     if constexpr (Warp)
-      return Walk(step0 / p.chunks, my_steps > 0 ? (step0 + my_steps - 1) / p.chunks - step0 / p.chunks + 1 : 0, p.tiles);
+      return UnitWalk<One>(step0 / p.chunks, my_steps > 0 ? (step0 + my_steps - 1) / p.chunks - step0 / p.chunks + 1 : 0,
+                           p.tiles);
     else
-      return Walk(n_items, p.tiles);  // units (item, tile)
+      return UnitWalk<One>(n_items, p.tiles);  // units (item, tile)
   }();
   const int64_t my_units = walk.count;
   auto head = [&](int64_t item) {
@@ -532,9 +532,8 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
       cp_async_wait<S - 1>();
       __syncwarp();  // the other lanes' copies of this chunk are visible
       const uint8_t* rec = slots + slot * SLOT;
-      uint32_t L0[LW], L1[LW], H[2 * HW];
-      if constexpr (raw_ggml<F>()) {
-      } else if constexpr (raw_affine<F>()) {
+      uint32_t L0[LW], L1[LW], H[2 * HW];  // packed and raw affine records (raw GGML rows: read in place below)
+      if constexpr (raw_affine<F>()) {
         // Lane word w of rows g, g + 8: 4-bit word 4w + t of the row (sub-block w); 8-bit words
         // 8(w/2) + t and + 4 (sub-block w / 2). Header word j: scale j | bias j << 16.
         const uint32_t* r0 = reinterpret_cast<const uint32_t*>(rec + g * F::kRowStride);
@@ -554,7 +553,7 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
             H[half * HW + 2 * j + 1] = __byte_perm(sc[j], bi[j], 0x7632);
           }
         }
-      } else {
+      } else if constexpr (!raw_ggml<F>()) {
 #pragma unroll
         for (int w = 0; w < LW / 2; ++w) {
           const uint4 v = *reinterpret_cast<const uint4*>(rec + (w * 32 + lane) * 16);
