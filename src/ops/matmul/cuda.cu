@@ -952,12 +952,16 @@ void run_packed_mm(const float* x, int64_t x_rows, const PackedView& w, const Ro
 // == 0, iq4_xs: K % 512 == 0): up to 8 plain rows, and up to kRawRingRoutedRows routed rows one
 // by one (32 tokens of top-8; its warp walk reads an expert shared by several rows once per row,
 // still less than packing every expert first). LMK_MM_RAW_RING=0 turns it off.
-// Where the raw-block mat-vec (qmv.cuh) measured faster, it stays: the formats whose blocks it
-// reads with aligned word loads, at one or two rows (H200, same call, cold, ring against qmv.cuh:
-// 1x4096x14336 q4_0 22.2 / 20.5 us, q8_0 27.0 / 26.0, iq4_nl 24.8 / 24.6, q4_K 23.9 / 24.1;
-// 151936x4096 q4_0 193 / 146, q4_K 196 / 183; M = 2 q4_0 24.3 / 23.4, q8_0 30.7 / 29.6; routed
-// q4_0 T1 12.4 / 11.2, T8 34.2 / 33.2; every other format, and 4 rows and more, faster on the
-// ring: q6_K 1x4096x14336 26.6 / 80.8, q5_1 22.9 / 25.7, q4_0 M = 8 45.2 / 88.5).
+// Where the raw-block mat-vec (qmv.cuh) measured faster, it stays (H200, same call, two rounds,
+// best of each; cold / graph, ring against qmv.cuh):
+//   q4_0 and q8_0 at one or two rows: 1x4096x14336 q4_0 21.5 / 20.5, graph 17.0 / 16.3 us;
+//     151936x4096 q4_0 182 / 146, q8_0 245 / 198; M = 2 q4_0 23.5 / 23.3 (graph 18.9 / 19.6);
+//   q4_K single rows past two 16-row tiles per SM: 14336x4096 28.0 / 27.1, 151936x4096 187 / 184
+//     (while 1x4096x14336 takes the ring: 23.1 / 24.2, graph 18.7 / 20.1);
+//   routed q4_0 up to 8 rows (one token of top-8): T1 12.4 / 11.2 (graph 8.9 / 8.0; two calls).
+// Everything else is as fast or faster on the ring: iq4_nl 1x4096x14336 23.7 / 24.7 (graph 19.6 /
+// 20.6), 151936x4096 187 / 192; routed q4_0 T8 33.5 / 33.2 (graph 29.1 / 29.8); q6_K 1x4096x14336
+// 26.6 / 80.8, q5_1 22.9 / 25.7, q4_0 M = 8 45.2 / 88.5.
 const int kRawRing = int(tuning("LMK_MM_RAW_RING", -1));  // -1 that rule, 0 never, 1 always
 constexpr int64_t kRawRingRoutedRows = 256;
 bool raw_ring_ok(const QWeight& w, int64_t rows, bool routed) {
@@ -966,9 +970,10 @@ bool raw_ring_ok(const QWeight& w, int64_t rows, bool routed) {
     return false;
   if (kRawRing == 1) return true;
   const DType t = w.type;
-  if (routed) return t != DType::q4_0 || rows > 64;
-  return rows > 2 || (rows == 2 ? t != DType::q4_0 && t != DType::q8_0
-                                : t != DType::q4_0 && t != DType::q8_0 && t != DType::iq4_nl && t != DType::q4_K);
+  if (routed) return t != DType::q4_0 || rows > 8;
+  if (rows > 2) return true;
+  if (t == DType::q4_0 || t == DType::q8_0) return false;
+  return rows == 2 || t != DType::q4_K || ceil_div(w.n, int64_t(16)) <= 2 * int64_t(sm_count());
 }
 
 // The ring kernel on raw rows (GGML blocks, or MLX codes with their scales and biases set by the
