@@ -312,8 +312,17 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 // round trip precedes a unit's first decode. Used where it measured faster (qmvp_ring_default);
 // LMK_QMVP_RING=0 / 1 turns it off / on for every decode case.
 constexpr int kQmvpRingSmem = 110 * 1024;  // ring bytes per CTA: two CTAs per SM (three for the shallow ring)
+// 16-row tiles per ring unit: two at 8 activation rows where two slots of two tiles' records fit a
+// CTA (the 4.5-bit formats), so one copy and one read of a chunk's x pieces (eight rows of them,
+// four times a q4_0 chunk's weight bytes) serve 32 weight rows; else one (and always one for raw
+// MLX rows, whose copies and reads are per tile).
 template <class F, int MT>
-constexpr int qmvp_ring_slot() { return int(PackedShape<F>::R) + MT * 8 * kQmvXRecord; }
+constexpr int qmvp_ring_tpu() {
+  constexpr int two = kQmvpWarps * 2 * (2 * int(PackedShape<F>::R) + MT * 8 * kQmvXRecord) + kQmvpWarps * 16 * MT * 4;
+  return MT == 8 && two <= 227 * 1024 && !raw_affine<F>() ? 2 : 1;
+}
+template <class F, int MT>
+constexpr int qmvp_ring_slot() { return qmvp_ring_tpu<F, MT>() * int(PackedShape<F>::R) + MT * 8 * kQmvXRecord; }
 // Slots per warp: as many as kQmvpRingSmem holds, 2..Cap (Cap 2: the shallow ring, below).
 template <class F, int MT, int Cap = 6>
 constexpr int qmvp_ring_slots() {
@@ -346,6 +355,7 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   static_assert(!Warp || (!One && MT == 1), "the warp walk is for single routed rows");
   constexpr int NB = (MT + 1) / 2, S = qmvp_ring_slots<F, MT, Cap>(), SLOT = qmvp_ring_slot<F, MT>();
   constexpr int64_t R = PackedShape<F>::R;
+  constexpr int TPU = qmvp_ring_tpu<F, MT>();  // 16-row tiles per unit, records side by side in a slot
   constexpr int LW = PackedShape<F>::LW, HW = PackedShape<F>::HW;
   extern __shared__ __align__(16) uint8_t ring[];  // [warp][slot][record, then x records of MT rows]
   __shared__ float red[Warp ? 1 : kQmvpWarps][16][MT];
@@ -372,7 +382,7 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
       return UnitWalk<One>(step0 / p.chunks, my_steps > 0 ? (step0 + my_steps - 1) / p.chunks - step0 / p.chunks + 1 : 0,
                            p.tiles);
     else
-      return UnitWalk<One>(n_items, p.tiles);  // units (item, tile)
+      return UnitWalk<One>(n_items, (p.tiles + TPU - 1) / TPU);  // units (item, TPU tiles)
   }();
   const int64_t my_units = walk.count;
   auto head = [&](int64_t item) {
@@ -394,20 +404,23 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   const uint8_t* wb = nullptr;
   const uint8_t* xr = nullptr;
   int64_t sb_row = 0;  // raw affine rows: the tile's first row of scales and biases (element index)
-  int rows_left = 16;  // raw rows: weight rows of the tile below n
+  int rows_left = 16;  // raw rows: weight rows of the unit below n (up to 16 · TPU)
+  int64_t second = 0;  // packed records: bytes from the unit's first tile's records to its second's (0: none)
   auto load_unit = [&] {
     if (ik >= my_units) return;
     const ItemHead h = head(icur.item);
     int64_t yrow0, xrow0;
     item_row_of<One>(p.rs, h, 0, yrow0, xrow0);
     cnt = h.count < MT ? h.count : MT;
+    const int64_t tile0 = int64_t(icur.tile) * TPU;
     if constexpr (raw_affine<F>() || raw_ggml<F>()) {
-      const int64_t row0 = int64_t(icur.tile) * 16;
+      const int64_t row0 = tile0 * 16;
       wb = p.w + h.expert * p.expert_bytes + row0 * p.raw_row_bytes;
       if constexpr (raw_affine<F>()) sb_row = (h.expert * p.n + row0) * p.raw_groups;
-      rows_left = int(p.n - row0 < 16 ? p.n - row0 : 16);
+      rows_left = int(p.n - row0 < 16 * TPU ? p.n - row0 : 16 * TPU);
     } else {
-      wb = p.w + h.expert * p.expert_bytes + int64_t(icur.tile) * p.chunks * R;
+      wb = p.w + h.expert * p.expert_bytes + tile0 * p.chunks * R;
+      second = TPU > 1 && tile0 + 1 < p.tiles ? p.chunks * R : 0;  // a missing second tile re-reads the first
     }
     xr = p.xq + xrow0 * p.nsb * kQmvXRecord;  // plain rows are consecutive x rows
   };
@@ -451,18 +464,25 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
         const int64_t first = (c * F::kChunkBytes) & ~int64_t(15);
         const uint32_t slot0 = dst - 16 * lane;
 #pragma unroll
-        for (int j = 0; j < (16 * G + 31) / 32; ++j) {
-          const int e = lane + 32 * j, r = e / G, gi = e - r * G;
-          const int64_t col = first + 16 * gi;
-          const bool live = r < rows_left && col < p.raw_row_bytes;
-          if ((16 * G) % 32 == 0 || e < 16 * G)
-            cp_async16_u32(slot0 + r * F::kRowStride + 16 * gi, wb + (live ? r * p.raw_row_bytes + col : 0), live ? 16 : 0);
-        }
-      } else {
-        const uint8_t* src = wb + c * R + 16 * lane;
+        for (int tp = 0; tp < TPU; ++tp)
 #pragma unroll
-        for (int j = 0; j < (int(R / 16) + 31) / 32; ++j)
-          if (int(R / 16) % 32 == 0 || 32 * j + lane < int(R / 16)) cp_async16_u32(dst + 512 * j, src + 512 * j, 16);
+          for (int j = 0; j < (16 * G + 31) / 32; ++j) {
+            const int e = lane + 32 * j, r = e / G, gi = e - r * G, row = 16 * tp + r;
+            const int64_t col = first + 16 * gi;
+            const bool live = row < rows_left && col < p.raw_row_bytes;
+            if ((16 * G) % 32 == 0 || e < 16 * G)
+              cp_async16_u32(slot0 + tp * int(R) + r * F::kRowStride + 16 * gi, wb + (live ? row * p.raw_row_bytes + col : 0),
+                             live ? 16 : 0);
+          }
+      } else {
+#pragma unroll
+        for (int tp = 0; tp < TPU; ++tp) {
+          const uint8_t* src = wb + tp * second + c * R + 16 * lane;
+#pragma unroll
+          for (int j = 0; j < (int(R / 16) + 31) / 32; ++j)
+            if (int(R / 16) % 32 == 0 || 32 * j + lane < int(R / 16))
+              cp_async16_u32(dst + tp * int(R) + 512 * j, src + 512 * j, 16);
+        }
       }
     }
     if (x) {  // sub-blocks past K zero-filled: the padded records' codes meet zeros
@@ -472,7 +492,7 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
       for (int m = 0; m < MT; ++m) {
         if (m >= cnt) break;
         const uint8_t* src = xr + (m * p.nsb + c * 8) * kQmvXRecord;
-        const uint32_t d = dst + int(R) + m * 8 * kQmvXRecord;
+        const uint32_t d = dst + TPU * int(R) + m * 8 * kQmvXRecord;
         if (left >= 8) {  // uniform: a whole chunk of K
 #pragma unroll
           for (int j = 0; j < (G + 31) / 32; ++j)
@@ -515,7 +535,7 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
   int64_t done = 0;  // steps decoded (Warp)
   auto unit = walk.first();
   for (int64_t k = 0; k < my_units; ++k, walk.next(unit)) {
-    const int64_t n0 = int64_t(unit.tile) * 16;
+    const int64_t n0 = int64_t(unit.tile) * 16 * TPU;
     const ItemHead h = head(unit.item);
     const int count = h.count < MT ? h.count : MT;
     int64_t yrow[MT], xrow[MT];
@@ -523,7 +543,7 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
     for (int m = 0; m < MT; ++m) item_row_of<One>(p.rs, h, m < count ? m : 0, yrow[m], xrow[m]);
     const int c0 = k == 0 ? c_first : 0;
     const int n_here = Warp ? int(std::min<int64_t>(p.chunks - c0, my_steps - done)) : nch;
-    float acc[NB][2] = {};
+    float acc[TPU][NB][2] = {};
     for (int i = 0; i < n_here; ++i) {
       __syncwarp();  // every lane is done with the slot refilled now (decoded one step ago)
       issue(true, true, slot == 0 ? S - 1 : slot - 1);
@@ -532,36 +552,41 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
       cp_async_wait<S - 1>();
       __syncwarp();  // the other lanes' copies of this chunk are visible
       const uint8_t* rec = slots + slot * SLOT;
-      uint32_t L0[LW], L1[LW], H[2 * HW];  // packed and raw affine records (raw GGML rows: read in place below)
-      if constexpr (raw_affine<F>()) {
-        // Lane word w of rows g, g + 8: 4-bit word 4w + t of the row (sub-block w); 8-bit words
-        // 8(w/2) + t and + 4 (sub-block w / 2). Header word j: scale j | bias j << 16.
-        const uint32_t* r0 = reinterpret_cast<const uint32_t*>(rec + g * F::kRowStride);
-        const uint32_t* r1 = reinterpret_cast<const uint32_t*>(rec + (g + 8) * F::kRowStride);
+      // Packed and raw affine records, per tile (raw GGML rows: read in place below).
+      uint32_t L0[TPU][LW], L1[TPU][LW], H[TPU][2 * HW];
 #pragma unroll
-        for (int w = 0; w < LW; ++w) {
-          const int word = LW == 8 ? 4 * w + t : 8 * (w >> 1) + 4 * (w & 1) + t;
-          L0[w] = r0[word], L1[w] = r1[word];
-        }
+      for (int tp = 0; tp < TPU; ++tp) {
+        const uint8_t* rt = rec + tp * R;
+        if constexpr (raw_affine<F>()) {
+          // Lane word w of rows g, g + 8: 4-bit word 4w + t of the row (sub-block w); 8-bit words
+          // 8(w/2) + t and + 4 (sub-block w / 2). Header word j: scale j | bias j << 16.
+          const uint32_t* r0 = reinterpret_cast<const uint32_t*>(rt + g * F::kRowStride);
+          const uint32_t* r1 = reinterpret_cast<const uint32_t*>(rt + (g + 8) * F::kRowStride);
 #pragma unroll
-        for (int half = 0; half < 2; ++half) {
-          const uint32_t* sc = reinterpret_cast<const uint32_t*>(rec + F::kHdrOffset + (g + 8 * half) * 2 * F::kGroups);
-          const uint32_t* bi = sc + 8 * F::kGroups;  // the biases follow the 16 rows of scales
-#pragma unroll
-          for (int j = 0; j < HW / 2; ++j) {
-            H[half * HW + 2 * j] = __byte_perm(sc[j], bi[j], 0x5410);
-            H[half * HW + 2 * j + 1] = __byte_perm(sc[j], bi[j], 0x7632);
+          for (int w = 0; w < LW; ++w) {
+            const int word = LW == 8 ? 4 * w + t : 8 * (w >> 1) + 4 * (w & 1) + t;
+            L0[tp][w] = r0[word], L1[tp][w] = r1[word];
           }
-        }
-      } else if constexpr (!raw_ggml<F>()) {
 #pragma unroll
-        for (int w = 0; w < LW / 2; ++w) {
-          const uint4 v = *reinterpret_cast<const uint4*>(rec + (w * 32 + lane) * 16);
-          L0[2 * w] = v.x, L1[2 * w] = v.y, L0[2 * w + 1] = v.z, L1[2 * w + 1] = v.w;
-        }
-        const uint32_t* hw = reinterpret_cast<const uint32_t*>(rec + 256 * LW + g * 8 * HW);
+          for (int half = 0; half < 2; ++half) {
+            const uint32_t* sc = reinterpret_cast<const uint32_t*>(rt + F::kHdrOffset + (g + 8 * half) * 2 * F::kGroups);
+            const uint32_t* bi = sc + 8 * F::kGroups;  // the biases follow the 16 rows of scales
 #pragma unroll
-        for (int w = 0; w < 2 * HW; ++w) H[w] = hw[w];
+            for (int j = 0; j < HW / 2; ++j) {
+              H[tp][half * HW + 2 * j] = __byte_perm(sc[j], bi[j], 0x5410);
+              H[tp][half * HW + 2 * j + 1] = __byte_perm(sc[j], bi[j], 0x7632);
+            }
+          }
+        } else if constexpr (!raw_ggml<F>()) {
+#pragma unroll
+          for (int w = 0; w < LW / 2; ++w) {
+            const uint4 v = *reinterpret_cast<const uint4*>(rt + (w * 32 + lane) * 16);
+            L0[tp][2 * w] = v.x, L1[tp][2 * w] = v.y, L0[tp][2 * w + 1] = v.z, L1[tp][2 * w + 1] = v.w;
+          }
+          const uint32_t* hw = reinterpret_cast<const uint32_t*>(rt + 256 * LW + g * 8 * HW);
+#pragma unroll
+          for (int w = 0; w < 2 * HW; ++w) H[tp][w] = hw[w];
+        }
       }
       // B: column g = piece g % 4 of row g / 4 (row 0's pieces where that row does not exist: those
       // columns only feed lanes whose sums are never stored).
@@ -570,10 +595,11 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
 #pragma unroll
       for (int nb = 0; nb < NB; ++nb) {
         const int bm = 2 * nb + g / 4, xm = 2 * nb + (t >> 1);
-        xb[nb] = rec + R + (bm < count ? bm : 0) * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
-        xsc[nb] = rec + R + (xm < count ? xm : 0) * 8 * kQmvXRecord + 128;
+        xb[nb] = rec + TPU * R + (bm < count ? bm : 0) * 8 * kQmvXRecord + (g % 4) * 32 + t * 8;
+        xsc[nb] = rec + TPU * R + (xm < count ? xm : 0) * 8 * kQmvXRecord + 128;
       }
-      // The chunk's 8 sub-blocks; raw_of(r, s) gives row g + 8r's fields of sub-block s.
+      // The chunk's 8 sub-blocks, each x read once for every tile; raw_of(tp, r, s) gives tile tp's
+      // row g + 8r fields of sub-block s.
       auto decode = [&](auto raw_of) {
 #pragma unroll
         for (int s = 0; s < 8; ++s) {
@@ -584,10 +610,13 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
             b[nb] = *reinterpret_cast<const uint2*>(xb[nb] + s * kQmvXRecord);
             xs[nb] = *reinterpret_cast<const float4*>(xsc[nb] + s * kQmvXRecord);
           }
-          Dec8 d0, d1;
-          F::codes8(raw_of(0, s), s, d0);
-          F::codes8(raw_of(1, s), s, d1);
-          qmv_accumulate<F, NB, One>(acc, d0, d1, b, xs, t, count);
+#pragma unroll
+          for (int tp = 0; tp < TPU; ++tp) {
+            Dec8 d0, d1;
+            F::codes8(raw_of(tp, 0, s), s, d0);
+            F::codes8(raw_of(tp, 1, s), s, d1);
+            qmv_accumulate<F, NB, One>(acc[tp], d0, d1, b, xs, t, count);
+          }
         }
       };
       if constexpr (raw_ggml<F>()) {
@@ -595,17 +624,21 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
         // mod 4 is then a compile-time constant (one instance per value of off mod 4).
         const int64_t dc = Warp ? int64_t(c0 + i) : warp + int64_t(kQmvpWarps) * i;  // the chunk decoded
         const int off = F::kAlign == 16 ? 0 : int((dc * F::kChunkBytes) & 15);
-        const uint8_t* w0 = rec + g * F::kRowStride + off;
-        const uint8_t* w1 = w0 + 8 * F::kRowStride;
+        const uint8_t* w0[TPU];
+        const uint8_t* w1[TPU];
+#pragma unroll
+        for (int tp = 0; tp < TPU; ++tp) w0[tp] = rec + tp * R + g * F::kRowStride + off, w1[tp] = w0[tp] + 8 * F::kRowStride;
         auto fields = [&](auto mis) {
-          const SharedBytes m0{w0, int(mis)}, m1{w1, int(mis)};
-          decode([&](int r, int s) { return r ? F::load(m1, w1, s, t) : F::load(m0, w0, s, t); });
+          decode([&](int tp, int r, int s) {
+            const uint8_t* row = r ? w1[tp] : w0[tp];
+            return F::load(SharedBytes{row, int(mis)}, row, s, t);
+          });
         };
         if constexpr (F::kAlign % 4 == 0) fields(std::integral_constant<int, 0>{});
         else if ((off & 3) == 0) fields(std::integral_constant<int, 0>{});
         else fields(std::integral_constant<int, 2>{});
       } else {
-        decode([&](int r, int s) { return F::packed(r ? L1 : L0, r ? H + HW : H, s, t); });
+        decode([&](int tp, int r, int s) { return F::packed(r ? L1[tp] : L0[tp], r ? H[tp] + HW : H[tp], s, t); });
       }
       slot = slot == S - 1 ? 0 : slot + 1;
     }
@@ -613,8 +646,8 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
       // Lanes t = 0 hold rows g and g + 8 (row pairs t, t ^ 1 summed); an invalid id stores nothing
       // (its outputs stay zero) and is flagged by the warp that has the item's first chunk.
       done += n_here;
-      acc[0][0] += __shfl_xor_sync(0xffffffffu, acc[0][0], 1);
-      acc[0][1] += __shfl_xor_sync(0xffffffffu, acc[0][1], 1);
+      acc[0][0][0] += __shfl_xor_sync(0xffffffffu, acc[0][0][0], 1);
+      acc[0][0][1] += __shfl_xor_sync(0xffffffffu, acc[0][0][1], 1);
       if (t == 0 && !h.invalid) {
         float* out = p.y + yrow[0] * p.n + n0;
         const bool whole = n_here == p.chunks;
@@ -622,14 +655,16 @@ __global__ void __launch_bounds__(256, qmvp_ring_ctas<F, MT, Cap>()) qmvp_ring_k
         for (int half = 0; half < 2; ++half) {
           const int r = g + 8 * half;
           if (n0 + r < p.n) {
-            if (whole) out[r] = acc[0][half];
-            else atomicAdd(out + r, acc[0][half]);
+            if (whole) out[r] = acc[0][0][half];
+            else atomicAdd(out + r, acc[0][0][half]);
           }
         }
       }
       if (h.invalid && lane == 0 && n0 == 0 && c0 == 0) record_invalid(p.rs, h.start);
     } else {
-      qmvp_store_unit<MT>(p, acc, red, h, yrow, n0, 0);
+#pragma unroll
+      for (int tp = 0; tp < TPU; ++tp)
+        if (tp == 0 || n0 + 16 * tp < p.n) qmvp_store_unit<MT>(p, acc[tp], red, h, yrow, n0 + 16 * tp, 0);  // uniform
     }
   }
   cp_async_wait_all();  // nothing left in flight at exit (issues past the end copy nothing)
@@ -687,7 +722,8 @@ void launch_qmvp_ring(const QmvpParams& p, cudaStream_t stream) {
   q.slice_chunks = int(p.chunks);
   const int64_t resident =
       int64_t(max_active_blocks(reinterpret_cast<const void*>(kernel), 32 * kQmvpWarps, smem)) * sm_count();
-  const int64_t units = p.rs.n_items * p.tiles;  // grouped: an upper bound
+  constexpr int tpu = qmvp_ring_tpu<F, MT>();
+  const int64_t units = p.rs.n_items * ((p.tiles + tpu - 1) / tpu);  // grouped: an upper bound
   const int64_t grid = std::min<int64_t>(units, resident);
   if constexpr (Warp) {  // runs of (unit, chunk) steps, each at least one unit long
     q.walk_warps = std::min<int64_t>(grid * kQmvpWarps, units);
