@@ -312,21 +312,30 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 // round trip precedes a unit's first decode. Used where it measured faster (qmvp_ring_default);
 // LMK_QMVP_RING=0 / 1 turns it off / on for every decode case.
 constexpr int kQmvpRingSmem = 110 * 1024;  // ring bytes per CTA: two CTAs per SM (three for the shallow ring)
-// 16-row tiles per ring unit: two at 8 activation rows where two slots of two tiles' records fit a
-// CTA (the 4.5-bit formats), so one copy and one read of a chunk's x pieces (eight rows of them,
-// four times a q4_0 chunk's weight bytes) serve 32 weight rows; else one (and always one for raw
-// MLX rows, whose copies and reads are per tile).
+// 16-row tiles per ring unit: two at 3..8 activation rows where two slots of two tiles' records fit
+// a CTA, so one copy and one read of a chunk's x pieces (1152 bytes per activation row, at 8 rows
+// four times a q4_0 chunk's weight bytes) serve 32 weight rows, and 4096 rows make one wave of
+// units at one CTA per SM; else one. Always one for raw MLX rows (their copies and reads are per
+// tile), and at 4 rows for raw q6_K and the 8-bit packed records (q8_0's and 8-bit MLX's 4352
+// bytes), measured slower with two (H200, 4x4096x14336 graph: raw q6_K 32.4 -> 34.1 us, packed
+// q8_0 18.3 -> 18.9; against raw q4_0 27.2 -> 17.8, raw q8_0 31.6 -> 25.5, packed q6_K 24.3 -> 20.1).
 template <class F, int MT>
 constexpr int qmvp_ring_tpu() {
-  constexpr int two = kQmvpWarps * 2 * (2 * int(PackedShape<F>::R) + MT * 8 * kQmvXRecord) + kQmvpWarps * 16 * MT * 4;
-  return MT == 8 && two <= 227 * 1024 && !raw_affine<F>() ? 2 : 1;
+  if constexpr (raw_affine<F>() || (MT != 4 && MT != 8)) {
+    return 1;
+  } else {
+    constexpr int two = kQmvpWarps * 2 * (2 * int(PackedShape<F>::R) + MT * 8 * kQmvXRecord) + kQmvpWarps * 16 * MT * 4;
+    constexpr bool slower = MT == 4 && (raw_ggml<F>() ? F::kType == DType::q6_K : PackedShape<F>::R >= 4352);
+    return two <= 227 * 1024 && !slower ? 2 : 1;
+  }
 }
 template <class F, int MT>
 constexpr int qmvp_ring_slot() { return qmvp_ring_tpu<F, MT>() * int(PackedShape<F>::R) + MT * 8 * kQmvXRecord; }
 // Slots per warp: as many as kQmvpRingSmem holds, 2..Cap (Cap 2: the shallow ring, below).
 template <class F, int MT, int Cap = 6>
 constexpr int qmvp_ring_slots() {
-  constexpr int fit = kQmvpRingSmem / (kQmvpWarps * qmvp_ring_slot<F, MT>());
+  constexpr int budget = qmvp_ring_tpu<F, MT>() > 1 ? 227 * 1024 - kQmvpWarps * 16 * MT * 4 : kQmvpRingSmem;
+  constexpr int fit = budget / (kQmvpWarps * qmvp_ring_slot<F, MT>());
   return fit < 2 ? 2 : fit > Cap ? Cap : fit;
 }
 // CTAs per SM the ring kernel is compiled for (its register budget): two (three for the shallow
