@@ -14,7 +14,8 @@
 // weight load, issued one or two chunks ahead of its decode (qmvp_depth). The decode cases (the
 // plain item of M <= 8 rows, single routed rows) mostly take qmvp_ring_kernel instead (a
 // shared-memory ring of records, below; qmvp_ring_default), whose warp walk gives single routed
-// rows runs of (unit, chunk) steps per warp instead of units per CTA.
+// rows runs of (unit, chunk) steps per warp instead of units per CTA, and whose units at 3..8 rows
+// are two 16-row tiles where their records fit (qmvp_ring_tpu: one x copy serves both).
 // (Splitting x inside this kernel instead of in split_x measured slower: 18.9 -> 24.8 us.) The 8
 // warps' sums of a tile are reduced in shared memory; with several slices each CTA stores its
 // slice's partial sums and a small kernel, launched behind it, adds the slices in order
