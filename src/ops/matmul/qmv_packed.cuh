@@ -313,6 +313,7 @@ __global__ void __launch_bounds__(256, 2) qmvp_kernel(const QmvpParams p) {
 // round trip precedes a unit's first decode. Used where it measured faster (qmvp_ring_default);
 // LMK_QMVP_RING=0 / 1 turns it off / on for every decode case.
 constexpr int kQmvpRingSmem = 110 * 1024;  // ring bytes per CTA: two CTAs per SM (three for the shallow ring)
+constexpr int kSmemPerSm = 227 * 1024;  // H100 / H200: 228 KB per SM, 1 KB of it reserved per CTA
 // 16-row tiles per ring unit: two at 3..8 activation rows where two slots of two tiles' records fit
 // a CTA, so one copy and one read of a chunk's x pieces (1152 bytes per activation row, at 8 rows
 // four times a q4_0 chunk's weight bytes) serve 32 weight rows, and 4096 rows make one wave of
@@ -327,7 +328,7 @@ constexpr int qmvp_ring_tpu() {
   } else {
     constexpr int two = kQmvpWarps * 2 * (2 * int(PackedShape<F>::R) + MT * 8 * kQmvXRecord) + kQmvpWarps * 16 * MT * 4;
     constexpr bool slower = MT == 4 && (raw_ggml<F>() ? F::kType == DType::q6_K : PackedShape<F>::R >= 4352);
-    return two <= 227 * 1024 && !slower ? 2 : 1;
+    return two <= kSmemPerSm && !slower ? 2 : 1;
   }
 }
 template <class F, int MT>
@@ -335,14 +336,13 @@ constexpr int qmvp_ring_slot() { return qmvp_ring_tpu<F, MT>() * int(PackedShape
 // Slots per warp: as many as kQmvpRingSmem holds, 2..Cap (Cap 2: the shallow ring, below).
 template <class F, int MT, int Cap = 6>
 constexpr int qmvp_ring_slots() {
-  constexpr int budget = qmvp_ring_tpu<F, MT>() > 1 ? 227 * 1024 - kQmvpWarps * 16 * MT * 4 : kQmvpRingSmem;
+  constexpr int budget = qmvp_ring_tpu<F, MT>() > 1 ? kSmemPerSm - kQmvpWarps * 16 * MT * 4 : kQmvpRingSmem;
   constexpr int fit = budget / (kQmvpWarps * qmvp_ring_slot<F, MT>());
   return fit < 2 ? 2 : fit > Cap ? Cap : fit;
 }
 // CTAs per SM the ring kernel is compiled for (its register budget): two (three for the shallow
 // ring), or as many as its shared memory lets in, if fewer (the 8-row rings and large-record
 // 4-row rings: one), so such instances may use more registers at no cost in occupancy.
-constexpr int kSmemPerSm = 227 * 1024;  // H100 / H200: 228 KB per SM, 1 KB of it reserved per CTA
 template <class F, int MT, int Cap>
 constexpr int qmvp_ring_ctas() {
   constexpr int want = Cap == 2 ? 3 : 2;
